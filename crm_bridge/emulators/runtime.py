@@ -29,7 +29,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +132,15 @@ class Fault:
     def from_json(cls, data: Mapping[str, Any]) -> Fault:
         """Build a fault from the control plane's JSON body."""
         known = {
-            "path", "method", "status", "body", "headers", "latency", "drop", "times", "skip",
+            "path",
+            "method",
+            "status",
+            "body",
+            "headers",
+            "latency",
+            "drop",
+            "times",
+            "skip",
         }
         unknown = set(data) - known
         if unknown:
@@ -253,9 +261,7 @@ class FaultMiddleware:
         await _send_fault(send, fault, self.render_fault_body)
 
 
-async def _send_fault(
-    send: Send, fault: Fault, render: Callable[[Fault], bytes] | None
-) -> None:
+async def _send_fault(send: Send, fault: Fault, render: Callable[[Fault], bytes] | None) -> None:
     import json
 
     if render is not None:

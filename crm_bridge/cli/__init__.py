@@ -1,0 +1,19 @@
+"""The ``crm-bridge`` command line: one module per group of verbs, all registered here.
+
+Why a thin CLI: every verb parses options, loads the config once through
+:func:`crm_bridge.config.load_config`, calls into the library and renders the result.  Errors from
+the library reach the user as one clear message and the exit code of their class in
+:mod:`crm_bridge.errors`; no traceback is shown for expected failures.
+"""
+
+from __future__ import annotations
+
+from crm_bridge.cli._app import app
+from crm_bridge.cli import config_cmd, connectors_cmd  # noqa: F401  (registers the verbs)
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,404 @@
+"""The configuration, validated once at the edge: TOML file + environment + optional secrets file.
+
+Precedence (highest first): environment variables (``CRM_BRIDGE_`` prefix, ``__`` between
+levels, e.g. ``CRM_BRIDGE_CONNECTORS__SALESFORCE__CLIENT_SECRET``), the secrets file (same
+``KEY=value`` lines as the environment), then the TOML file.
+
+Why the rules below:
+
+* **Secrets never live in the TOML.**  TOML files get committed and pasted into tickets.  A secret
+  field (any ``SecretStr`` in a connector's settings, or a key that looks like one) written there
+  in plain text is refused with the env var to use instead.
+* **Every problem at once.**  An admin fixing a config one error per run loses an afternoon;
+  :func:`load_config` gathers all problems into one :class:`~crm_bridge.errors.ConfigError`,
+  each with the TOML key, the env var that was tried and the fix.
+* **Connector settings are validated by the connector's own model**, looked up through the
+  registry, so a third-party connector gets the same error quality for free.
+
+Below this module nothing reads the environment: callers get frozen, typed objects.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from sqlalchemy.engine import make_url
+
+from crm_bridge.connector import Connector, ConnectorSettings
+from crm_bridge.errors import ConfigError, ConfigProblem, ConnectorLoadError
+from crm_bridge.registry import load_connector
+
+__all__ = [
+    "ENV_PREFIX",
+    "ConnectorConfig",
+    "CrmBridgeSettings",
+    "DaemonSettings",
+    "LoadedConfig",
+    "LoggingSettings",
+    "StoreSettings",
+    "env_var_for",
+    "load_config",
+]
+
+ENV_PREFIX = "CRM_BRIDGE_"
+DEFAULT_STORE_URL = "sqlite:///crm-bridge-state/state.sqlite3"
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_SECRET_LOOKING = re.compile(r"(secret|password|passwd|token|api_key|apikey|private_key)$", re.I)
+
+
+def env_var_for(*path: str | int) -> str:
+    """The environment variable that sets the TOML key at ``path``."""
+    return ENV_PREFIX + "__".join(str(p).upper() for p in path)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class StoreSettings(_Section):
+    """Where crm-bridge keeps links, cursors, dead letters, runs and the audit log."""
+
+    url: str = Field(
+        DEFAULT_STORE_URL,
+        description="SQLAlchemy URL: sqlite:///path (default) or postgresql+psycopg://...",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        try:
+            url = make_url(value)
+        except Exception:
+            raise ValueError(f"not a database URL: {value!r}") from None
+        if url.get_backend_name() not in ("sqlite", "postgresql"):
+            raise ValueError("only sqlite:// and postgresql+psycopg:// URLs are supported")
+        return value
+
+
+class LoggingSettings(_Section):
+    """How log lines look; secrets are masked before formatting in every format."""
+
+    format: Literal["kv", "json"] = Field("kv", description="key=value lines or JSON lines")
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class DaemonSettings(_Section):
+    """The scheduled loop around ``crm-bridge sync``."""
+
+    interval_seconds: float = Field(60.0, ge=1.0, description="Seconds between cycle starts.")
+
+
+class CrmBridgeSettings(BaseSettings):
+    """The whole configuration, before connector-specific validation."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    store: StoreSettings = StoreSettings()
+    logging: LoggingSettings = LoggingSettings()
+    daemon: DaemonSettings = DaemonSettings()
+    connectors: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Constructed directly, the model reads the environment only; use :func:`load_config`."""
+        return (init_settings, env_settings)
+
+
+@dataclass(frozen=True)
+class ConnectorConfig:
+    """One configured connector: its name, type, class and validated settings."""
+
+    name: str
+    type_name: str
+    cls: type[Connector[Any]]
+    settings: ConnectorSettings
+
+    def create(self) -> Connector[Any]:
+        """Instantiate the connector."""
+        return self.cls(self.settings, name=self.name)
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """The validated configuration the rest of crm-bridge receives."""
+
+    settings: CrmBridgeSettings
+    connectors: Mapping[str, ConnectorConfig]
+    source: Path | None
+
+    def secret_values(self) -> list[str]:
+        """Every secret's plain value, so logging can mask it even if one leaks into a string."""
+        found: list[str] = []
+        for conn in self.connectors.values():
+            found.extend(_secrets_in(conn.settings))
+        store_password = make_url(self.settings.store.url).password
+        if store_password:
+            found.append(str(store_password))
+        return [s for s in found if s]
+
+
+def _secrets_in(model: BaseModel) -> Iterable[str]:
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, SecretStr):
+            yield value.get_secret_value()
+        elif isinstance(value, BaseModel):
+            yield from _secrets_in(value)
+
+
+def load_config(
+    path: Path | None,
+    *,
+    secrets_file: Path | None = None,
+    builtin_only: bool = False,
+) -> LoadedConfig:
+    """Read, merge and validate the configuration; raise one ConfigError listing every problem."""
+    problems: list[ConfigProblem] = []
+    raw = _read_toml(path) if path is not None else {}
+    problems.extend(_plaintext_secret_problems(raw, builtin_only=builtin_only))
+    problems.extend(_store_password_problem(raw))
+
+    merged = _merge_sources(raw, secrets_file)
+    settings: CrmBridgeSettings | None = None
+    try:
+        settings = CrmBridgeSettings.model_validate(merged)
+    except ValidationError as exc:
+        problems.extend(_problems_from(exc, prefix=(), model=CrmBridgeSettings))
+
+    connectors: dict[str, ConnectorConfig] = {}
+    raw_connectors = merged.get("connectors")
+    if isinstance(raw_connectors, Mapping):
+        for name, entry in raw_connectors.items():
+            if not isinstance(entry, Mapping):
+                continue
+            found, connector_problems = _validate_connector(name, entry, builtin_only=builtin_only)
+            problems.extend(connector_problems)
+            if found is not None:
+                connectors[name] = found
+
+    if problems or settings is None:
+        raise ConfigError(_dedupe(problems))
+    # The raw connector tables may hold secrets in plain text; once each connector's own model
+    # has them as SecretStr, keep only the types so no repr of the settings can show a secret.
+    settings = settings.model_copy(
+        update={"connectors": {n: {"type": c.type_name} for n, c in connectors.items()}}
+    )
+    return LoadedConfig(settings=settings, connectors=connectors, source=path)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(
+            [ConfigProblem(str(path), "file not found", "CRM_BRIDGE_CONFIG", "pass --config PATH")]
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            [ConfigProblem(str(path), f"not valid TOML: {exc}", fix="fix the syntax")]
+        ) from None
+
+
+def _merge_sources(raw: Mapping[str, Any], secrets_file: Path | None) -> dict[str, Any]:
+    """TOML, then the secrets file, then the environment, deep-merged (later wins)."""
+    layers: list[Mapping[str, Any]] = [raw]
+    if secrets_file is not None:
+        if not secrets_file.is_file():
+            raise ConfigError(
+                [
+                    ConfigProblem(
+                        str(secrets_file),
+                        "secrets file not found",
+                        "CRM_BRIDGE_SECRETS_FILE",
+                        "pass --secrets-file PATH to an existing KEY=value file",
+                    )
+                ]
+            )
+        layers.append(DotEnvSettingsSource(CrmBridgeSettings, env_file=secrets_file)())
+    layers.append(EnvSettingsSource(CrmBridgeSettings, case_sensitive=False)())
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        _deep_merge(merged, layer)
+    return merged
+
+
+def _deep_merge(into: dict[str, Any], update: Mapping[str, Any]) -> None:
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            _deep_merge(into[key], value)
+        elif isinstance(value, Mapping):
+            into[key] = {}
+            _deep_merge(into[key], value)
+        else:
+            into[key] = value
+
+
+def _validate_connector(
+    name: str, entry: Mapping[str, Any], *, builtin_only: bool
+) -> tuple[ConnectorConfig | None, list[ConfigProblem]]:
+    key = f"connectors.{name}"
+    problems: list[ConfigProblem] = []
+    if not _NAME.match(name):
+        problems.append(
+            ConfigProblem(key, "connector names must be lower_snake_case", fix="rename the table")
+        )
+    type_name = entry.get("type")
+    if not isinstance(type_name, str):
+        problems.append(
+            ConfigProblem(
+                f"{key}.type",
+                "missing",
+                env_var_for("connectors", name, "type"),
+                'add type = "<connector>" (see `crm-bridge connectors list`)',
+            )
+        )
+        return None, problems
+    try:
+        cls = load_connector(type_name, builtin_only=builtin_only)
+    except ConnectorLoadError as exc:
+        problems.append(
+            ConfigProblem(f"{key}.type", exc.problems[0].problem, fix=exc.problems[0].fix)
+        )
+        return None, problems
+    values = {k: v for k, v in entry.items() if k != "type"}
+    try:
+        settings = cls.Settings.model_validate(values)
+    except ValidationError as exc:
+        problems.extend(_problems_from(exc, prefix=("connectors", name), model=cls.Settings))
+        return None, problems
+    if problems:
+        return None, problems
+    return ConnectorConfig(name=name, type_name=type_name, cls=cls, settings=settings), problems
+
+
+def _secret_fields(model: type[BaseModel]) -> set[str]:
+    names = set()
+    for fname, info in model.model_fields.items():
+        if "SecretStr" in repr(info.annotation):
+            names.add(fname)
+    return names
+
+
+def _plaintext_secret_problems(
+    raw: Mapping[str, Any], *, builtin_only: bool
+) -> list[ConfigProblem]:
+    problems: list[ConfigProblem] = []
+    connectors = raw.get("connectors", {})
+    if not isinstance(connectors, Mapping):
+        return problems
+    for name, entry in connectors.items():
+        if not isinstance(entry, Mapping):
+            continue
+        declared: set[str] = set()
+        type_name = entry.get("type")
+        if isinstance(type_name, str):
+            try:
+                declared = _secret_fields(
+                    load_connector(type_name, builtin_only=builtin_only).Settings
+                )
+            except ConnectorLoadError:
+                declared = set()
+        for field_name, value in entry.items():
+            if not isinstance(value, str):
+                continue
+            if field_name in declared or _SECRET_LOOKING.search(field_name):
+                env = env_var_for("connectors", name, field_name)
+                problems.append(
+                    ConfigProblem(
+                        f"connectors.{name}.{field_name}",
+                        "a secret is written in plain text in the TOML file; refused",
+                        env,
+                        f"delete it from the TOML and set {env} (environment or secrets file)",
+                    )
+                )
+    return problems
+
+
+def _store_password_problem(raw: Mapping[str, Any]) -> list[ConfigProblem]:
+    store = raw.get("store")
+    if not isinstance(store, Mapping) or not isinstance(store.get("url"), str):
+        return []
+    try:
+        password = make_url(store["url"]).password
+    except Exception:
+        return []
+    if not password:
+        return []
+    env = env_var_for("store", "url")
+    return [
+        ConfigProblem(
+            "store.url",
+            "the database URL in the TOML contains a password; refused",
+            env,
+            f"remove the password from the TOML and set the full URL in {env}",
+        )
+    ]
+
+
+def _problems_from(
+    exc: ValidationError, *, prefix: Sequence[str], model: type[BaseModel] | None = None
+) -> list[ConfigProblem]:
+    problems = []
+    secret_fields = _secret_fields(model) if model is not None else set()
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = [*prefix, *(str(p) for p in err["loc"])]
+        key = ".".join(loc)
+        env = env_var_for(*loc)
+        kind = err["type"]
+        field_name = str(err["loc"][0]) if err["loc"] else ""
+        if kind == "missing":
+            where = (
+                f"set {env}" if field_name in secret_fields else f"set `{key}` in the TOML or {env}"
+            )
+            problems.append(ConfigProblem(key, "required but not set", env, where))
+        elif kind == "extra_forbidden":
+            known = _known_keys(model, err["loc"][:-1]) if model is not None else None
+            fix = f"remove it (known keys here: {', '.join(known)})" if known else "remove it"
+            problems.append(ConfigProblem(key, "unknown key", env, fix))
+        else:
+            problems.append(ConfigProblem(key, err["msg"], env, "correct the value"))
+    return problems
+
+
+def _known_keys(model: type[BaseModel], loc: Sequence[Any]) -> list[str]:
+    current: Any = model
+    for part in loc:
+        info = getattr(current, "model_fields", {}).get(part)
+        if info is None:
+            return []
+        current = info.annotation
+    fields = getattr(current, "model_fields", None)
+    return sorted(fields) if fields else []
+
+
+def _dedupe(problems: Iterable[ConfigProblem]) -> list[ConfigProblem]:
+    seen: dict[tuple[str, str], ConfigProblem] = {}
+    for p in problems:
+        seen.setdefault((p.key, p.problem), p)
+    return list(seen.values())

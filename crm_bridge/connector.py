@@ -1,0 +1,283 @@
+"""Everything a connector author implements, in one module.
+
+A *connector* gives crm-bridge a uniform view of one vendor system (Salesforce, HubSpot, ...).
+The engine never learns vendor field names or endpoints; it only calls these methods.
+
+Required (abstract) -- five things:
+
+* ``Settings``: a pydantic model of the connector's configuration; secret fields are ``SecretStr``
+  and are refused when written in plain text in the TOML.
+* ``objects()``: the objects it serves, as :class:`ObjectSpec` declarations.
+* ``check()``: one cheap authenticated call; raises :class:`~crm_bridge.errors.AuthError` or
+  returns a short description of who we are logged in as.
+* ``changes(obj, since)``: a *stream* of :class:`Record` changed at or after ``since``, page by
+  page, oldest first; deletes and merges come in the same stream (``deleted`` / ``merged_into``).
+* ``fetch(obj, ids)``: records by id, in batches the API allows.
+* ``write(obj, ops)``: a batch of :class:`Upsert` / :class:`Delete`; returns exactly one
+  :class:`WriteResult` per input, **in input order**, so a rejected record never hides the others.
+
+Optional, announced through :attr:`Connector.capabilities` so the engine branches on what a
+connector can do rather than on its name: ``owners()`` (``Capability.OWNERS``), and more in later
+releases (picklist administration, activities, list membership).
+
+Glossary: a *version token* is whatever the vendor uses to tell one version of a record from the
+next (``SystemModstamp``, ``updatedAt``); the engine stores it to skip changes it already applied.
+The worked example is :mod:`crm_bridge.connectors.example_memory`.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = [
+    "Capability",
+    "Connector",
+    "ConnectorSettings",
+    "Delete",
+    "ObjectSpec",
+    "Ordering",
+    "Owner",
+    "Record",
+    "Upsert",
+    "WriteOp",
+    "WriteResult",
+    "describe_capabilities",
+]
+
+
+class Capability(enum.StrEnum):
+    """What a connector can do beyond the required methods."""
+
+    INCREMENTAL = "incremental"
+    """``changes(since=...)`` filters server-side; without it the engine reads everything."""
+    BATCH_UPSERT = "batch_upsert"
+    """``write`` sends many records per call (otherwise the engine sends one at a time)."""
+    UPSERT_BY_IDENTITY = "upsert_by_identity"
+    """An :class:`Upsert` with ``match_on`` (e.g. email) finds-or-creates in one call."""
+    HARD_DELETE = "hard_delete"
+    """:class:`Delete` with ``mode="hard"`` is supported."""
+    ARCHIVE = "archive"
+    """:class:`Delete` with ``mode="archive"`` (soft delete, recoverable) is supported."""
+    MERGE_FEED = "merge_feed"
+    """``changes`` reports merges (``Record.merged_into`` / ``Record.merged_from``)."""
+    OWNERS = "owners"
+    """``owners()`` lists the users records can be assigned to."""
+    PICKLIST_ADMIN = "picklist_admin"
+    """The connector can install and update picklist / enumeration fields."""
+    ACTIVITIES = "activities"
+    """The connector can read calls, emails and meetings logged against a record."""
+
+
+class Ordering(enum.Enum):
+    """How ``changes`` orders its stream; the engine only trusts a cursor when it is ascending."""
+
+    ASCENDING = "ascending"
+    UNSORTED = "unsorted"
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectSpec:
+    """One object a connector serves, declared rather than coded.
+
+    ``name`` is the connector's own name for it (``"Lead"``, ``"contacts"``); ``cursor_field`` and
+    ``version_field`` are the vendor fields behind :attr:`Record.modified_at` and
+    :attr:`Record.version`; ``identity_fields`` are fields that identify the same person or deal on
+    the other side (matched case-insensitively); ``max_batch`` is the largest write batch the API
+    takes.
+    """
+
+    name: str
+    primary_key: str
+    cursor_field: str
+    version_field: str
+    identity_fields: tuple[str, ...] = ()
+    ordering: Ordering = Ordering.ASCENDING
+    max_batch: int = 1
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One record as read from a side.
+
+    ``fields`` holds vendor field names and plain Python values (str, int, float, bool, None,
+    ISO strings for dates).  A deleted record carries ``deleted=True``; a merge loser carries
+    ``merged_into`` (the surviving id); a merge survivor may list absorbed ids in ``merged_from``.
+    ``modified_by`` is the vendor's user id of the last writer, so the engine can tell the
+    integration's own writes (echoes) from humans'.
+    """
+
+    object: str
+    id: str
+    version: str
+    modified_at: datetime
+    fields: Mapping[str, Any]
+    deleted: bool = False
+    merged_into: str | None = None
+    merged_from: tuple[str, ...] = ()
+    modified_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Upsert:
+    """Create or update one record.
+
+    ``key`` is the caller's reference (echoed back in the result).  With ``id`` set it is an
+    update of that record; with ``match_on`` set (and ``Capability.UPSERT_BY_IDENTITY``) the
+    connector finds-or-creates by that field's value in ``fields``; otherwise it creates.
+    ``expected_version`` asks the connector to refuse the write if the record changed since.
+    """
+
+    key: str
+    fields: Mapping[str, Any]
+    id: str | None = None
+    match_on: str | None = None
+    expected_version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    """Delete one record; ``mode`` must be allowed by the connector's capabilities."""
+
+    key: str
+    id: str
+    mode: Literal["hard", "archive"] = "archive"
+
+
+WriteOp = Upsert | Delete
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """The outcome for one input of :meth:`Connector.write`, returned in input order.
+
+    On success ``id`` and ``version`` describe the record as written (``version`` may be
+    ``None`` when the API does not return it; the engine then reads it back lazily).
+    On failure ``error`` is the vendor's message and ``error_code`` its code; ``retryable`` says
+    whether the same write may succeed later unchanged (e.g. ``UNABLE_TO_LOCK_ROW``).
+    """
+
+    key: str
+    ok: bool
+    id: str | None = None
+    version: str | None = None
+    created: bool = False
+    error: str | None = None
+    error_code: str | None = None
+    retryable: bool = False
+
+    @classmethod
+    def success(
+        cls, key: str, id: str, *, version: str | None = None, created: bool = False
+    ) -> WriteResult:
+        """A successful write."""
+        return cls(key=key, ok=True, id=id, version=version, created=created)
+
+    @classmethod
+    def failure(
+        cls, key: str, error: str, *, code: str | None = None, retryable: bool = False
+    ) -> WriteResult:
+        """A refused write, with the vendor's reason."""
+        return cls(key=key, ok=False, error=error, error_code=code, retryable=retryable)
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """A user records can be assigned to; matched across sides by e-mail."""
+
+    id: str
+    email: str
+    name: str = ""
+    active: bool = True
+
+
+class ConnectorSettings(BaseModel):
+    """Base for connector settings: frozen, unknown keys refused (typos surface at once)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+SettingsT = TypeVar("SettingsT", bound=ConnectorSettings)
+
+
+class Connector(ABC, Generic[SettingsT]):
+    """The contract between the engine and one vendor system.
+
+    Subclasses set ``Settings`` and ``capabilities`` as class attributes and implement the
+    abstract methods.  They count every HTTP call they make in :attr:`calls` (by endpoint family),
+    which is how ``crm-bridge status`` and ``bench/`` report API usage.
+    """
+
+    Settings: ClassVar[type[ConnectorSettings]]
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    description: ClassVar[str] = ""
+
+    def __init__(self, settings: SettingsT, *, name: str) -> None:
+        self.settings = settings
+        self.name = name
+        self.calls: Counter[str] = Counter()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+    @abstractmethod
+    def objects(self) -> Sequence[ObjectSpec]:
+        """The objects this connector serves."""
+
+    @abstractmethod
+    def check(self) -> str:
+        """Make one cheap authenticated call; return who we are (e.g. a user name or portal id)."""
+
+    @abstractmethod
+    def changes(self, obj: str, since: datetime | None) -> Iterator[Record]:
+        """Stream records of ``obj`` changed at or after ``since`` (all when ``None``), oldest first.
+
+        Must be a generator that fetches page by page, so a million changes never sit in memory.
+        Deleted records and merge losers are included while the vendor still reports them.
+        """
+
+    @abstractmethod
+    def fetch(self, obj: str, ids: Iterable[str]) -> Iterator[Record]:
+        """Read records by id; unknown ids are skipped, not errors."""
+
+    @abstractmethod
+    def write(self, obj: str, ops: Sequence[WriteOp]) -> list[WriteResult]:
+        """Apply ``ops`` (at most ``ObjectSpec.max_batch`` of them); one result per op, in order.
+
+        A record the vendor rejects is a failed :class:`WriteResult`, never an exception; raise
+        only for what affects the whole batch (auth, rate limit exhausted, transport failure).
+        """
+
+    def owners(self) -> Iterator[Owner]:
+        """List assignable users (requires ``Capability.OWNERS``)."""
+        raise NotImplementedError(f"{type(self).__name__} does not declare Capability.OWNERS")
+
+    def object_spec(self, obj: str) -> ObjectSpec:
+        """The declaration of ``obj``; raises ``KeyError`` naming the served objects."""
+        for spec in self.objects():
+            if spec.name == obj:
+                return spec
+        served = ", ".join(s.name for s in self.objects())
+        raise KeyError(f"{self.name}: no object {obj!r}; served: {served}")
+
+    def close(self) -> None:
+        """Release connections; the default has nothing to release."""
+
+    def __enter__(self) -> Connector[SettingsT]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def describe_capabilities(capabilities: Iterable[Capability]) -> str:
+    """Capabilities as a stable, comma-separated string for the CLI."""
+    return ", ".join(sorted(c.value for c in capabilities))

@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from crm_bridge.config import env_var_for, load_config
+from crm_bridge.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return path
+
+
+def test_example_config_passes() -> None:
+    loaded = load_config(ROOT / "config.example.toml")
+    assert set(loaded.connectors) >= {"crm_demo", "map_demo"}
+    assert loaded.settings.logging.format == "kv"
+
+
+def test_plaintext_secret_is_refused_naming_key_and_env(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[connectors.sf]\ntype = "example_memory"\napi_token = "abc"\n'
+        '[connectors.other]\ntype = "example_memory"\nclient_secret = "abc"\n',
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    keys = {p.key: p for p in info.value.problems}
+    assert keys["connectors.sf.api_token"].env_var == "CRM_BRIDGE_CONNECTORS__SF__API_TOKEN"
+    assert "plain text" in keys["connectors.sf.api_token"].problem
+    # a secret-looking key is refused even where the connector does not declare it
+    assert keys["connectors.other.client_secret"].env_var == (
+        "CRM_BRIDGE_CONNECTORS__OTHER__CLIENT_SECRET"
+    )
+    assert "abc" not in str(info.value)
+
+
+def test_three_mistakes_reported_at_once(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[logging]\nformat = "xml"\n[daemon]\ninterval_seconds = 0\n'
+        '[connectors.a]\ntype = "no_such_connector"\n',
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    keys = [p.key for p in info.value.problems]
+    assert keys == ["logging.format", "daemon.interval_seconds", "connectors.a.type"]
+    text = str(info.value)
+    assert "3 problems" in text
+    assert "installed: example_memory" in text
+    assert "CRM_BRIDGE_DAEMON__INTERVAL_SECONDS" in text
+
+
+def test_unknown_key_lists_known_ones(tmp_path: Path) -> None:
+    path = write(tmp_path, '[connectors.a]\ntype = "example_memory"\ncolour = "red"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    (problem,) = info.value.problems
+    assert problem.key == "connectors.a.colour"
+    assert problem.fix is not None and "identity_field" in problem.fix
+
+
+def test_environment_overrides_toml_and_secrets_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, '[daemon]\ninterval_seconds = 30\n[connectors.a]\ntype = "example_memory"\n')
+    secrets = tmp_path / "secrets.env"
+    secrets.write_text(
+        "CRM_BRIDGE_CONNECTORS__A__API_TOKEN=from-file\nCRM_BRIDGE_DAEMON__INTERVAL_SECONDS=20\n"
+    )
+    monkeypatch.setenv("CRM_BRIDGE_DAEMON__INTERVAL_SECONDS", "10")
+    loaded = load_config(path, secrets_file=secrets)
+    assert loaded.settings.daemon.interval_seconds == 10
+    token = loaded.connectors["a"].settings.api_token  # type: ignore[attr-defined]
+    assert token.get_secret_value() == "from-file"
+    assert "from-file" not in repr(loaded.connectors["a"].settings)
+    assert loaded.secret_values() == ["from-file"]
+
+
+def test_connector_from_environment_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRM_BRIDGE_CONNECTORS__ENVONLY__TYPE", "example_memory")
+    loaded = load_config(None)
+    assert loaded.connectors["envonly"].type_name == "example_memory"
+
+
+def test_store_password_in_toml_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, '[store]\nurl = "postgresql+psycopg://u:hunter22@db/x"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    (problem,) = info.value.problems
+    assert problem.env_var == "CRM_BRIDGE_STORE__URL"
+    assert "hunter22" not in str(info.value)
+
+
+def test_bad_toml_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(write(tmp_path, "[store\n"))
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config(tmp_path / "absent.toml")
+
+
+def test_env_var_for() -> None:
+    assert env_var_for("connectors", "sf", "client_id") == "CRM_BRIDGE_CONNECTORS__SF__CLIENT_ID"
