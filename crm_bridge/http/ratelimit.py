@@ -1,0 +1,242 @@
+"""Stay under vendor limits *before* they bite, instead of waiting for 429s.
+
+Why client-side limiting when the retry loop already honours 429: every 429 is a wasted call
+that still counts against the daily allocation, HubSpot's burst window is shared by every
+process using the same app, and a sync that hits its ceiling repeatedly finishes later than one
+that paces itself.  Two tools, each with one job:
+
+* :class:`RollingWindowLimiter` -- at most ``max_calls`` in any ``window_seconds`` (HubSpot:
+  190 per 10 s for most calls, 5 per 1 s for search).  ``acquire()`` sleeps just long enough;
+  ``observe(headers)`` lets the server's ``X-HubSpot-RateLimit-*`` numbers tighten the local
+  view when other processes share the budget.
+* :class:`DailyBudget` -- fed by Salesforce's ``Sforce-Limit-Info: api-usage=N/M`` (or HubSpot's
+  daily headers), it refuses calls that would eat into a reserve kept for people and other
+  integrations, raising :class:`~crm_bridge.errors.RateLimitedError` so the engine stops the
+  cycle cleanly rather than draining the org's allocation.
+
+Both are thread-safe (the engine may run connector calls from a pool) and count calls so a run
+report can say how many were made and how long pacing cost.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from crm_bridge.errors import RateLimitedError
+from crm_bridge.http.clock import Clock, SystemClock
+from crm_bridge.http.describe import lower_headers
+
+__all__ = ["BudgetSnapshot", "DailyBudget", "LimiterStats", "RollingWindowLimiter"]
+
+
+@dataclass(frozen=True, slots=True)
+class LimiterStats:
+    """What a run report needs from a limiter."""
+
+    calls: int
+    waited_seconds: float
+    max_calls: int
+    window_seconds: float
+
+
+class RollingWindowLimiter:
+    """At most ``max_calls`` calls in any ``window_seconds``-long window.
+
+    Each ``acquire()`` reserves a *slot* (a point in time) under the lock and then sleeps until
+    it outside the lock, so waiting threads do not block each other's bookkeeping and slots are
+    handed out in arrival order.  A new slot is placed at least one window after the
+    ``max_calls``-th most recent one, which guarantees the limit for every window, not only for
+    windows aligned to some tick.
+    """
+
+    def __init__(
+        self,
+        max_calls: int,
+        window_seconds: float,
+        clock: Clock | None = None,
+        *,
+        name: str = "limiter",
+    ) -> None:
+        if max_calls < 1:
+            raise ValueError("max_calls must be at least 1")
+        if window_seconds <= 0:
+            raise ValueError("window_seconds must be positive")
+        self.name = name
+        self._clock = clock or SystemClock()
+        self._lock = threading.Lock()
+        self._max_calls = max_calls
+        self._window = float(window_seconds)
+        self._slots: list[float] = []  # sorted; every slot newer than now - window
+        self._calls = 0
+        self._waited = 0.0
+
+    @property
+    def max_calls(self) -> int:
+        """The current ceiling (it only goes down, when the server reports a lower one)."""
+        with self._lock:
+            return self._max_calls
+
+    @property
+    def window_seconds(self) -> float:
+        """The current window length (it only grows, when the server reports a longer one)."""
+        with self._lock:
+            return self._window
+
+    def acquire(self) -> float:
+        """Wait until one more call fits under the limit; return the slot time (monotonic)."""
+        with self._lock:
+            now = self._clock.monotonic()
+            self._prune(now)
+            if len(self._slots) < self._max_calls:
+                slot = now
+            else:
+                slot = max(now, self._slots[-self._max_calls] + self._window)
+            bisect.insort(self._slots, slot)
+            self._calls += 1
+            wait = slot - now
+            self._waited += wait
+        if wait > 0:
+            self._clock.sleep(wait)
+        return slot
+
+    def observe(self, headers: Mapping[str, str] | Any) -> None:
+        """Tighten the local view from HubSpot's ``X-HubSpot-RateLimit-*`` response headers.
+
+        ``-Max`` lower than ours lowers the ceiling; a longer ``-Interval-Milliseconds`` widens
+        the window; ``-Remaining`` lower than we expect means someone else is spending the same
+        budget, so their calls are booked as if made now.  Nothing here ever loosens the limit
+        configured by the operator.  Headers without these fields are ignored.
+        """
+        lower = lower_headers(headers)
+        server_max = _int(lower.get("x-hubspot-ratelimit-max"))
+        remaining = _int(lower.get("x-hubspot-ratelimit-remaining"))
+        interval_ms = _int(lower.get("x-hubspot-ratelimit-interval-milliseconds"))
+        with self._lock:
+            if server_max is not None and 0 < server_max < self._max_calls:
+                self._max_calls = server_max
+            if interval_ms is not None and interval_ms / 1000.0 > self._window:
+                self._window = interval_ms / 1000.0
+            if remaining is None:
+                return
+            now = self._clock.monotonic()
+            self._prune(now)
+            ceiling = server_max if server_max is not None else self._max_calls
+            used_by_server = ceiling - remaining
+            used_by_us = bisect.bisect_right(self._slots, now)
+            for _ in range(max(0, used_by_server - used_by_us)):
+                bisect.insort(self._slots, now)
+
+    def stats(self) -> LimiterStats:
+        """Calls granted and seconds spent waiting so far."""
+        with self._lock:
+            return LimiterStats(self._calls, self._waited, self._max_calls, self._window)
+
+    def _prune(self, now: float) -> None:
+        cut = bisect.bisect_right(self._slots, now - self._window)
+        del self._slots[:cut]
+
+    def __repr__(self) -> str:
+        return (
+            f"RollingWindowLimiter(name={self.name!r}, max_calls={self._max_calls}, "
+            f"window_seconds={self._window:g})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetSnapshot:
+    """The daily allocation as last reported, plus our calls since then."""
+
+    used: int | None
+    limit: int | None
+    calls_since_report: int
+    calls: int
+    reserve_fraction: float
+
+    @property
+    def estimated_used(self) -> int | None:
+        """The server's last count plus the calls we made since it was reported."""
+        return None if self.used is None else self.used + self.calls_since_report
+
+
+_API_USAGE = re.compile(r"(?<![\w-])api-usage=(\d+)/(\d+)")  # not per-app-api-usage
+
+
+class DailyBudget:
+    """Refuse calls that would spend the part of a daily allocation kept for others.
+
+    The allocation belongs to the whole org or account, not to crm-bridge: people, other
+    integrations and admins need calls too, and running it to zero breaks them all until the
+    window rolls over.  So the budget only lets us use ``1 - reserve_fraction`` of the limit.
+    Until a first report arrives the budget is unknown and every call is allowed.
+    """
+
+    def __init__(self, *, reserve_fraction: float = 0.10, name: str = "daily API") -> None:
+        if not 0.0 <= reserve_fraction < 1.0:
+            raise ValueError("reserve_fraction must be in [0, 1)")
+        self.name = name
+        self.reserve_fraction = reserve_fraction
+        self._lock = threading.Lock()
+        self._used: int | None = None
+        self._limit: int | None = None
+        self._since = 0
+        self._calls = 0
+
+    def observe(self, headers: Mapping[str, str] | Any) -> None:
+        """Read ``Sforce-Limit-Info: api-usage=N/M`` or HubSpot's ``-Daily``/``-Daily-Remaining``."""
+        lower = lower_headers(headers)
+        info = lower.get("sforce-limit-info")
+        if info is not None:
+            match = _API_USAGE.search(info)
+            if match:
+                self.observe_usage(int(match.group(1)), int(match.group(2)))
+            return
+        daily = _int(lower.get("x-hubspot-ratelimit-daily"))
+        remaining = _int(lower.get("x-hubspot-ratelimit-daily-remaining"))
+        if daily is not None and remaining is not None:
+            self.observe_usage(daily - remaining, daily)
+
+    def observe_usage(self, used: int, limit: int) -> None:
+        """Record an authoritative count (e.g. from ``sf.api_usage`` or the ``/limits`` resource)."""
+        with self._lock:
+            self._used, self._limit, self._since = used, limit, 0
+
+    def acquire(self) -> None:
+        """Count one call, or raise ``RateLimitedError`` if it would cross into the reserve."""
+        with self._lock:
+            if self._used is not None and self._limit is not None:
+                allowed = int(self._limit * (1.0 - self.reserve_fraction))
+                projected = self._used + self._since + 1
+                if projected > allowed:
+                    raise RateLimitedError(
+                        f"{self.name} budget reached: {self._used + self._since:,} of "
+                        f"{self._limit:,} calls used; the last {self.reserve_fraction:.0%} "
+                        f"({self._limit - allowed:,} calls) is kept for people and other "
+                        "integrations, so crm-bridge stops until the allocation resets",
+                        retry_after=None,
+                    )
+            self._since += 1
+            self._calls += 1
+
+    def snapshot(self) -> BudgetSnapshot:
+        """The budget as it stands, for reports."""
+        with self._lock:
+            return BudgetSnapshot(
+                self._used, self._limit, self._since, self._calls, self.reserve_fraction
+            )
+
+    def __repr__(self) -> str:
+        return f"DailyBudget(name={self.name!r}, reserve_fraction={self.reserve_fraction:g})"
+
+
+def _int(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value.strip())
+    except ValueError:
+        return None

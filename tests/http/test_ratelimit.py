@@ -1,0 +1,211 @@
+from __future__ import annotations
+
+import threading
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from crm_bridge.errors import RateLimitedError
+from crm_bridge.http.clock import FakeClock
+from crm_bridge.http.ratelimit import DailyBudget, RollingWindowLimiter
+
+
+def assert_at_most(slots: list[float], max_calls: int, window: float) -> None:
+    """No half-open window [t, t + window) holds more than max_calls slots."""
+    ordered = sorted(slots)
+    for i in range(len(ordered) - max_calls):
+        assert ordered[i + max_calls] - ordered[i] >= window - 1e-9, (
+            i,
+            ordered[i : i + max_calls + 1],
+        )
+
+
+# --- rolling window ---------------------------------------------------------------------------
+
+
+def test_acquire_sleeps_only_once_the_window_is_full() -> None:
+    clock = FakeClock()
+    limiter = RollingWindowLimiter(3, 10.0, clock)
+    start = clock.monotonic()
+    slots = [limiter.acquire() for _ in range(3)]
+    assert clock.sleeps == []
+    assert slots == [start] * 3
+    fourth = limiter.acquire()
+    assert clock.sleeps == [pytest.approx(10.0)]
+    assert fourth == pytest.approx(start + 10.0)
+    stats = limiter.stats()
+    assert stats.calls == 4
+    assert stats.waited_seconds == pytest.approx(10.0)
+
+
+def test_acquire_sleeps_just_long_enough() -> None:
+    clock = FakeClock()
+    limiter = RollingWindowLimiter(2, 1.0, clock)
+    limiter.acquire()
+    clock.advance(0.7)
+    limiter.acquire()
+    limiter.acquire()  # the first slot ages out 0.3 s from now
+    assert clock.sleeps == [pytest.approx(0.3)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    max_calls=st.integers(min_value=1, max_value=8),
+    window=st.floats(min_value=0.1, max_value=20.0),
+    gaps=st.lists(st.floats(min_value=0.0, max_value=5.0), min_size=1, max_size=60),
+)
+def test_never_more_than_max_calls_in_any_window(
+    max_calls: int, window: float, gaps: list[float]
+) -> None:
+    clock = FakeClock()
+    limiter = RollingWindowLimiter(max_calls, window, clock)
+    slots = []
+    for gap in gaps:
+        clock.advance(gap)
+        slot = limiter.acquire()
+        assert slot == pytest.approx(
+            clock.monotonic()
+        )  # acquire returns after sleeping to its slot
+        slots.append(slot)
+    assert_at_most(slots, max_calls, window)
+    assert limiter.stats().calls == len(gaps)
+
+
+def test_threads_never_exceed_the_limit() -> None:
+    clock = FakeClock()
+    limiter = RollingWindowLimiter(5, 1.0, clock)
+    slots: list[float] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(40):
+            slot = limiter.acquire()
+            with lock:
+                slots.append(slot)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(slots) == 320
+    assert_at_most(slots, 5, 1.0)
+    assert limiter.stats().calls == 320
+
+
+def test_observe_lowers_max_and_widens_window_but_never_loosens() -> None:
+    clock = FakeClock()
+    limiter = RollingWindowLimiter(190, 10.0, clock)
+    limiter.observe(
+        {"X-HubSpot-RateLimit-Max": "100", "X-HubSpot-RateLimit-Interval-Milliseconds": "12000"}
+    )
+    assert (limiter.max_calls, limiter.window_seconds) == (100, 12.0)
+    limiter.observe(
+        {"X-HubSpot-RateLimit-Max": "250", "X-HubSpot-RateLimit-Interval-Milliseconds": "5000"}
+    )
+    assert (limiter.max_calls, limiter.window_seconds) == (100, 12.0)
+    limiter.observe({"Content-Type": "application/json"})  # search answers carry no rate headers
+    assert limiter.max_calls == 100
+
+
+def test_observe_remaining_books_other_processes_calls() -> None:
+    clock = FakeClock()
+    limiter = RollingWindowLimiter(10, 10.0, clock)
+    limiter.acquire()
+    # The server says only 2 calls remain: 8 were used, 7 of them by someone else.
+    limiter.observe({"X-HubSpot-RateLimit-Max": "10", "X-HubSpot-RateLimit-Remaining": "2"})
+    limiter.acquire()
+    limiter.acquire()
+    assert clock.sleeps == []
+    limiter.acquire()
+    assert clock.sleeps == [pytest.approx(10.0)]
+
+
+def test_observe_remaining_matching_our_count_changes_nothing() -> None:
+    clock = FakeClock()
+    limiter = RollingWindowLimiter(3, 1.0, clock)
+    limiter.acquire()
+    limiter.observe({"x-hubspot-ratelimit-remaining": "2", "x-hubspot-ratelimit-max": "3"})
+    limiter.acquire()
+    limiter.acquire()
+    assert clock.sleeps == []
+
+
+def test_limiter_validates_arguments() -> None:
+    with pytest.raises(ValueError):
+        RollingWindowLimiter(0, 1.0, FakeClock())
+    with pytest.raises(ValueError):
+        RollingWindowLimiter(1, 0.0, FakeClock())
+    assert "max_calls=5" in repr(RollingWindowLimiter(5, 1.0, FakeClock(), name="search"))
+
+
+# --- daily budget -----------------------------------------------------------------------------
+
+
+def test_daily_budget_unknown_until_reported() -> None:
+    budget = DailyBudget(reserve_fraction=0.1)
+    for _ in range(1000):
+        budget.acquire()
+    assert budget.snapshot().calls == 1000
+    assert budget.snapshot().used is None
+
+
+def test_daily_budget_keeps_the_reserve_from_salesforce_header() -> None:
+    budget = DailyBudget(reserve_fraction=0.1)
+    budget.observe({"Sforce-Limit-Info": "api-usage=4497/5000"})
+    budget.acquire()
+    budget.acquire()
+    budget.acquire()  # 4500 = 90 % of 5000: the last allowed call
+    with pytest.raises(RateLimitedError) as info:
+        budget.acquire()
+    message = str(info.value)
+    assert "4,500 of 5,000" in message and "10%" in message and "500 calls" in message
+    snap = budget.snapshot()
+    assert (snap.used, snap.limit, snap.calls_since_report, snap.estimated_used) == (
+        4497,
+        5000,
+        3,
+        4500,
+    )
+
+
+def test_daily_budget_report_resets_local_estimate() -> None:
+    budget = DailyBudget(reserve_fraction=0.5)
+    budget.observe(
+        {"sforce-limit-info": "api-usage=40/100; per-app-api-usage=17/250(appName=crm-bridge)"}
+    )
+    for _ in range(10):
+        budget.acquire()
+    with pytest.raises(RateLimitedError):
+        budget.acquire()
+    budget.observe({"Sforce-Limit-Info": "api-usage=20/100"})  # the rolling window freed calls
+    budget.acquire()
+    assert budget.snapshot().estimated_used == 21
+
+
+def test_daily_budget_from_hubspot_daily_headers() -> None:
+    budget = DailyBudget(reserve_fraction=0.1)
+    budget.observe(
+        {"X-HubSpot-RateLimit-Daily": "1000", "X-HubSpot-RateLimit-Daily-Remaining": "101"}
+    )
+    budget.acquire()  # 900th call
+    with pytest.raises(RateLimitedError):
+        budget.acquire()
+
+
+def test_daily_budget_ignores_junk_and_validates() -> None:
+    budget = DailyBudget()
+    budget.observe({"Sforce-Limit-Info": "garbage"})
+    budget.observe({"X-HubSpot-RateLimit-Daily": "x"})
+    budget.acquire()
+    assert budget.snapshot().used is None
+    with pytest.raises(ValueError):
+        DailyBudget(reserve_fraction=1.0)
+
+
+def test_daily_budget_does_not_mistake_per_app_usage_for_org_usage() -> None:
+    budget = DailyBudget(reserve_fraction=0.1)
+    budget.observe({"Sforce-Limit-Info": "per-app-api-usage=249/250(appName=crm-bridge)"})
+    budget.acquire()
+    assert budget.snapshot().used is None
