@@ -40,6 +40,7 @@ from sqlalchemy.engine import make_url
 from crm_bridge.connector import Connector, ConnectorSettings
 from crm_bridge.errors import ConfigError, ConfigProblem, ConnectorLoadError
 from crm_bridge.registry import load_connector
+from crm_bridge.sync.mapping import PairSettings
 
 __all__ = [
     "ENV_PREFIX",
@@ -48,6 +49,7 @@ __all__ = [
     "DaemonSettings",
     "LoadedConfig",
     "LoggingSettings",
+    "PairSettings",
     "StoreSettings",
     "env_var_for",
     "load_config",
@@ -115,6 +117,7 @@ class CrmBridgeSettings(BaseSettings):
     logging: LoggingSettings = LoggingSettings()
     daemon: DaemonSettings = DaemonSettings()
     connectors: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    pairs: dict[str, PairSettings] = Field(default_factory=dict)
 
     @classmethod
     def settings_customise_sources(
@@ -201,6 +204,8 @@ def load_config(
             if found is not None:
                 connectors[name] = found
 
+    if settings is not None:
+        problems.extend(_pair_problems(settings, raw_connectors))
     if problems or settings is None:
         raise ConfigError(_dedupe(problems))
     # The raw connector tables may hold secrets in plain text; once each connector's own model
@@ -209,6 +214,37 @@ def load_config(
         update={"connectors": {n: {"type": c.type_name} for n, c in connectors.items()}}
     )
     return LoadedConfig(settings=settings, connectors=connectors, source=path)
+
+
+def _pair_problems(settings: CrmBridgeSettings, raw_connectors: Any) -> list[ConfigProblem]:
+    """Pairs must name configured connectors, one on each side."""
+    problems = []
+    names = set(raw_connectors) if isinstance(raw_connectors, Mapping) else set()
+    for pair_name, pair in settings.pairs.items():
+        for side in ("crm", "map"):
+            target = getattr(pair, side)
+            if target not in names:
+                problems.append(
+                    ConfigProblem(
+                        f"pairs.{pair_name}.{side}",
+                        f"names connector {target!r}, which is not configured",
+                        env_var_for("pairs", pair_name, side),
+                        f"use one of: {', '.join(sorted(names)) or 'none configured'}",
+                    )
+                )
+        if pair.crm == pair.map:
+            problems.append(
+                ConfigProblem(f"pairs.{pair_name}", "crm and map name the same connector")
+            )
+        if not pair.objects:
+            problems.append(
+                ConfigProblem(
+                    f"pairs.{pair_name}.objects",
+                    "no objects to sync",
+                    fix='add [pairs.NAME.objects.OBJ] tables or preset = "hubspot_salesforce"',
+                )
+            )
+    return problems
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -1,0 +1,328 @@
+"""``crm-bridge sync | daemon | status | state | dlq``: running pairs and looking after their state."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import signal
+from typing import Annotated, Any, cast
+
+import typer
+from rich.table import Table
+
+from crm_bridge.cli._app import (
+    ConfigOption,
+    SecretsFileOption,
+    app,
+    err_console,
+    guarded,
+    load,
+    out,
+)
+from crm_bridge.errors import CrmBridgeError
+from crm_bridge.session import Session
+from crm_bridge.store import DeadLetterStatus
+from crm_bridge.sync.actions import Create, FlagDeleted, Reject, Remove, Update
+from crm_bridge.sync.daemon import WRITER_LOCK, Daemon
+from crm_bridge.sync.runner import CycleReport
+
+PairOption = Annotated[
+    str | None, typer.Option("--pair", "-p", help="Only this pair (default: every pair).")
+]
+
+
+def _summary(report: CycleReport) -> str:
+    keys = (
+        "created",
+        "matched",
+        "updated",
+        "deleted",
+        "deleted_flagged",
+        "merged",
+        "linked",
+        "dead_lettered",
+        "conflicts",
+        "echoes_skipped",
+        "replayed",
+    )
+    parts = [f"{k}={report.counts[k]}" for k in keys if report.counts.get(k)]
+    calls = " ".join(f"{name}:{n}" for name, n in report.calls.items())
+    return f"pair={report.pair} {' '.join(parts) or 'no changes'} calls[{calls}]"
+
+
+def _print_plan(report: CycleReport) -> None:
+    for plan in report.plans:
+        out.print(f"pair {plan.pair} / {plan.obj}:", markup=False)
+        for action in plan.actions:
+            if isinstance(action, Create):
+                out.print(
+                    f"  create on {action.target} from {action.source_id}: {dict(action.fields)}",
+                    markup=False,
+                )
+            elif isinstance(action, Update):
+                out.print(
+                    f"  update {action.target} {action.target_id}: {dict(action.fields)}",
+                    markup=False,
+                )
+            elif isinstance(action, Remove):
+                out.print(
+                    f"  {action.mode}-delete {action.target} {action.target_id}", markup=False
+                )
+            elif isinstance(action, FlagDeleted):
+                out.print(f"  flag deleted {action.deleted_side} {action.deleted_id}", markup=False)
+            elif isinstance(action, Reject):
+                out.print(f"  dead-letter {action.source_id}: {action.reason}", markup=False)
+        for d in plan.decisions:
+            out.print(
+                f"  conflict {d.field}: crm={d.crm_value!r} map={d.map_value!r} -> {d.winner} ({d.rule})",
+                markup=False,
+            )
+        out.print(
+            f"  ({plan.echoes} echoes skipped, {plan.already_applied} already applied)",
+            markup=False,
+        )
+
+
+@app.command("sync")
+def sync(
+    config: ConfigOption = None,
+    secrets_file: SecretsFileOption = None,
+    pair: PairOption = None,
+    plan: Annotated[
+        bool, typer.Option("--plan", help="Print what would change; write nothing.")
+    ] = False,
+    allow_deletes: Annotated[
+        bool, typer.Option("--allow-deletes", help="Override the max_delete_ratio guard once.")
+    ] = False,
+) -> None:
+    """Run one sync cycle for each pair (or --pair NAME) and exit.
+
+    Example: crm-bridge sync --config config.toml --pair main --plan
+    """
+    with guarded():
+        loaded = load(config, secrets_file)
+        with Session(loaded) as session:
+            for name in session.pair_names(pair):
+                runner = session.runner(name)
+                if plan:
+                    _print_plan(runner.run_cycle(plan_only=True))
+                    continue
+                with session.store.writer_lock(WRITER_LOCK):
+                    out.print(_summary(runner.run_cycle(allow_deletes=allow_deletes)), markup=False)
+
+
+@app.command("daemon")
+def daemon(
+    config: ConfigOption = None,
+    secrets_file: SecretsFileOption = None,
+    pair: PairOption = None,
+    cycles: Annotated[
+        int | None,
+        typer.Option("--cycles", help="Stop after N cycles (default: run until SIGTERM)."),
+    ] = None,
+) -> None:
+    """Run sync cycles every daemon.interval_seconds until SIGTERM (finishes the batch in flight).
+
+    Example: crm-bridge daemon --config config.toml
+    """
+    with guarded():
+        loaded = load(config, secrets_file)
+        with Session(loaded) as session:
+            runners = [session.runner(n) for n in session.pair_names(pair)]
+
+            def on_cycle(n: int, report: CycleReport, seconds: float) -> None:
+                out.print(f"cycle {n} {_summary(report)} took={seconds:.1f}s", markup=False)
+
+            def on_error(name: str, exc: CrmBridgeError) -> None:
+                err_console.print(f"pair {name}: {exc}", markup=False)
+
+            loop = Daemon(
+                runners=runners,
+                store=session.store,
+                interval=loaded.settings.daemon.interval_seconds,
+                on_cycle=on_cycle,
+                on_error=on_error,
+                max_cycles=cycles,
+            )
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: loop.stop())
+            stats = loop.run()
+            out.print(
+                f"daemon stopped after {stats.cycles} cycles ({stats.failures} failed)",
+                markup=False,
+            )
+
+
+@app.command("status")
+def status(
+    config: ConfigOption = None, secrets_file: SecretsFileOption = None, pair: PairOption = None
+) -> None:
+    """Last runs per pair: what they did, API calls used, errors, and open dead letters.
+
+    Example: crm-bridge status --config config.toml
+    """
+    with guarded():
+        loaded = load(config, secrets_file)
+        with Session(loaded) as session, session.store.transaction(readonly=True) as tx:
+            table = Table(title="last runs")
+            for col in ("pair", "started", "status", "counts", "calls", "error"):
+                table.add_column(col, overflow="fold")
+            for name in session.pair_names(pair):
+                for run in tx.last_runs(name, limit=5):
+                    counts = " ".join(f"{k}={v}" for k, v in sorted(run.counts.items()) if v)
+                    calls = " ".join(f"{k}={v}" for k, v in run.calls.items())
+                    table.add_row(
+                        name,
+                        run.started_at.isoformat(timespec="seconds"),
+                        run.status,
+                        counts,
+                        calls,
+                        run.error or "",
+                    )
+                open_dl = len(tx.dead_letters(pair=name, status="open", limit=100_000))
+                out.print(f"pair {name}: {open_dl} open dead letters", markup=False)
+            out.print(table)
+
+
+state_app = typer.Typer(
+    help="Inspect or reset the sync state (links, cursors).", no_args_is_help=True
+)
+app.add_typer(state_app, name="state")
+
+
+@state_app.command("show")
+def state_show(config: ConfigOption = None, secrets_file: SecretsFileOption = None) -> None:
+    """Counts of links, cursors, dead letters and runs per pair.
+
+    Example: crm-bridge state show --config config.toml
+    """
+    with guarded():
+        loaded = load(config, secrets_file)
+        with Session(loaded) as session, session.store.transaction(readonly=True) as tx:
+            out.print(json.dumps(tx.summary(), indent=2, default=str), markup=False)
+
+
+@state_app.command("reset")
+def state_reset(
+    config: ConfigOption = None,
+    secrets_file: SecretsFileOption = None,
+    pair: Annotated[str, typer.Option("--pair", "-p", help="The pair to forget.")] = "",
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Forget a pair's links, cursors and dead letters (the next sync re-matches by identity).
+
+    Example: crm-bridge state reset --config config.toml --pair main --yes
+    """
+    with guarded():
+        loaded = load(config, secrets_file)
+        with Session(loaded) as session:
+            (name,) = session.pair_names(pair or None) if pair else [""]
+            if not name:
+                raise typer.BadParameter("--pair is required")
+            if not yes:
+                typer.confirm(f"Forget all sync state of pair {name!r}?", abort=True)
+            with session.store.writer_lock(WRITER_LOCK), session.store.transaction() as tx:
+                removed = tx.reset_pair(name)
+            out.print(f"reset {name}: {removed}", markup=False)
+
+
+dlq_app = typer.Typer(
+    help="Records a side rejected, kept with the reason until replayed.", no_args_is_help=True
+)
+app.add_typer(dlq_app, name="dlq")
+
+
+@dlq_app.command("list")
+def dlq_list(
+    config: ConfigOption = None,
+    secrets_file: SecretsFileOption = None,
+    pair: PairOption = None,
+    status_filter: Annotated[
+        str, typer.Option("--status", help="open, replayed or dismissed.")
+    ] = "open",
+) -> None:
+    """List dead letters with their reason and attempts.
+
+    Example: crm-bridge dlq list --config config.toml --status open
+    """
+    with guarded():
+        loaded = load(config, secrets_file)
+        with Session(loaded) as session, session.store.transaction(readonly=True) as tx:
+            table = Table(title=f"{status_filter} dead letters")
+            for col in (
+                "id",
+                "pair",
+                "object",
+                "rejected by",
+                "source record",
+                "code",
+                "reason",
+                "attempts",
+            ):
+                table.add_column(col, overflow="fold")
+            if status_filter not in ("open", "replayed", "dismissed"):
+                raise typer.BadParameter("--status must be open, replayed or dismissed")
+            wanted = cast(DeadLetterStatus, status_filter)
+            for dl in tx.dead_letters(pair=pair, status=wanted, limit=1000):
+                table.add_row(
+                    str(dl.id),
+                    dl.pair,
+                    dl.obj,
+                    dl.side,
+                    dl.record_key,
+                    dl.error_code or "",
+                    dl.reason,
+                    str(dl.attempts),
+                )
+            out.print(table)
+
+
+@dlq_app.command("show")
+def dlq_show(
+    dl_id: int, config: ConfigOption = None, secrets_file: SecretsFileOption = None
+) -> None:
+    """Show one dead letter in full (payload included).
+
+    Example: crm-bridge dlq show 12 --config config.toml
+    """
+    with guarded():
+        loaded = load(config, secrets_file)
+        with Session(loaded) as session, session.store.transaction(readonly=True) as tx:
+            dl = tx.dead_letter(dl_id)
+            if dl is None:
+                err_console.print(f"no dead letter {dl_id}")
+                raise typer.Exit(1)
+            data: dict[str, Any] = dataclasses.asdict(dl)
+            out.print(json.dumps(data, indent=2, default=str), markup=False)
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    ids: Annotated[
+        list[int] | None, typer.Argument(help="Dead letter ids (default: all open).")
+    ] = None,
+    config: ConfigOption = None,
+    secrets_file: SecretsFileOption = None,
+    pair: PairOption = None,
+) -> None:
+    """Re-read the source records of dead letters and write them again now.
+
+    Example: crm-bridge dlq replay 12 13 --config config.toml
+    """
+    with guarded():
+        loaded = load(config, secrets_file)
+        with Session(loaded) as session:
+            with session.store.transaction(readonly=True) as tx:
+                items = (
+                    [tx.dead_letter(i) for i in ids]
+                    if ids
+                    else tx.dead_letters(pair=pair, status="open", limit=100_000)
+                )
+            chosen = [dl for dl in items if dl is not None and dl.status == "open"]
+            with session.store.writer_lock(WRITER_LOCK):
+                for name in {dl.pair for dl in chosen}:
+                    report = session.runner(name).replay([dl for dl in chosen if dl.pair == name])
+                    out.print(
+                        f"pair {name}: replayed={report.counts['replayed']} still failing={report.counts.get('replay_dead_lettered', 0)}",
+                        markup=False,
+                    )

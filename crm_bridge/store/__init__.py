@@ -1,0 +1,50 @@
+"""crm-bridge's persistent state: links, cursors, dead letters, runs, decisions and audit log.
+
+Open a store with :meth:`Store.open` (SQLite file by default, PostgreSQL by URL); it migrates the
+schema to head.  Do all work inside :meth:`Store.transaction`, and hold :meth:`Store.writer_lock`
+for the duration of a sync run.  See ``docs/store.md``.
+"""
+
+from crm_bridge.store.errors import (
+    StoreConflictError,
+    StoreError,
+    StoreLockedError,
+    StoreNotFoundError,
+    StoreSchemaError,
+)
+from crm_bridge.store.models import (
+    AuditEntry,
+    DeadLetter,
+    DeadLetterStatus,
+    Decision,
+    DecisionIn,
+    Link,
+    LinkStatus,
+    Run,
+    RunStatus,
+    Side,
+)
+from crm_bridge.store.store import Backend, LinkIn, Store, StoreTx, display_url
+
+__all__ = [
+    "AuditEntry",
+    "Backend",
+    "DeadLetter",
+    "DeadLetterStatus",
+    "Decision",
+    "DecisionIn",
+    "Link",
+    "LinkIn",
+    "LinkStatus",
+    "Run",
+    "RunStatus",
+    "Side",
+    "Store",
+    "StoreConflictError",
+    "StoreError",
+    "StoreLockedError",
+    "StoreNotFoundError",
+    "StoreSchemaError",
+    "StoreTx",
+    "display_url",
+]

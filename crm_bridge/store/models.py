@@ -1,0 +1,172 @@
+"""Immutable values the store hands back to callers.
+
+Rows are converted into frozen, slotted dataclasses at the store boundary so the sync engine never
+holds a live SQLAlchemy row (which would tie it to an open connection) and cannot mutate state
+except through :class:`~crm_bridge.store.StoreTx` methods.  Every datetime is timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+__all__ = [
+    "AuditEntry",
+    "DeadLetter",
+    "DeadLetterStatus",
+    "Decision",
+    "DecisionIn",
+    "Link",
+    "LinkStatus",
+    "Run",
+    "RunStatus",
+    "Side",
+]
+
+Side = Literal["crm", "map"]
+"""Which system a record id / version / hash belongs to: the CRM or the marketing platform."""
+
+LinkStatus = Literal["active", "deleted", "merged"]
+DeadLetterStatus = Literal["open", "replayed", "dismissed"]
+RunStatus = Literal["running", "ok", "failed", "aborted"]
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """The pairing of one CRM record with one marketing-platform record.
+
+    ``crm_id`` or ``map_id`` is ``None`` while the create on that side is still pending (never
+    both).  ``*_version`` is the opaque change token last seen on that side (e.g. SystemModstamp
+    or HubSpot's ``updatedAt``); ``*_hash`` is the hash of the mapped fields as last written to or
+    read from that side, which is what echo suppression compares against.  ``synced`` holds the
+    mapped field values as last synced (``{}`` if never recorded): the baseline that tells which
+    side changed a field.
+    """
+
+    id: int
+    pair: str
+    obj: str
+    crm_id: str | None
+    map_id: str | None
+    crm_version: str | None
+    map_version: str | None
+    crm_hash: str | None
+    map_hash: str | None
+    synced: Mapping[str, Any]
+    status: LinkStatus
+    merged_into: int | None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def active(self) -> bool:
+        """Whether the link still pairs two live records (lookups may return tombstones)."""
+        return self.status == "active"
+
+    def id_on(self, side: Side) -> str | None:
+        """The record id on ``side``."""
+        return self.crm_id if side == "crm" else self.map_id
+
+    def version_on(self, side: Side) -> str | None:
+        """The last seen version token on ``side``."""
+        return self.crm_version if side == "crm" else self.map_version
+
+    def hash_on(self, side: Side) -> str | None:
+        """The hash of the mapped fields last written to / seen on ``side``."""
+        return self.crm_hash if side == "crm" else self.map_hash
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A record change that the target side rejected, parked for retry or a human.
+
+    ``side`` is the side that *rejected* the write; ``record_key`` is the id of the *source*
+    record, so a replay can re-read it.  ``attempts`` counts how many times the same open item
+    failed; ``next_retry_at`` of ``None`` means "no automatic retry" (manual replay only).
+    """
+
+    id: int
+    pair: str
+    side: Side
+    obj: str
+    record_key: str
+    operation: str
+    payload: Mapping[str, Any]
+    reason: str
+    error_code: str | None
+    attempts: int
+    first_seen: datetime
+    last_seen: datetime
+    status: DeadLetterStatus
+    next_retry_at: datetime | None
+    resolved_at: datetime | None
+    """When the item was closed (replayed/dismissed); ``None`` while open."""
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One sync run of a pair: when, how it ended, what it did and which API calls it spent."""
+
+    id: int
+    pair: str
+    started_at: datetime
+    finished_at: datetime | None
+    status: RunStatus
+    counts: Mapping[str, int]
+    calls: Mapping[str, int]
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionIn:
+    """A conflict decision to record: both values, both modification times, the rule, the winner.
+
+    ``crm_value`` / ``map_value`` may be any JSON-serialisable value.  ``run_id`` and ``link_id``
+    are optional so decisions made outside a run (e.g. a replay) can still be logged.
+    """
+
+    pair: str
+    obj: str
+    field: str
+    crm_value: Any
+    map_value: Any
+    rule: str
+    winner: str
+    at: datetime
+    run_id: int | None = None
+    link_id: int | None = None
+    crm_modified_at: datetime | None = None
+    map_modified_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A recorded conflict decision (see :class:`DecisionIn`), with its row id."""
+
+    id: int
+    run_id: int | None
+    pair: str
+    obj: str
+    link_id: int | None
+    field: str
+    crm_value: Any
+    map_value: Any
+    crm_modified_at: datetime | None
+    map_modified_at: datetime | None
+    rule: str
+    winner: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """An append-only audit record, e.g. ``kind="sla.reminder"``, ``subject=<lead id>``."""
+
+    id: int
+    at: datetime
+    kind: str
+    subject: str
+    pair: str | None
+    data: Mapping[str, Any]

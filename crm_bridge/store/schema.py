@@ -1,0 +1,249 @@
+"""SQLAlchemy Core tables of the state store -- the *current* shape of the schema.
+
+This module describes what the newest migration produces; the migrations in
+``crm_bridge/store/migrations/versions`` are what actually create it.  A test compares the two
+(alembic's ``compare_metadata``) on SQLite and PostgreSQL so they cannot silently drift.
+
+Core rather than the ORM: the store speaks in bulk statements and returns frozen dataclasses, so an
+identity map and unit of work would only cost time.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+__all__ = [
+    "DEAD_LETTER_STATUSES",
+    "LINK_STATUSES",
+    "RUN_STATUSES",
+    "SIDES",
+    "Id",
+    "UtcDateTime",
+    "audit_log",
+    "cursors",
+    "dead_letters",
+    "decisions",
+    "links",
+    "metadata",
+    "runs",
+]
+
+SIDES = ("crm", "map")
+LINK_STATUSES = ("active", "deleted", "merged")
+DEAD_LETTER_STATUSES = ("open", "replayed", "dismissed")
+RUN_STATUSES = ("running", "ok", "failed", "aborted")
+
+# Deterministic constraint names: SQLite's batch migrations recreate tables and can only drop or
+# alter a constraint that has a name, and PostgreSQL's generated names differ between versions.
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+"""Surrogate key type: BIGINT on PostgreSQL; INTEGER on SQLite, where only ``INTEGER PRIMARY
+KEY`` aliases the rowid and autoincrements."""
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """A timestamp that only accepts aware datetimes and always returns aware UTC datetimes.
+
+    PostgreSQL stores ``timestamptz``.  SQLite has no timestamp type; SQLAlchemy stores a
+    fixed-width ISO-like text, so we store the UTC wall time without offset -- which keeps text
+    ordering equal to time ordering -- and re-attach UTC on the way out.  Naive datetimes are
+    rejected rather than guessed at: a naive "now" is the classic source of off-by-hours bugs.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Validate awareness and normalise to UTC (naive UTC on SQLite)."""
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime, got {type(value).__name__}")
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: the store only accepts aware datetimes")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        """Return an aware UTC datetime whatever the driver handed back."""
+        if value is None:
+            return None
+        if isinstance(value, str):  # raw text, e.g. from a hand-written SQLite query
+            value = datetime.fromisoformat(value)
+        if not isinstance(value, datetime):
+            raise TypeError(f"unexpected timestamp value {value!r}")
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    quoted = ", ".join(f"'{v}'" for v in values)
+    return f"{column} IN ({quoted})"
+
+
+links = sa.Table(
+    "links",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("pair", sa.String(100), nullable=False),
+    sa.Column("object", sa.String(64), nullable=False),
+    sa.Column("crm_id", sa.String(255)),
+    sa.Column("map_id", sa.String(255)),
+    sa.Column("crm_version", sa.String(255)),
+    sa.Column("map_version", sa.String(255)),
+    sa.Column("crm_hash", sa.String(128)),
+    sa.Column("map_hash", sa.String(128)),
+    # The mapped field values as last synced (the baseline for field-level conflict detection).
+    sa.Column("synced", sa.JSON()),
+    sa.Column("status", sa.String(16), nullable=False, server_default="active"),
+    sa.Column("merged_into", Id, sa.ForeignKey("links.id", ondelete="SET NULL")),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.CheckConstraint(_in("status", LINK_STATUSES), name="status"),
+    sa.CheckConstraint("crm_id IS NOT NULL OR map_id IS NOT NULL", name="has_an_id"),
+    sa.CheckConstraint(
+        "status = 'merged' OR merged_into IS NULL", name="merged_into_only_if_merged"
+    ),
+    # Lookups by either side's id, whatever the status (tombstones are returned too).
+    sa.Index("ix_links_crm_id", "pair", "object", "crm_id"),
+    sa.Index("ix_links_map_id", "pair", "object", "map_id"),
+    sa.Index("ix_links_pair_object_status", "pair", "object", "status", "id"),
+    # At most one *active* link per record and side; tombstones may repeat the id.  NULL ids
+    # (create pending) never collide: NULLs are distinct in unique indexes on both backends.
+    sa.Index(
+        "uq_links_active_crm_id",
+        "pair",
+        "object",
+        "crm_id",
+        unique=True,
+        sqlite_where=sa.text("status = 'active'"),
+        postgresql_where=sa.text("status = 'active'"),
+    ),
+    sa.Index(
+        "uq_links_active_map_id",
+        "pair",
+        "object",
+        "map_id",
+        unique=True,
+        sqlite_where=sa.text("status = 'active'"),
+        postgresql_where=sa.text("status = 'active'"),
+    ),
+    sqlite_autoincrement=True,
+)
+
+cursors = sa.Table(
+    "cursors",
+    metadata,
+    sa.Column("pair", sa.String(100), primary_key=True),
+    sa.Column("side", sa.String(8), primary_key=True),
+    sa.Column("object", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.CheckConstraint(_in("side", SIDES), name="side"),
+)
+
+dead_letters = sa.Table(
+    "dead_letters",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("pair", sa.String(100), nullable=False),
+    sa.Column("side", sa.String(8), nullable=False),
+    sa.Column("object", sa.String(64), nullable=False),
+    sa.Column("record_key", sa.String(255), nullable=False),
+    sa.Column("operation", sa.String(32), nullable=False),
+    sa.Column("payload", sa.JSON(), nullable=False),
+    sa.Column("reason", sa.Text(), nullable=False),
+    sa.Column("error_code", sa.String(100)),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="1"),
+    sa.Column("first_seen", UtcDateTime(), nullable=False),
+    sa.Column("last_seen", UtcDateTime(), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, server_default="open"),
+    sa.Column("next_retry_at", UtcDateTime()),
+    sa.Column("resolved_at", UtcDateTime()),
+    sa.CheckConstraint(_in("side", SIDES), name="side"),
+    sa.CheckConstraint(_in("status", DEAD_LETTER_STATUSES), name="status"),
+    # The upsert target: one open item per source record and rejecting side.
+    sa.Index(
+        "uq_dead_letters_open_key",
+        "pair",
+        "side",
+        "object",
+        "record_key",
+        unique=True,
+        sqlite_where=sa.text("status = 'open'"),
+        postgresql_where=sa.text("status = 'open'"),
+    ),
+    sa.Index("ix_dead_letters_due", "pair", "status", "next_retry_at"),
+    sa.Index("ix_dead_letters_status_id", "status", "id"),
+    sqlite_autoincrement=True,
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("pair", sa.String(100), nullable=False),
+    sa.Column("started_at", UtcDateTime(), nullable=False),
+    sa.Column("finished_at", UtcDateTime()),
+    sa.Column("status", sa.String(16), nullable=False, server_default="running"),
+    sa.Column("counts", sa.JSON(), nullable=False),
+    sa.Column("calls", sa.JSON(), nullable=False),
+    sa.Column("error", sa.Text()),
+    sa.CheckConstraint(_in("status", RUN_STATUSES), name="status"),
+    sa.Index("ix_runs_pair_started_at", "pair", "started_at"),
+    sa.Index("ix_runs_started_at", "started_at"),
+    sqlite_autoincrement=True,
+)
+
+decisions = sa.Table(
+    "decisions",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("run_id", Id, sa.ForeignKey("runs.id", ondelete="SET NULL")),
+    sa.Column("pair", sa.String(100), nullable=False),
+    sa.Column("object", sa.String(64), nullable=False),
+    # SET NULL: `state reset` deletes links but the decision history stays readable.
+    sa.Column("link_id", Id, sa.ForeignKey("links.id", ondelete="SET NULL")),
+    sa.Column("field", sa.String(255), nullable=False),
+    sa.Column("crm_value", sa.JSON()),
+    sa.Column("map_value", sa.JSON()),
+    sa.Column("crm_modified_at", UtcDateTime()),
+    sa.Column("map_modified_at", UtcDateTime()),
+    sa.Column("rule", sa.String(64), nullable=False),
+    sa.Column("winner", sa.String(16), nullable=False),
+    sa.Column("at", UtcDateTime(), nullable=False),
+    sa.Index("ix_decisions_link_id", "link_id"),
+    sa.Index("ix_decisions_pair_id", "pair", "id"),
+    sa.Index("ix_decisions_run_id", "run_id"),
+    sqlite_autoincrement=True,
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("at", UtcDateTime(), nullable=False),
+    sa.Column("kind", sa.String(100), nullable=False),
+    sa.Column("subject", sa.String(255), nullable=False),
+    sa.Column("pair", sa.String(100)),
+    sa.Column("data", sa.JSON(), nullable=False),
+    sa.Index("ix_audit_log_subject_at", "subject", "at"),
+    sa.Index("ix_audit_log_kind_at", "kind", "at"),
+    sqlite_autoincrement=True,
+)

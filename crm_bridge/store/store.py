@@ -1,0 +1,1102 @@
+"""The state store: what crm-bridge remembers between runs, and the transaction API over it.
+
+Delivery semantics rest on one rule: **everything a batch changes -- links, dead letters,
+decisions, and the cursor that says the batch is done -- is written in one**
+:meth:`Store.transaction`.  If the process dies before commit, none of it happened and the next
+run re-reads the same changes from the old cursor (at-least-once, made idempotent by the stored
+hashes).  If it dies after commit, all of it happened.  A cursor must therefore never be advanced
+in a transaction of its own ahead of the outcomes it covers.
+
+Time is always supplied by the caller (``now=``); where it is optional the store falls back to the
+``clock`` given to :meth:`Store.open` (default: ``datetime.now(UTC)``), never to a hidden call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, cast, get_args
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import StaticPool
+
+from crm_bridge.store import locking, migrate
+from crm_bridge.store.errors import StoreConflictError, StoreError, StoreNotFoundError
+from crm_bridge.store.models import (
+    AuditEntry,
+    DeadLetter,
+    DeadLetterStatus,
+    Decision,
+    DecisionIn,
+    Link,
+    LinkStatus,
+    Run,
+    RunStatus,
+    Side,
+)
+from crm_bridge.store.schema import (
+    audit_log,
+    cursors,
+    dead_letters,
+    decisions,
+    links,
+    runs,
+)
+
+__all__ = ["Backend", "LinkIn", "Store", "StoreTx", "display_url"]
+
+Backend = Literal["sqlite", "postgresql"]
+Clock = Callable[[], datetime]
+
+IN_CHUNK = 500
+"""Ids per ``IN (...)`` list: well under SQLite's variable limit and PostgreSQL's sweet spot."""
+
+SQLITE_BUSY_TIMEOUT_MS = 5000
+STREAM_BATCH = 1000
+
+_LINK_FIELDS = frozenset(
+    {
+        "crm_id",
+        "map_id",
+        "crm_version",
+        "map_version",
+        "crm_hash",
+        "map_hash",
+        "synced",
+        "status",
+        "merged_into",
+    }
+)
+
+
+@contextlib.contextmanager
+def _unavailable(display: str) -> Iterator[None]:
+    """Report connection-level failures as :class:`StoreError`, naming the masked URL.
+
+    Server down, SQLite still busy after the timeout, a dropped connection: for the CLI these all
+    mean "the store cannot be used" (exit code 8), not a crash with a driver traceback.
+    """
+    try:
+        yield
+    except sa.exc.OperationalError as exc:
+        detail = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+        raise StoreError(f"state store {display} is unavailable: {detail}") from exc
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def display_url(url: str | URL) -> str:
+    """Render a database URL for logs and ``state show`` with every secret masked.
+
+    The password and password-ish query parameters (``?password=``, ``?sslpassword=``) become
+    ``***``.
+    """
+    parsed = make_url(url) if isinstance(url, str) else url
+    query = {k: ("***" if "password" in k.lower() else v) for k, v in parsed.query.items()}
+    return parsed.set(query=query).render_as_string(hide_password=True)
+
+
+@dataclass(frozen=True, slots=True)
+class LinkIn:
+    """One new link for :meth:`StoreTx.insert_links` (the bulk form of ``insert_link``)."""
+
+    crm_id: str | None
+    map_id: str | None
+    crm_version: str | None = None
+    map_version: str | None = None
+    crm_hash: str | None = None
+    map_hash: str | None = None
+    synced: Mapping[str, Any] | None = None
+
+
+def _dialect_insert(backend: Backend, table: sa.Table) -> Any:
+    if backend == "postgresql":
+        return pg_dialect.insert(table)
+    return sqlite_dialect.insert(table)
+
+
+@functools.cache
+def _insert_link_stmt(backend: Backend) -> Any:
+    """``INSERT ... ON CONFLICT DO NOTHING RETURNING *`` for one link, built once.
+
+    Building the statement per call costs more than executing it; a unique conflict inserts
+    nothing and returns no row, which needs no savepoint to keep the transaction usable.
+    """
+    return _dialect_insert(backend, links).on_conflict_do_nothing().returning(*links.c)
+
+
+_CONFLICTING = frozenset({"crm_id", "map_id", "status"})
+
+
+LinkChange = str | int | Mapping[str, Any] | None
+"""A value for :meth:`StoreTx.update_link`: ids/versions/hashes/status are ``str``,
+``merged_into`` is ``int``, ``synced`` is a JSON-serialisable mapping."""
+
+
+def _link_changes(changes: Mapping[str, LinkChange]) -> dict[str, Any]:
+    """Validate the keyword changes of ``update_link`` into column values."""
+    unknown = set(changes) - _LINK_FIELDS
+    if unknown:
+        raise TypeError(f"unknown link fields: {sorted(unknown)}")
+    values: dict[str, Any] = dict(changes)
+    status = values.get("status")
+    if "status" in values:
+        _check(str(status), LinkStatus, "status")
+        if status != "merged" and "merged_into" not in values:
+            values["merged_into"] = None
+    for key, value in values.items():
+        expected: type = {"merged_into": int, "synced": Mapping}.get(key, str)
+        if value is not None and not isinstance(value, expected):
+            raise TypeError(f"{key} must be {expected.__name__} or None, not {value!r}")
+    if values.get("synced") is not None:
+        values["synced"] = dict(values["synced"])
+    return values
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _check(value: str, allowed: object, what: str) -> None:
+    choices = get_args(allowed)
+    if value not in choices:
+        raise ValueError(f"{what} must be one of {choices}, not {value!r}")
+
+
+def _link(row: sa.Row[Any]) -> Link:
+    m = row._mapping
+    return Link(
+        id=m["id"],
+        pair=m["pair"],
+        obj=m["object"],
+        crm_id=m["crm_id"],
+        map_id=m["map_id"],
+        crm_version=m["crm_version"],
+        map_version=m["map_version"],
+        crm_hash=m["crm_hash"],
+        map_hash=m["map_hash"],
+        synced=m["synced"] or {},
+        status=m["status"],
+        merged_into=m["merged_into"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+    )
+
+
+def _dead_letter(row: sa.Row[Any]) -> DeadLetter:
+    m = row._mapping
+    return DeadLetter(
+        id=m["id"],
+        pair=m["pair"],
+        side=m["side"],
+        obj=m["object"],
+        record_key=m["record_key"],
+        operation=m["operation"],
+        payload=m["payload"],
+        reason=m["reason"],
+        error_code=m["error_code"],
+        attempts=m["attempts"],
+        first_seen=m["first_seen"],
+        last_seen=m["last_seen"],
+        status=m["status"],
+        next_retry_at=m["next_retry_at"],
+        resolved_at=m["resolved_at"],
+    )
+
+
+def _run(row: sa.Row[Any]) -> Run:
+    m = row._mapping
+    return Run(
+        id=m["id"],
+        pair=m["pair"],
+        started_at=m["started_at"],
+        finished_at=m["finished_at"],
+        status=m["status"],
+        counts=m["counts"],
+        calls=m["calls"],
+        error=m["error"],
+    )
+
+
+def _decision(row: sa.Row[Any]) -> Decision:
+    m = row._mapping
+    return Decision(
+        id=m["id"],
+        run_id=m["run_id"],
+        pair=m["pair"],
+        obj=m["object"],
+        link_id=m["link_id"],
+        field=m["field"],
+        crm_value=m["crm_value"],
+        map_value=m["map_value"],
+        crm_modified_at=m["crm_modified_at"],
+        map_modified_at=m["map_modified_at"],
+        rule=m["rule"],
+        winner=m["winner"],
+        at=m["at"],
+    )
+
+
+def _audit(row: sa.Row[Any]) -> AuditEntry:
+    m = row._mapping
+    return AuditEntry(
+        id=m["id"], at=m["at"], kind=m["kind"], subject=m["subject"], pair=m["pair"], data=m["data"]
+    )
+
+
+def _decision_row(d: DecisionIn) -> dict[str, Any]:
+    return {
+        "run_id": d.run_id,
+        "pair": d.pair,
+        "object": d.obj,
+        "link_id": d.link_id,
+        "field": d.field,
+        "crm_value": d.crm_value,
+        "map_value": d.map_value,
+        "crm_modified_at": d.crm_modified_at,
+        "map_modified_at": d.map_modified_at,
+        "rule": d.rule,
+        "winner": d.winner,
+        "at": d.at,
+    }
+
+
+def _side_column(side: Side) -> sa.Column[Any]:
+    _check(side, Side, "side")
+    return links.c.crm_id if side == "crm" else links.c.map_id
+
+
+def _prefer(current: Link | None, candidate: Link) -> Link:
+    """Pick what a lookup returns when several links share an id.
+
+    The active one wins, else the newest tombstone (tombstones may repeat ids; at most one active
+    link may).
+    """
+    if current is None:
+        return candidate
+    if current.active != candidate.active:
+        return current if current.active else candidate
+    return current if current.id > candidate.id else candidate
+
+
+class StoreTx:
+    """Every read and write of the store, inside one database transaction.
+
+    Obtain it from :meth:`Store.transaction`; it is only valid inside that ``with`` block.  Write
+    methods that can violate a uniqueness rule raise :class:`StoreConflictError` and leave the
+    transaction usable (a savepoint on PostgreSQL, statement rollback on SQLite).
+    """
+
+    def __init__(self, conn: Connection, backend: Backend, clock: Clock) -> None:
+        """Wrap ``conn``, which must already be inside a transaction."""
+        self._conn = conn
+        self._backend = backend
+        self._clock = clock
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _now(self, now: datetime | None) -> datetime:
+        return self._clock() if now is None else now
+
+    @contextlib.contextmanager
+    def _guard(self, *, multi: bool = False) -> Iterator[None]:
+        """Turn integrity errors into :class:`StoreConflictError` without dooming the transaction.
+
+        PostgreSQL aborts the whole transaction on any error, so the statement runs in a
+        savepoint; SQLite already undoes just the failing statement.  ``multi`` (several
+        statements that must succeed or fail together) needs the savepoint on both.
+        """
+        try:
+            if multi or self._backend == "postgresql":
+                with self._conn.begin_nested():
+                    yield
+            else:
+                yield
+        except IntegrityError as exc:
+            raise StoreConflictError(str(exc.orig).strip().splitlines()[0]) from exc
+
+    def _insert(self, table: sa.Table) -> Any:
+        """A dialect ``INSERT`` that supports ``ON CONFLICT`` (same API on both backends)."""
+        return _dialect_insert(self._backend, table)
+
+    # -- links -------------------------------------------------------------------------------
+
+    def links_by_ids(self, pair: str, obj: str, side: Side, ids: Iterable[str]) -> dict[str, Link]:
+        """Links whose ``side`` id is in ``ids``, keyed by that id; ids without a link are absent.
+
+        Queries in chunks of :data:`IN_CHUNK`.  If an id has an active link it is returned;
+        otherwise the newest tombstone (``deleted``/``merged``) is, so the engine can tell "never
+        seen" from "seen and deleted/merged" -- check :attr:`Link.active`.
+        """
+        column = _side_column(side)
+        wanted = sorted(set(ids))
+        found: dict[str, Link] = {}
+        base = sa.select(links).where(links.c.pair == pair, links.c.object == obj)
+        for chunk in _chunks(wanted, IN_CHUNK):
+            for row in self._conn.execute(base.where(column.in_(chunk))):
+                link = _link(row)
+                key = link.id_on(side)
+                assert key is not None
+                found[key] = _prefer(found.get(key), link)
+        return found
+
+    def link_for(self, pair: str, obj: str, side: Side, record_id: str) -> Link | None:
+        """The link of one record (same preference rules as :meth:`links_by_ids`)."""
+        return self.links_by_ids(pair, obj, side, [record_id]).get(record_id)
+
+    def link(self, link_id: int) -> Link | None:
+        """A link by its id, e.g. to follow ``merged_into``."""
+        row = self._conn.execute(sa.select(links).where(links.c.id == link_id)).first()
+        return None if row is None else _link(row)
+
+    def insert_link(
+        self,
+        pair: str,
+        obj: str,
+        *,
+        crm_id: str | None,
+        map_id: str | None,
+        crm_version: str | None,
+        map_version: str | None,
+        crm_hash: str | None,
+        map_hash: str | None,
+        synced: Mapping[str, Any] | None = None,
+        now: datetime | None = None,
+    ) -> Link:
+        """Create an active link.
+
+        One of ``crm_id``/``map_id`` may be ``None`` while the create on that side is pending
+        (fill it in with :meth:`update_link`).
+
+        Raises :class:`StoreConflictError` if either id already has an active link.
+        """
+        return self.insert_links(
+            pair,
+            obj,
+            [LinkIn(crm_id, map_id, crm_version, map_version, crm_hash, map_hash, synced)],
+            now=now,
+        )[0]
+
+    def insert_links(
+        self, pair: str, obj: str, new: Sequence[LinkIn], *, now: datetime | None = None
+    ) -> list[Link]:
+        """Create many active links with one ``executemany``; returned in the order of ``new``.
+
+        All-or-nothing: a conflict inserts none of them.
+        """
+        if not new:
+            return []
+        ts = self._now(now)
+        rows = []
+        for n in new:
+            if n.crm_id is None and n.map_id is None:
+                raise ValueError("a link needs a crm_id or a map_id (or both)")
+            rows.append(
+                {
+                    "pair": pair,
+                    "object": obj,
+                    "crm_id": n.crm_id,
+                    "map_id": n.map_id,
+                    "crm_version": n.crm_version,
+                    "map_version": n.map_version,
+                    "crm_hash": n.crm_hash,
+                    "map_hash": n.map_hash,
+                    "synced": None if n.synced is None else dict(n.synced),
+                    "status": "active",
+                    "merged_into": None,
+                    "created_at": ts,
+                    "updated_at": ts,
+                }
+            )
+        if len(rows) == 1:
+            # No savepoint needed: a unique conflict just inserts nothing.
+            row = self._conn.execute(_insert_link_stmt(self._backend), rows[0]).first()
+            if row is None:
+                raise StoreConflictError(
+                    f"{pair}/{obj}: crm_id={rows[0]['crm_id']!r} or "
+                    f"map_id={rows[0]['map_id']!r} already has an active link"
+                )
+            return [_link(row)]
+        # A plain executemany, then read back through the unique active-id indexes: multi-row
+        # INSERT ... RETURNING cannot promise row order on SQLite, and SQLAlchemy then falls back
+        # to one statement per row.
+        with self._guard(multi=True):
+            self._conn.execute(sa.insert(links), rows)
+        by_crm = self.links_by_ids(pair, obj, "crm", [n.crm_id for n in new if n.crm_id])
+        by_map = self.links_by_ids(
+            pair, obj, "map", [n.map_id for n in new if n.crm_id is None and n.map_id]
+        )
+        return [by_crm[n.crm_id] if n.crm_id else by_map[cast(str, n.map_id)] for n in new]
+
+    def update_link(
+        self, link_id: int, *, now: datetime | None = None, **changes: LinkChange
+    ) -> None:
+        """Change ids, versions, hashes, ``synced``, ``status`` or ``merged_into`` of a link.
+
+        Unknown keys raise :class:`TypeError`.  Leaving ``merged`` status clears ``merged_into``.
+        Raises :class:`StoreNotFoundError` for an unknown id, :class:`StoreConflictError` if the
+        change would give a record a second active link.
+        """
+        values = _link_changes(changes)
+        values["updated_at"] = self._now(now)
+        stmt = sa.update(links).where(links.c.id == link_id).values(values)
+        # Only id and status changes can collide with another active link; version/hash
+        # write-backs (the hot path) skip the savepoint round trips.
+        guard = self._guard() if _CONFLICTING.intersection(values) else contextlib.nullcontext()
+        with guard:
+            result = self._conn.execute(stmt)
+        if result.rowcount == 0:
+            raise StoreNotFoundError(f"no link with id {link_id}")
+
+    def update_links(
+        self,
+        updates: Mapping[int, Mapping[str, LinkChange]],
+        *,
+        now: datetime | None = None,
+    ) -> None:
+        """Apply :meth:`update_link` changes to many links with one ``executemany`` per shape.
+
+        Meant for writing back versions and hashes after a batch.  All-or-nothing; raises
+        :class:`StoreNotFoundError` if any id is unknown.
+        """
+        ts = self._now(now)
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for link_id, changes in updates.items():
+            values = _link_changes(changes)
+            values["updated_at"] = ts
+            groups.setdefault(tuple(sorted(values)), []).append(
+                {**{f"v_{k}": v for k, v in values.items()}, "v_link_id": link_id}
+            )
+        found = 0
+        with self._guard(multi=True):
+            for keys, params in groups.items():
+                stmt = (
+                    sa.update(links)
+                    .where(links.c.id == sa.bindparam("v_link_id"))
+                    .values({k: sa.bindparam(f"v_{k}") for k in keys})
+                )
+                found += self._conn.execute(stmt, params).rowcount
+            if found != len(updates):
+                raise StoreNotFoundError(f"{len(updates) - found} of the link ids do not exist")
+
+    def mark_link(
+        self,
+        link_id: int,
+        status: Literal["deleted", "merged"],
+        merged_into: int | None = None,
+        *,
+        now: datetime | None = None,
+    ) -> None:
+        """Tombstone a link: ``deleted``, or ``merged`` into the surviving link ``merged_into``.
+
+        The row is kept (with its ids) so later events for the dead record can be recognised.
+        """
+        if status == "merged":
+            if merged_into is None or merged_into == link_id:
+                raise ValueError("a merged link needs merged_into pointing at another link")
+        elif status == "deleted":
+            if merged_into is not None:
+                raise ValueError("merged_into only applies to status='merged'")
+        else:
+            raise ValueError(f"mark_link status must be 'deleted' or 'merged', not {status!r}")
+        self.update_link(link_id, status=status, merged_into=merged_into, now=now)
+
+    def iter_links(
+        self, pair: str, obj: str, *, status: LinkStatus | None = "active"
+    ) -> Iterator[Link]:
+        """Stream links in id order without loading them all; ``status=None`` streams all.
+
+        Rows come :data:`STREAM_BATCH` at a time (a server-side cursor on PostgreSQL).  Do not
+        write to links while iterating -- collect ids first.
+        """
+        stmt = sa.select(links).where(links.c.pair == pair, links.c.object == obj)
+        if status is not None:
+            stmt = stmt.where(links.c.status == status)
+        stmt = stmt.order_by(links.c.id).execution_options(yield_per=STREAM_BATCH)
+        result = self._conn.execute(stmt)
+        try:
+            for row in result:
+                yield _link(row)
+        finally:
+            result.close()
+
+    def count_links(self, pair: str, obj: str, *, status: LinkStatus | None = "active") -> int:
+        """Number of links of a pair and object (``status=None``: all statuses)."""
+        stmt = (
+            sa.select(sa.func.count())
+            .select_from(links)
+            .where(links.c.pair == pair, links.c.object == obj)
+        )
+        if status is not None:
+            stmt = stmt.where(links.c.status == status)
+        return int(self._conn.execute(stmt).scalar_one())
+
+    # -- cursors -----------------------------------------------------------------------------
+
+    def get_cursor(self, pair: str, side: Side, obj: str) -> str | None:
+        """The stored change cursor, or ``None`` before the first completed batch."""
+        return self._conn.execute(
+            sa.select(cursors.c.value).where(
+                cursors.c.pair == pair, cursors.c.side == side, cursors.c.object == obj
+            )
+        ).scalar_one_or_none()
+
+    def set_cursor(
+        self, pair: str, side: Side, obj: str, value: str, *, now: datetime | None = None
+    ) -> None:
+        """Upsert the cursor.  Call it in the same transaction as the outcomes it covers."""
+        _check(side, Side, "side")
+        ts = self._now(now)
+        stmt = self._insert(cursors).values(
+            pair=pair, side=side, object=obj, value=value, updated_at=ts
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[cursors.c.pair, cursors.c.side, cursors.c.object],
+            set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
+        )
+        self._conn.execute(stmt)
+
+    # -- dead letters ------------------------------------------------------------------------
+
+    def add_dead_letter(
+        self,
+        *,
+        pair: str,
+        side: Side,
+        obj: str,
+        record_key: str,
+        operation: str,
+        payload: Mapping[str, Any],
+        reason: str,
+        error_code: str | None,
+        next_retry_at: datetime | None = None,
+        now: datetime | None = None,
+    ) -> DeadLetter:
+        """Park a rejected write, or count another attempt on the open item for the same record.
+
+        "Same" is (pair, side, obj, record_key) with status ``open``: then ``attempts += 1``, and
+        reason, error code, operation, payload, ``last_seen`` and ``next_retry_at`` take the new
+        values while ``first_seen`` stays.
+
+        ``next_retry_at=None`` means no automatic retry (:meth:`due_dead_letters` skips it).
+        """
+        _check(side, Side, "side")
+        ts = self._now(now)
+        stmt = self._insert(dead_letters).values(
+            pair=pair,
+            side=side,
+            object=obj,
+            record_key=record_key,
+            operation=operation,
+            payload=dict(payload),
+            reason=reason,
+            error_code=error_code,
+            attempts=1,
+            first_seen=ts,
+            last_seen=ts,
+            status="open",
+            next_retry_at=next_retry_at,
+        )
+        ex = stmt.excluded
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[
+                dead_letters.c.pair,
+                dead_letters.c.side,
+                dead_letters.c.object,
+                dead_letters.c.record_key,
+            ],
+            index_where=sa.text("status = 'open'"),
+            set_={
+                "attempts": dead_letters.c.attempts + 1,
+                "operation": ex.operation,
+                "payload": ex.payload,
+                "reason": ex.reason,
+                "error_code": ex.error_code,
+                "last_seen": ex.last_seen,
+                "next_retry_at": ex.next_retry_at,
+            },
+        ).returning(*dead_letters.c)
+        return _dead_letter(self._conn.execute(stmt).one())
+
+    def dead_letters(
+        self, *, pair: str | None = None, status: DeadLetterStatus | None = "open", limit: int = 100
+    ) -> list[DeadLetter]:
+        """Dead letters, oldest first (``status=None``: any status)."""
+        stmt = sa.select(dead_letters).order_by(dead_letters.c.id).limit(limit)
+        if pair is not None:
+            stmt = stmt.where(dead_letters.c.pair == pair)
+        if status is not None:
+            stmt = stmt.where(dead_letters.c.status == status)
+        return [_dead_letter(r) for r in self._conn.execute(stmt)]
+
+    def dead_letter(self, dl_id: int) -> DeadLetter | None:
+        """One dead letter by id."""
+        row = self._conn.execute(sa.select(dead_letters).where(dead_letters.c.id == dl_id)).first()
+        return None if row is None else _dead_letter(row)
+
+    def set_dead_letter_status(
+        self, dl_id: int, status: DeadLetterStatus, *, now: datetime | None = None
+    ) -> None:
+        """Close (``replayed``/``dismissed``, stamping ``resolved_at``) or re-open a dead letter.
+
+        Re-opening raises :class:`StoreConflictError` if the record has a newer open item.
+        """
+        _check(status, DeadLetterStatus, "status")
+        resolved_at = None if status == "open" else self._now(now)
+        with self._guard():
+            result = self._conn.execute(
+                sa.update(dead_letters)
+                .where(dead_letters.c.id == dl_id)
+                .values(status=status, resolved_at=resolved_at)
+            )
+        if result.rowcount == 0:
+            raise StoreNotFoundError(f"no dead letter with id {dl_id}")
+
+    def resolve_dead_letters(
+        self, pair: str, side: Side, obj: str, record_key: str, *, now: datetime | None = None
+    ) -> int:
+        """Close the record's open item as ``replayed`` because the record has now synced.
+
+        Returns how many items were closed (0 or 1).  Call it in the transaction that records the
+        successful write, so "synced" and "no longer dead-lettered" commit together.
+        """
+        result = self._conn.execute(
+            sa.update(dead_letters)
+            .where(
+                dead_letters.c.pair == pair,
+                dead_letters.c.side == side,
+                dead_letters.c.object == obj,
+                dead_letters.c.record_key == record_key,
+                dead_letters.c.status == "open",
+            )
+            .values(status="replayed", resolved_at=self._now(now))
+        )
+        return int(result.rowcount)
+
+    def dead_letter_attempts(self, pair: str, side: Side, obj: str, record_key: str) -> int:
+        """How often the record's open item has failed so far (0 if none): the backoff input."""
+        attempts = self._conn.execute(
+            sa.select(dead_letters.c.attempts).where(
+                dead_letters.c.pair == pair,
+                dead_letters.c.side == side,
+                dead_letters.c.object == obj,
+                dead_letters.c.record_key == record_key,
+                dead_letters.c.status == "open",
+            )
+        ).scalar_one_or_none()
+        return int(attempts or 0)
+
+    def due_dead_letters(
+        self, pair: str, now: datetime, max_attempts: int, *, limit: int | None = None
+    ) -> list[DeadLetter]:
+        """Open items of ``pair`` that are due for an automatic retry, soonest-due first.
+
+        Due means ``next_retry_at <= now`` and fewer than ``max_attempts`` failures so far.  Items
+        without ``next_retry_at`` are never due (manual replay only).
+        """
+        stmt = (
+            sa.select(dead_letters)
+            .where(
+                dead_letters.c.pair == pair,
+                dead_letters.c.status == "open",
+                dead_letters.c.next_retry_at.is_not(None),
+                dead_letters.c.next_retry_at <= now,
+                dead_letters.c.attempts < max_attempts,
+            )
+            .order_by(dead_letters.c.next_retry_at, dead_letters.c.id)
+        )
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        return [_dead_letter(r) for r in self._conn.execute(stmt)]
+
+    # -- runs --------------------------------------------------------------------------------
+
+    def start_run(self, pair: str, now: datetime) -> int:
+        """Record a run as ``running`` and return its id.
+
+        Commit this in its own short transaction so an aborted run is still visible.
+        """
+        stmt = (
+            sa.insert(runs)
+            .values(pair=pair, started_at=now, status="running", counts={}, calls={})
+            .returning(runs.c.id)
+        )
+        return int(self._conn.execute(stmt).scalar_one())
+
+    def finish_run(
+        self,
+        run_id: int,
+        *,
+        status: RunStatus,
+        counts: Mapping[str, int],
+        calls: Mapping[str, int],
+        error: str | None,
+        now: datetime,
+    ) -> None:
+        """Record how a run ended; ``status`` must not be ``running``."""
+        _check(status, RunStatus, "status")
+        if status == "running":
+            raise ValueError("finish_run needs a final status (ok, failed or aborted)")
+        result = self._conn.execute(
+            sa.update(runs)
+            .where(runs.c.id == run_id)
+            .values(
+                status=status, counts=dict(counts), calls=dict(calls), error=error, finished_at=now
+            )
+        )
+        if result.rowcount == 0:
+            raise StoreNotFoundError(f"no run with id {run_id}")
+
+    def last_runs(self, pair: str | None = None, limit: int = 20) -> list[Run]:
+        """Most recent runs first."""
+        stmt = sa.select(runs).order_by(runs.c.started_at.desc(), runs.c.id.desc()).limit(limit)
+        if pair is not None:
+            stmt = stmt.where(runs.c.pair == pair)
+        return [_run(r) for r in self._conn.execute(stmt)]
+
+    # -- decisions and audit -----------------------------------------------------------------
+
+    def log_decision(self, d: DecisionIn) -> None:
+        """Append one conflict decision."""
+        self._conn.execute(sa.insert(decisions), _decision_row(d))
+
+    def log_decisions(self, ds: Iterable[DecisionIn]) -> None:
+        """Append many conflict decisions with one ``executemany``."""
+        rows = [_decision_row(d) for d in ds]
+        if rows:
+            self._conn.execute(sa.insert(decisions), rows)
+
+    def decisions(
+        self, *, pair: str | None = None, link_id: int | None = None, limit: int = 100
+    ) -> list[Decision]:
+        """Recorded decisions, newest first."""
+        stmt = sa.select(decisions).order_by(decisions.c.id.desc()).limit(limit)
+        if pair is not None:
+            stmt = stmt.where(decisions.c.pair == pair)
+        if link_id is not None:
+            stmt = stmt.where(decisions.c.link_id == link_id)
+        return [_decision(r) for r in self._conn.execute(stmt)]
+
+    def audit(
+        self,
+        kind: str,
+        subject: str,
+        data: Mapping[str, Any],
+        *,
+        now: datetime,
+        pair: str | None = None,
+    ) -> None:
+        """Append an audit entry (the log is append-only: there is no update or delete)."""
+        self._conn.execute(
+            sa.insert(audit_log).values(
+                at=now, kind=kind, subject=subject, pair=pair, data=dict(data)
+            )
+        )
+
+    def audit_entries(
+        self,
+        *,
+        subject: str | None = None,
+        kind_prefix: str | None = None,
+        pair: str | None = None,
+        limit: int = 1000,
+    ) -> list[AuditEntry]:
+        """Audit entries in time order (``at``, then insertion order), oldest first.
+
+        ``kind_prefix="sla."`` matches ``sla.reminder`` etc.; ``%`` and ``_`` match literally.
+        """
+        stmt = sa.select(audit_log).order_by(audit_log.c.at, audit_log.c.id).limit(limit)
+        if subject is not None:
+            stmt = stmt.where(audit_log.c.subject == subject)
+        if kind_prefix is not None:
+            stmt = stmt.where(audit_log.c.kind.startswith(kind_prefix, autoescape=True))
+        if pair is not None:
+            stmt = stmt.where(audit_log.c.pair == pair)
+        return [_audit(r) for r in self._conn.execute(stmt)]
+
+    # -- maintenance -------------------------------------------------------------------------
+
+    def reset_pair(self, pair: str) -> dict[str, int]:
+        """Forget a pair's sync state: its links, cursors and dead letters.
+
+        History (runs, decisions, audit log) is kept; decisions lose their ``link_id``.  The next
+        sync of the pair starts from scratch, so take the writer lock around this.
+        """
+        counts: dict[str, int] = {}
+        for name, table in (
+            ("dead_letters", dead_letters),
+            ("cursors", cursors),
+            ("links", links),
+        ):
+            result = self._conn.execute(sa.delete(table).where(table.c.pair == pair))
+            counts[name] = result.rowcount
+        return counts
+
+    def summary(self) -> dict[str, Any]:
+        """Counts for ``crm-bridge state show``.
+
+        ``{"revision": ..., "pairs": {pair: {"links": {status: n}, "cursors": n,
+        "dead_letters": {status: n}, "runs": n, "decisions": n, "audit_log": n}},
+        "audit_log_without_pair": n}``
+        """
+        pairs: dict[str, dict[str, Any]] = {}
+
+        def entry(pair: str) -> dict[str, Any]:
+            return pairs.setdefault(
+                pair,
+                {
+                    "links": {},
+                    "cursors": 0,
+                    "dead_letters": {},
+                    "runs": 0,
+                    "decisions": 0,
+                    "audit_log": 0,
+                },
+            )
+
+        for table in (links, dead_letters):
+            q = sa.select(table.c.pair, table.c.status, sa.func.count()).group_by(
+                table.c.pair, table.c.status
+            )
+            for pair, status, n in self._conn.execute(q):
+                entry(pair)[table.name][status] = n
+        without_pair = 0
+        for table in (cursors, runs, decisions, audit_log):
+            q = sa.select(table.c.pair, sa.func.count()).group_by(table.c.pair)
+            for pair, n in self._conn.execute(q):
+                if pair is None:
+                    without_pair = n
+                else:
+                    entry(pair)[table.name] = n
+        return {
+            "revision": migrate.current_revision(self._conn),
+            "pairs": dict(sorted(pairs.items())),
+            "audit_log_without_pair": without_pair,
+        }
+
+
+class Store:
+    """A handle on one state database (a SQLite file or a PostgreSQL database/schema).
+
+    Create it with :meth:`open`; it is thread-safe (connections come from a pool), and several
+    ``Store`` objects -- in one or many processes -- may open the same database.  Writers
+    coordinate with :meth:`writer_lock`.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        backend: Backend,
+        *,
+        display: str,
+        clock: Clock,
+        sqlite_path: Path | None,
+    ) -> None:
+        """Use :meth:`open`; this only wires up an already configured engine."""
+        self._engine = engine
+        self.backend: Backend = backend
+        self.url_for_display: str = display
+        self._clock = clock
+        self._sqlite_path = sqlite_path
+        self._local = threading.local()
+        self.migrated_from: str | None = None
+        """Schema revision found by :meth:`open` before migrating (``None``: empty database)."""
+
+    def __repr__(self) -> str:
+        """Show the masked URL only."""
+        return f"Store({self.url_for_display!r})"
+
+    @classmethod
+    def open(cls, url: str, *, echo: bool = False, clock: Clock | None = None) -> Store:
+        """Connect and migrate to head.
+
+        ``sqlite:///path/state.db`` (parent directories are created; ``sqlite://`` is an
+        in-memory store for tests) or ``postgresql+psycopg://user@host/db`` (``postgresql://``
+        is accepted as psycopg 3).  To use a PostgreSQL schema other than ``public``, add
+        ``?options=-csearch_path%3Dmy_schema`` -- the schema must exist.
+        """
+        parsed = make_url(url)
+        display = display_url(parsed)
+        backend_name = parsed.get_backend_name()
+        sqlite_path: Path | None = None
+        if backend_name == "sqlite":
+            if parsed.get_driver_name() not in ("pysqlite", ""):
+                raise ValueError(f"unsupported SQLite driver in {display}")
+            engine = cls._sqlite_engine(parsed, echo)
+            if parsed.database not in (None, "", ":memory:"):
+                sqlite_path = Path(str(engine.url.database))
+            backend: Backend = "sqlite"
+        elif backend_name == "postgresql":
+            if parsed.drivername == "postgresql":
+                parsed = parsed.set(drivername="postgresql+psycopg")
+                display = display_url(parsed)
+            if parsed.get_driver_name() != "psycopg":
+                raise ValueError(f"PostgreSQL is supported through psycopg 3 only, not {display}")
+            engine = cls._pg_engine(parsed, echo)
+            backend = "postgresql"
+        else:
+            raise ValueError(f"unsupported database {display}: use sqlite:/// or postgresql://")
+        store = cls(
+            engine,
+            backend,
+            display=display,
+            clock=clock or _utcnow,
+            sqlite_path=sqlite_path,
+        )
+        try:
+            with _unavailable(display):
+                store.migrated_from, _ = migrate.upgrade_to_head(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+        return store
+
+    @staticmethod
+    def _pg_engine(parsed: URL, echo: bool) -> Engine:
+        """PostgreSQL through psycopg 3, with custom plans forced.
+
+        psycopg prepares a statement after five runs and PostgreSQL then switches to a generic
+        plan, in which ``id IN (<500 parameters>)`` is no longer hashed but compared row by row
+        -- 20x slower on a table whose statistics are not gathered yet (the first big sync).
+        The store's statements are cheap to plan, so always planning them is the better deal.
+        """
+        engine = sa.create_engine(parsed, echo=echo, pool_pre_ping=True)
+
+        @sa.event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            autocommit = dbapi_conn.autocommit
+            dbapi_conn.autocommit = True
+            dbapi_conn.execute("SET plan_cache_mode = force_custom_plan")
+            dbapi_conn.autocommit = autocommit
+
+        return engine
+
+    @staticmethod
+    def _sqlite_engine(parsed: URL, echo: bool) -> Engine:
+        """SQLite with WAL, a busy timeout, foreign keys, and transactions we control.
+
+        pysqlite's own transaction handling defers ``BEGIN`` and breaks savepoints, so it is
+        switched off and we emit ``BEGIN IMMEDIATE`` ourselves: a write transaction takes the
+        write lock up front, so it waits (up to the busy timeout) instead of failing with
+        "database is locked" halfway through when it first writes.
+        """
+        memory = parsed.database in (None, "", ":memory:")
+        if memory:
+            engine = sa.create_engine(
+                "sqlite://",
+                echo=echo,
+                poolclass=StaticPool,
+                connect_args={"check_same_thread": False},
+            )
+        else:
+            path = Path(str(parsed.database)).expanduser().resolve()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            engine = sa.create_engine(
+                parsed.set(database=str(path)),
+                echo=echo,
+                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            )
+
+        @sa.event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            try:
+                if not memory:
+                    cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+                cur.execute("PRAGMA foreign_keys=ON")
+            finally:
+                cur.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            readonly = conn.get_execution_options().get("crm_bridge_readonly", False)
+            conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+        return engine
+
+    def close(self) -> None:
+        """Close all pooled connections.  The store must not be used afterwards."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Store:
+        """Allow ``with Store.open(url) as store:``."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Close on leaving the ``with`` block."""
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self, *, readonly: bool = False) -> Iterator[StoreTx]:
+        """One database transaction: commit on normal exit, roll back on any exception.
+
+        ``readonly=True`` is for reporting (``state show``): writes fail, and on SQLite the
+        transaction does not take the write lock (plain ``BEGIN`` plus ``PRAGMA query_only``);
+        on PostgreSQL it runs ``READ ONLY``.  Transactions do not nest: opening a
+        second one on the same thread while one is open raises :class:`StoreError` (on SQLite it
+        would otherwise wait for itself until the busy timeout).
+        """
+        if getattr(self._local, "depth", 0):
+            raise StoreError("Store.transaction() does not nest; pass the StoreTx down instead")
+        self._local.depth = 1
+        try:
+            with _unavailable(self.url_for_display), self._engine.connect() as conn:
+                if readonly and self.backend == "postgresql":
+                    conn.execution_options(postgresql_readonly=True)
+                elif readonly:
+                    conn.execution_options(crm_bridge_readonly=True)
+                query_only = readonly and self.backend == "sqlite"
+                try:
+                    with conn.begin():
+                        if query_only:
+                            conn.exec_driver_sql("PRAGMA query_only=ON")
+                        yield StoreTx(conn, self.backend, self._clock)
+                finally:
+                    if query_only and not conn.invalidated:
+                        # on the driver connection: a SQLAlchemy execute would BEGIN again
+                        raw: Any = conn.connection.driver_connection
+                        raw.execute("PRAGMA query_only=OFF")
+        finally:
+            self._local.depth = 0
+
+    @contextlib.contextmanager
+    def writer_lock(self, name: str) -> Iterator[None]:
+        """Hold the single-writer lock ``name`` for the ``with`` block.
+
+        Raises :class:`~crm_bridge.store.StoreLockedError` at once if someone else holds it.
+
+        Not re-entrant: a second acquisition from the same process also fails.  See
+        :mod:`crm_bridge.store.locking` for how it works on each backend.
+        """
+        if self.backend == "postgresql":
+            cm = locking.pg_writer_lock(self._engine, name, self.url_for_display)
+        elif self._sqlite_path is not None:
+            cm = locking.sqlite_writer_lock(self._sqlite_path, name, self.url_for_display)
+        else:
+            cm = locking.memory_writer_lock(self, name, self.url_for_display)
+        with _unavailable(self.url_for_display), cm:
+            yield
+
+    def schema_revision(self) -> str | None:
+        """The alembic revision the database is at."""
+        with self._engine.connect() as conn:
+            return migrate.current_revision(conn)
+
+    @property
+    def engine(self) -> Engine:
+        """The underlying engine, for migrations tooling and tests -- not for application code."""
+        return self._engine

@@ -1,0 +1,168 @@
+"""The typed actions the planner emits and the executor carries out.
+
+Actions are plain frozen data: the planner never calls a connector or the store, so every
+decision it makes can be tested, printed by ``crm-bridge sync --plan``, and replayed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from crm_bridge.store import DecisionIn, Side
+
+__all__ = [
+    "SIDES",
+    "Action",
+    "Create",
+    "FlagDeleted",
+    "LinkRefresh",
+    "MarkMerged",
+    "Pairing",
+    "Plan",
+    "Reject",
+    "Rekey",
+    "Remove",
+    "Update",
+    "other",
+]
+
+
+SIDES: tuple[Side, Side] = ("crm", "map")
+
+
+def other(side: Side) -> Side:
+    """The opposite side."""
+    return "map" if side == "crm" else "crm"
+
+
+@dataclass(frozen=True, slots=True)
+class Create:
+    """Create a record on ``target`` for the unlinked ``source_id``; link them on success.
+
+    ``match_on`` (a vendor field on ``target``) makes the create an upsert by identity, which is
+    what keeps a re-run after a crash from creating a duplicate.
+    """
+
+    target: Side
+    source_id: str
+    source_version: str
+    fields: Mapping[str, Any]
+    synced: Mapping[str, Any]
+    match_on: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """Write changed fields to the linked record ``target_id`` on ``target``."""
+
+    target: Side
+    target_id: str
+    source_id: str
+    source_version: str | None
+    fields: Mapping[str, Any]
+    synced: Mapping[str, Any]
+    link_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pairing:
+    """Link two unlinked records found to be the same (matched by identity) before any write."""
+
+    crm_id: str
+    map_id: str
+    crm_version: str
+    map_version: str
+    synced: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRefresh:
+    """Nothing to write (an echo, or both sides already agree): remember the versions seen."""
+
+    link_id: int
+    crm_version: str | None
+    map_version: str | None
+    synced: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Remove:
+    """Delete (or archive) the counterpart of a record deleted on the other side."""
+
+    target: Side
+    target_id: str
+    link_id: int
+    mode: Literal["hard", "archive"]
+    source_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class FlagDeleted:
+    """Delete policy ``flag``: keep the counterpart, close the link and record why."""
+
+    link_id: int
+    deleted_side: Side
+    deleted_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rekey:
+    """A merge whose survivor was not linked yet: the loser's link now points at the survivor."""
+
+    link_id: int
+    side: Side
+    new_id: str
+    old_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class MarkMerged:
+    """A merge of two linked records: the loser's link closes into the survivor's."""
+
+    link_id: int
+    into_link_id: int
+    side: Side
+    loser_id: str
+    survivor_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """A change that cannot be written as it is: it goes to the dead-letter store."""
+
+    target: Side
+    source_id: str
+    reason: str
+    code: str
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+
+Action = (
+    Create | Update | Pairing | LinkRefresh | Remove | FlagDeleted | Rekey | MarkMerged | Reject
+)
+
+
+@dataclass
+class Plan:
+    """Everything one object of one pair needs this cycle, plus what the planner observed."""
+
+    pair: str
+    obj: str
+    actions: list[Action] = field(default_factory=list)
+    decisions: list[DecisionIn] = field(default_factory=list)
+    echoes: int = 0
+    already_applied: int = 0
+    skipped: int = 0
+    crm_cursor: datetime | None = None
+    map_cursor: datetime | None = None
+
+    def count(self, kind: type[Any]) -> int:
+        """How many actions of ``kind``."""
+        return sum(1 for a in self.actions if isinstance(a, kind))
+
+    def deletes(self) -> int:
+        """Deletes the plan would propagate (for the delete-ratio guard)."""
+        return self.count(Remove) + self.count(FlagDeleted)

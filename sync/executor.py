@@ -1,0 +1,361 @@
+"""The executor: carries a plan out through the connectors, in the largest batches they allow.
+
+Order matters for crash safety:
+
+1. Local bookkeeping (merges re-keyed, pairings, refreshed versions, flagged deletes, rejects and
+   decisions) is committed first, in one store transaction.
+2. Remote writes go out grouped by (side, kind) in batches of the connector's ``max_batch``.  Each
+   batch's outcomes -- new links for creates, new versions and agreed values for updates, closed
+   links for deletes, dead letters for rejects -- are committed in one transaction right after
+   the batch returns.  A crash between a write and its commit is safe because creates are
+   upserts by identity and updates are idempotent: the re-run reads the same changes and lands
+   on the same state.
+3. The runner advances the cursors only after every batch of the object has been recorded.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from crm_bridge.connector import Capability, Connector, Delete, Upsert, WriteOp, WriteResult
+from crm_bridge.store import DecisionIn, Side, Store, StoreConflictError, StoreTx
+from crm_bridge.sync.actions import (
+    SIDES,
+    Create,
+    FlagDeleted,
+    LinkRefresh,
+    MarkMerged,
+    Pairing,
+    Plan,
+    Reject,
+    Rekey,
+    Remove,
+    Update,
+    other,
+)
+from crm_bridge.sync.values import fingerprint
+
+__all__ = ["ExecutionReport", "Executor"]
+
+RemoteAction = Create | Update | Remove
+
+
+@dataclass
+class ExecutionReport:
+    """What a plan did: counts by outcome, and which source records ended well or badly."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    succeeded: set[tuple[Side, str]] = field(default_factory=set)
+    failed: set[tuple[Side, str]] = field(default_factory=set)
+    stopped: bool = False
+
+
+def _chunks(items: Sequence[RemoteAction], size: int) -> Iterator[Sequence[RemoteAction]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class Executor:
+    """Runs plans for one pair against its two connectors and its store."""
+
+    def __init__(
+        self,
+        *,
+        pair: str,
+        connectors: dict[Side, Connector[Any]],
+        objects: dict[Side, str],
+        store: Store,
+        now: Callable[[], datetime],
+        run_id: int | None = None,
+        max_attempts: int = 5,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.pair = pair
+        self.connectors = connectors
+        self.objects = objects
+        self.store = store
+        self.now = now
+        self.run_id = run_id
+        self.max_attempts = max_attempts
+        self.should_stop = should_stop
+
+    def execute(self, plan: Plan) -> ExecutionReport:
+        """Carry out ``plan``; returns what happened.  Per-record failures never raise."""
+        report = ExecutionReport()
+        self._record_local(plan, report)
+        remote: list[RemoteAction] = [
+            a for a in plan.actions if isinstance(a, Create | Update | Remove)
+        ]
+        for side in SIDES:
+            spec = self.connectors[side].object_spec(self.objects[side])
+            for kind in (Create, Update, Remove):
+                batch = [a for a in remote if a.target == side and isinstance(a, kind)]
+                for chunk in _chunks(batch, max(1, spec.max_batch)):
+                    if self.should_stop():
+                        report.stopped = True
+                        return report
+                    self._write_batch(plan, side, chunk, report)
+        return report
+
+    # -- local bookkeeping ----------------------------------------------------------------------
+    def _record_local(self, plan: Plan, report: ExecutionReport) -> None:
+        now = self.now()
+        with self.store.transaction() as tx:
+            for action in plan.actions:
+                if isinstance(action, Rekey):
+                    column = "crm_id" if action.side == "crm" else "map_id"
+                    version = "crm_version" if action.side == "crm" else "map_version"
+                    tx.update_link(
+                        action.link_id, now=now, **{column: action.new_id, version: None}
+                    )
+                    tx.audit(
+                        "sync.merge.rekeyed",
+                        action.old_id,
+                        {"survivor": action.new_id, "side": action.side},
+                        now=now,
+                        pair=self.pair,
+                    )
+                    report.counts["merged"] += 1
+                elif isinstance(action, MarkMerged):
+                    tx.mark_link(action.link_id, "merged", merged_into=action.into_link_id)
+                    tx.audit(
+                        "sync.merge.closed",
+                        action.loser_id,
+                        {"survivor": action.survivor_id, "side": action.side},
+                        now=now,
+                        pair=self.pair,
+                    )
+                    report.counts["merged"] += 1
+                elif isinstance(action, Pairing):
+                    self._pair(tx, plan, action, report, now)
+                elif isinstance(action, LinkRefresh):
+                    changes: dict[str, Any] = {"synced": dict(action.synced)}
+                    if action.crm_version is not None:
+                        changes["crm_version"] = action.crm_version
+                    if action.map_version is not None:
+                        changes["map_version"] = action.map_version
+                    changes["crm_hash"] = changes["map_hash"] = fingerprint(action.synced)
+                    tx.update_link(action.link_id, now=now, **changes)
+                elif isinstance(action, FlagDeleted):
+                    tx.mark_link(action.link_id, "deleted")
+                    tx.audit(
+                        "sync.delete.flagged",
+                        action.deleted_id,
+                        {"side": action.deleted_side},
+                        now=now,
+                        pair=self.pair,
+                    )
+                    report.counts["deleted_flagged"] += 1
+                elif isinstance(action, Reject):
+                    self._dead_letter(
+                        tx,
+                        plan,
+                        action.target,
+                        action.source_id,
+                        "plan",
+                        dict(action.payload),
+                        action.reason,
+                        action.code,
+                        False,
+                        now,
+                    )
+                    report.failed.add((other(action.target), action.source_id))
+                    report.counts["dead_lettered"] += 1
+            for decision in plan.decisions:
+                tx.log_decision(_with_run(decision, self.run_id))
+            report.counts["conflicts"] += len(plan.decisions)
+            report.counts["echoes_skipped"] += plan.echoes
+
+    def _pair(
+        self, tx: StoreTx, plan: Plan, action: Pairing, report: ExecutionReport, now: datetime
+    ) -> None:
+        try:
+            tx.insert_link(
+                self.pair,
+                plan.obj,
+                crm_id=action.crm_id,
+                map_id=action.map_id,
+                crm_version=action.crm_version,
+                map_version=action.map_version,
+                crm_hash=fingerprint(action.synced),
+                map_hash=fingerprint(action.synced),
+                synced=dict(action.synced),
+                now=now,
+            )
+            report.counts["linked"] += 1
+        except StoreConflictError as exc:
+            self._dead_letter(
+                tx, plan, "map", action.crm_id, "pair", {}, str(exc), "ALREADY_LINKED", False, now
+            )
+            report.counts["dead_lettered"] += 1
+
+    # -- remote writes --------------------------------------------------------------------------
+    def _write_batch(
+        self, plan: Plan, side: Side, chunk: Sequence[RemoteAction], report: ExecutionReport
+    ) -> None:
+        connector = self.connectors[side]
+        ops = [self._op(connector, a, i) for i, a in enumerate(chunk)]
+        results = connector.write(self.objects[side], ops)
+        if len(results) != len(ops):
+            raise RuntimeError(
+                f"{connector.name}.write returned {len(results)} results for {len(ops)} inputs"
+            )
+        now = self.now()
+        with self.store.transaction() as tx:
+            for action, result in zip(chunk, results, strict=True):
+                if result.ok:
+                    self._succeeded(tx, plan, side, action, result, report, now)
+                else:
+                    self._failed(tx, plan, side, action, result, report, now)
+
+    def _op(self, connector: Connector[Any], action: RemoteAction, index: int) -> WriteOp:
+        key = str(index)
+        if isinstance(action, Create):
+            return Upsert(key=key, fields=dict(action.fields), match_on=action.match_on)
+        if isinstance(action, Update):
+            return Upsert(key=key, fields=dict(action.fields), id=action.target_id)
+        mode: Literal["hard", "archive"] = action.mode
+        if mode == "hard" and Capability.HARD_DELETE not in connector.capabilities:
+            mode = "archive"
+        return Delete(key=key, id=action.target_id, mode=mode)
+
+    def _succeeded(
+        self,
+        tx: StoreTx,
+        plan: Plan,
+        side: Side,
+        action: RemoteAction,
+        result: WriteResult,
+        report: ExecutionReport,
+        now: datetime,
+    ) -> None:
+        source = other(side)
+        if isinstance(action, Create):
+            assert result.id is not None
+            ids = {side: result.id, source: action.source_id}
+            versions = {side: result.version, source: action.source_version}
+            digest = fingerprint(action.synced)
+            try:
+                tx.insert_link(
+                    self.pair,
+                    plan.obj,
+                    crm_id=ids["crm"],
+                    map_id=ids["map"],
+                    crm_version=versions["crm"],
+                    map_version=versions["map"],
+                    crm_hash=digest,
+                    map_hash=digest,
+                    synced=dict(action.synced),
+                    now=now,
+                )
+            except StoreConflictError:
+                self._dead_letter(
+                    tx,
+                    plan,
+                    side,
+                    action.source_id,
+                    "create",
+                    dict(action.fields),
+                    f"{side} record {result.id} matched by identity is already linked to another record",
+                    "ALREADY_LINKED",
+                    False,
+                    now,
+                )
+                report.counts["dead_lettered"] += 1
+                report.failed.add((source, action.source_id))
+                return
+            report.counts["matched" if not result.created else "created"] += 1
+        elif isinstance(action, Update):
+            digest = fingerprint(action.synced)
+            changes: dict[str, Any] = {
+                f"{side}_version": result.version,
+                "crm_hash": digest,
+                "map_hash": digest,
+                "synced": dict(action.synced),
+            }
+            if action.source_version is not None:
+                changes[f"{source}_version"] = action.source_version
+            link_id = action.link_id
+            if link_id is None or link_id < 0:
+                found = tx.link_for(self.pair, plan.obj, side, action.target_id)
+                link_id = found.id if found else None
+            if link_id is not None:
+                tx.update_link(link_id, now=now, **changes)
+            report.counts["updated"] += 1
+        else:
+            tx.mark_link(action.link_id, "deleted")
+            tx.audit(
+                "sync.delete.propagated",
+                action.target_id,
+                {"side": side, "mode": action.mode, "source": action.source_id},
+                now=now,
+                pair=self.pair,
+            )
+            report.counts["deleted"] += 1
+        tx.resolve_dead_letters(self.pair, side, plan.obj, action.source_id, now=now)
+        report.succeeded.add((source, action.source_id))
+
+    def _failed(
+        self,
+        tx: StoreTx,
+        plan: Plan,
+        side: Side,
+        action: RemoteAction,
+        result: WriteResult,
+        report: ExecutionReport,
+        now: datetime,
+    ) -> None:
+        operation = type(action).__name__.lower()
+        payload: dict[str, Any] = {"target_id": getattr(action, "target_id", None)}
+        if isinstance(action, Create | Update):
+            payload["fields"] = dict(action.fields)
+        self._dead_letter(
+            tx,
+            plan,
+            side,
+            action.source_id,
+            operation,
+            payload,
+            result.error or "rejected",
+            result.error_code or "REJECTED",
+            result.retryable,
+            now,
+        )
+        report.counts["dead_lettered"] += 1
+        report.failed.add((other(side), action.source_id))
+
+    def _dead_letter(
+        self,
+        tx: StoreTx,
+        plan: Plan,
+        side: Side,
+        source_id: str,
+        operation: str,
+        payload: dict[str, Any],
+        reason: str,
+        code: str,
+        retryable: bool,
+        now: datetime,
+    ) -> None:
+        attempts = tx.dead_letter_attempts(self.pair, side, plan.obj, source_id)
+        base = timedelta(seconds=30) if retryable else timedelta(minutes=5)
+        tx.add_dead_letter(
+            pair=self.pair,
+            side=side,
+            obj=plan.obj,
+            record_key=source_id,
+            operation=operation,
+            payload=payload,
+            reason=reason,
+            error_code=code,
+            next_retry_at=now + base * (2 ** min(attempts, 10)),
+            now=now,
+        )
+
+
+def _with_run(decision: DecisionIn, run_id: int | None) -> DecisionIn:
+    return replace(decision, run_id=run_id)

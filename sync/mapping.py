@@ -1,0 +1,239 @@
+"""How a pair maps objects and fields, and the default map for HubSpot <-> Salesforce.
+
+A field map names the field on each side, the conflict rule, the direction changes may flow, and
+an optional value map (CRM value -> MAP value) for picklists whose vocabularies differ, such as
+``StageName`` <-> ``dealstage``.  Presets give a working map out of the box; the TOML can extend
+or override any object or field of a preset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "PRESETS",
+    "ConflictRule",
+    "DeletePolicy",
+    "Direction",
+    "FieldKind",
+    "FieldMap",
+    "ObjectMap",
+    "PairSettings",
+]
+
+ConflictRule = Literal["crm_wins_unless_blank", "crm_wins", "map_wins", "latest_wins", "never"]
+Direction = Literal["both", "crm_to_map", "map_to_crm"]
+DeletePolicy = Literal["delete", "archive", "flag"]
+FieldKind = Literal["text", "number", "date", "bool", "owner", "email"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FieldMap(_Frozen):
+    """One logical field: where it lives on each side and how conflicts on it are settled."""
+
+    crm: str = Field(description="Field name on the CRM side, e.g. Email.")
+    map: str = Field(description="Field name on the marketing side, e.g. email.")
+    kind: FieldKind = Field("text", description="How values are normalised before comparing.")
+    rule: ConflictRule = Field("latest_wins", description="Who wins when both sides changed it.")
+    direction: Direction = Field("both", description="Which way changes may flow.")
+    values: dict[str, str] = Field(
+        default_factory=dict, description="CRM value -> MAP value, for differing picklists."
+    )
+
+    def to_map_value(self, crm_value: str) -> str:
+        """The MAP spelling of a CRM picklist value (unchanged when unmapped)."""
+        return self.values.get(crm_value, crm_value)
+
+    def to_crm_value(self, map_value: str) -> str:
+        """The CRM spelling of a MAP value: the first CRM value mapped to it."""
+        for crm_value, mapped in self.values.items():
+            if mapped == map_value:
+                return crm_value
+        return map_value
+
+    def flows_to(self, side: Literal["crm", "map"]) -> bool:
+        """Whether changes may be written to ``side``."""
+        return self.direction == "both" or self.direction == f"{_other(side)}_to_{side}"
+
+
+def _other(side: str) -> str:
+    return "map" if side == "crm" else "crm"
+
+
+class ObjectMap(_Frozen):
+    """One object synced between the sides, e.g. HubSpot contacts <-> Salesforce Lead."""
+
+    crm_object: str = Field(description="Object name on the CRM connector.")
+    map_object: str = Field(description="Object name on the marketing connector.")
+    identity: str | None = Field(
+        "email", description="Logical field matching unlinked records across sides."
+    )
+    create_on_crm: bool = Field(True, description="Create CRM records for new MAP records.")
+    create_on_map: bool = Field(True, description="Create MAP records for new CRM records.")
+    delete_policy: DeletePolicy = Field(
+        "flag", description="delete, archive, or flag (keep the other side, record it)."
+    )
+    fields: dict[str, FieldMap] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _identity_is_mapped(self) -> ObjectMap:
+        if self.identity is not None and self.identity not in self.fields:
+            raise ValueError(
+                f"identity {self.identity!r} is not one of the mapped fields: "
+                f"{', '.join(sorted(self.fields)) or 'none'}"
+            )
+        return self
+
+
+class PairSettings(_Frozen):
+    """A configured pair: which connectors, which objects, and the safety limits."""
+
+    crm: str = Field(description="Name of the CRM connector (a [connectors.NAME] table).")
+    map: str = Field(description="Name of the marketing connector.")
+    preset: Literal["hubspot_salesforce", "none"] = Field(
+        "none", description="Start from a built-in object and field map."
+    )
+    objects: dict[str, ObjectMap] = Field(default_factory=dict)
+    overlap_seconds: float = Field(
+        120.0, ge=0, description="Re-read this far behind the cursor (late commits, clock skew)."
+    )
+    clock_skew_seconds: float = Field(
+        5.0, ge=0, description="latest_wins treats closer timestamps as a tie (CRM wins ties)."
+    )
+    max_delete_ratio: float = Field(
+        0.2, ge=0, le=1, description="Stop a cycle deleting more than this share of links."
+    )
+    delete_guard_floor: int = Field(
+        10, ge=0, description="The ratio guard ignores cycles with at most this many deletes."
+    )
+    max_records_per_cycle: int = Field(
+        10_000, ge=100, description="Per side and object; the rest waits for the next cycle."
+    )
+    dead_letter_max_attempts: int = Field(5, ge=1, description="Automatic replays per record.")
+    default_crm_owner: str | None = Field(None, description="CRM owner id when none matches.")
+    default_map_owner: str | None = Field(None, description="MAP owner id when none matches.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        preset = data.get("preset", "none")
+        if preset not in PRESETS:
+            return data
+        merged = dict(data)
+        base = {name: dict(obj) for name, obj in PRESETS[preset].items()}
+        for name, override in dict(data.get("objects") or {}).items():
+            if name in base and isinstance(override, Mapping):
+                fields = {**base[name].get("fields", {}), **dict(override.get("fields", {}))}
+                base[name] = {**base[name], **dict(override), "fields": fields}
+            else:
+                base[name] = override
+        merged["objects"] = base
+        return merged
+
+
+_LEAD_STATUS_TO_LIFECYCLE = {
+    "Open - Not Contacted": "marketingqualifiedlead",
+    "Working - Contacted": "salesqualifiedlead",
+    "Accepted": "salesqualifiedlead",
+    "Closed - Converted": "opportunity",
+    "Closed - Not Converted": "other",
+    "Rejected": "other",
+    "Recycled": "lead",
+}
+_STAGE_MAP = {
+    "Prospecting": "appointmentscheduled",
+    "Qualification": "qualifiedtobuy",
+    "Needs Analysis": "qualifiedtobuy",
+    "Value Proposition": "presentationscheduled",
+    "Id. Decision Makers": "decisionmakerboughtin",
+    "Perception Analysis": "decisionmakerboughtin",
+    "Proposal/Price Quote": "contractsent",
+    "Negotiation/Review": "contractsent",
+    "Closed Won": "closedwon",
+    "Closed Lost": "closedlost",
+}
+
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "none": {},
+    "hubspot_salesforce": {
+        "leads": {
+            "crm_object": "Lead",
+            "map_object": "contacts",
+            "identity": "email",
+            "fields": {
+                "email": {"crm": "Email", "map": "email", "kind": "email", "rule": "crm_wins"},
+                "first_name": {"crm": "FirstName", "map": "firstname"},
+                "last_name": {
+                    "crm": "LastName",
+                    "map": "lastname",
+                    "rule": "crm_wins_unless_blank",
+                },
+                "company": {"crm": "Company", "map": "company", "rule": "crm_wins_unless_blank"},
+                "title": {"crm": "Title", "map": "jobtitle"},
+                "phone": {"crm": "Phone", "map": "phone"},
+                "lead_source": {
+                    "crm": "LeadSource",
+                    "map": "hs_analytics_source",
+                    "rule": "map_wins",
+                    "direction": "map_to_crm",
+                    "values": {
+                        "Web": "ORGANIC_SEARCH",
+                        "Advertisement": "PAID_SEARCH",
+                        "Partner Referral": "REFERRALS",
+                        "Phone Inquiry": "OFFLINE",
+                        "Other": "OTHER_CAMPAIGNS",
+                    },
+                },
+                "status": {
+                    "crm": "Status",
+                    "map": "lifecyclestage",
+                    "rule": "crm_wins",
+                    "direction": "crm_to_map",
+                    "values": _LEAD_STATUS_TO_LIFECYCLE,
+                },
+                "owner": {
+                    "crm": "OwnerId",
+                    "map": "hubspot_owner_id",
+                    "kind": "owner",
+                    "rule": "crm_wins",
+                },
+            },
+        },
+        "deals": {
+            "crm_object": "Opportunity",
+            "map_object": "deals",
+            "identity": None,
+            "create_on_crm": False,
+            "fields": {
+                "name": {"crm": "Name", "map": "dealname", "rule": "crm_wins"},
+                "stage": {
+                    "crm": "StageName",
+                    "map": "dealstage",
+                    "rule": "crm_wins",
+                    "values": _STAGE_MAP,
+                },
+                "amount": {"crm": "Amount", "map": "amount", "kind": "number", "rule": "crm_wins"},
+                "close_date": {
+                    "crm": "CloseDate",
+                    "map": "closedate",
+                    "kind": "date",
+                    "rule": "crm_wins",
+                },
+                "owner": {
+                    "crm": "OwnerId",
+                    "map": "hubspot_owner_id",
+                    "kind": "owner",
+                    "rule": "crm_wins",
+                },
+            },
+        },
+    },
+}

@@ -1,0 +1,317 @@
+"""One sync cycle for one pair: read both sides, plan, guard, execute, advance the cursors.
+
+This is the function both ``crm-bridge sync`` and every ``crm-bridge daemon`` cycle call.  It
+owns the order of operations and the safety checks; the decisions live in the planner and the
+writes in the executor.
+
+Incremental reads start at ``cursor - overlap`` (closed interval), so a record committed late or
+stamped by a skewed clock is read again rather than missed; the planner skips versions already
+applied, so the overlap costs reads, never writes.  Each side reads at most
+``max_records_per_cycle`` changes per object; the rest waits for the next cycle, which keeps
+memory flat however large the backlog.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from crm_bridge.connector import Capability, Connector, Record
+from crm_bridge.errors import CrmBridgeError, SyncAbortedError
+from crm_bridge.store import DeadLetter, Link, RunStatus, Side, Store
+from crm_bridge.sync.actions import SIDES, Plan, other
+from crm_bridge.sync.executor import Executor
+from crm_bridge.sync.mapping import ObjectMap, PairSettings
+from crm_bridge.sync.owners import OwnerDirectory
+from crm_bridge.sync.planner import LinkState, PlanContext, plan_object
+
+__all__ = ["CycleReport", "SyncRunner"]
+
+
+@dataclass
+class CycleReport:
+    """What one cycle did, per object, and the API calls it spent per connector."""
+
+    pair: str
+    counts: Counter[str] = field(default_factory=Counter)
+    calls: dict[str, int] = field(default_factory=dict)
+    plans: list[Plan] = field(default_factory=list)
+    run_id: int | None = None
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _link_state(link: Link) -> LinkState:
+    return LinkState(
+        id=link.id,
+        crm_id=link.crm_id,
+        map_id=link.map_id,
+        crm_version=link.crm_version,
+        map_version=link.map_version,
+        synced=link.synced,
+        active=link.active,
+    )
+
+
+class SyncRunner:
+    """Runs cycles of one pair; keep one instance alive in a daemon so owner lists are cached."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        settings: PairSettings,
+        crm: Connector[Any],
+        map_: Connector[Any],
+        store: Store,
+        now: Callable[[], datetime] = _utcnow,
+        owner_ttl: timedelta = timedelta(hours=1),
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.connectors: dict[Side, Connector[Any]] = {"crm": crm, "map": map_}
+        self.store = store
+        self.now = now
+        self.owner_ttl = owner_ttl
+        self._owners: OwnerDirectory | None = None
+        self._owners_at: datetime | None = None
+        self._stop_requested = False
+
+    def request_stop(self) -> None:
+        """Finish the write batch in flight, then end the cycle without advancing cursors."""
+        self._stop_requested = True
+
+    # -- public ---------------------------------------------------------------------------------
+    def run_cycle(self, *, plan_only: bool = False, allow_deletes: bool = False) -> CycleReport:
+        """One full cycle over every object of the pair; raises on whole-cycle failures."""
+        report = CycleReport(pair=self.name)
+        before = {s: Counter(c.calls) for s, c in self.connectors.items()}
+        run_id = None
+        if not plan_only:
+            with self.store.transaction() as tx:
+                run_id = tx.start_run(self.name, self.now())
+        report.run_id = run_id
+        try:
+            for obj_name, objmap in self.settings.objects.items():
+                if self._stop_requested:
+                    break
+                self._cycle_object(obj_name, objmap, report, plan_only, allow_deletes, run_id)
+            if not plan_only:
+                self._replay_due(report, run_id)
+        except CrmBridgeError as exc:
+            self._finish(
+                report,
+                before,
+                run_id,
+                "aborted" if isinstance(exc, SyncAbortedError) else "failed",
+                str(exc),
+            )
+            raise
+        except Exception as exc:
+            self._finish(report, before, run_id, "failed", f"{type(exc).__name__}: {exc}")
+            raise
+        self._finish(report, before, run_id, "ok", None)
+        return report
+
+    def replay(self, dead_letters: Iterable[DeadLetter]) -> CycleReport:
+        """Re-read the source records of dead letters and try them again now."""
+        report = CycleReport(pair=self.name)
+        before = {s: Counter(c.calls) for s, c in self.connectors.items()}
+        self._replay(list(dead_letters), report, None)
+        self._finish(report, before, None, "ok", None)
+        return report
+
+    # -- internals ------------------------------------------------------------------------------
+    def _finish(
+        self,
+        report: CycleReport,
+        before: dict[Side, Counter[str]],
+        run_id: int | None,
+        status: RunStatus,
+        error: str | None,
+    ) -> None:
+        for side, conn in self.connectors.items():
+            spent = Counter(conn.calls)
+            spent.subtract(before[side])
+            report.calls[conn.name] = sum(v for v in spent.values() if v > 0)
+        if run_id is not None:
+            with self.store.transaction() as tx:
+                tx.finish_run(
+                    run_id,
+                    status=status,
+                    counts=dict(report.counts),
+                    calls=report.calls,
+                    error=error,
+                    now=self.now(),
+                )
+
+    def _objects(self, objmap: ObjectMap) -> dict[Side, str]:
+        return {"crm": objmap.crm_object, "map": objmap.map_object}
+
+    def _context(self, obj_name: str, objmap: ObjectMap) -> PlanContext:
+        return PlanContext(
+            pair=self.name,
+            name=obj_name,
+            objmap=objmap,
+            owners=self._owner_directory(objmap),
+            now=self.now(),
+            skew=timedelta(seconds=self.settings.clock_skew_seconds),
+            default_owner={
+                "crm": self.settings.default_crm_owner,
+                "map": self.settings.default_map_owner,
+            },
+        )
+
+    def _owner_directory(self, objmap: ObjectMap) -> OwnerDirectory:
+        if not any(fm.kind == "owner" for fm in objmap.fields.values()):
+            return self._owners or OwnerDirectory()
+        now = self.now()
+        if (
+            self._owners is None
+            or self._owners_at is None
+            or now - self._owners_at > self.owner_ttl
+        ):
+            lists = {
+                s: list(c.owners()) if Capability.OWNERS in c.capabilities else []
+                for s, c in self.connectors.items()
+            }
+            self._owners = OwnerDirectory.build(lists["crm"], lists["map"])
+            self._owners_at = now
+        return self._owners
+
+    def _read(self, side: Side, obj: str, cursor: str | None) -> list[Record]:
+        since = None
+        if cursor is not None:
+            since = datetime.fromisoformat(cursor) - timedelta(
+                seconds=self.settings.overlap_seconds
+            )
+        stream = self.connectors[side].changes(obj, since)
+        return list(itertools.islice(stream, self.settings.max_records_per_cycle))
+
+    def _links(
+        self, obj_name: str, changes: dict[Side, list[Record]]
+    ) -> dict[Side, dict[str, LinkState]]:
+        wanted: dict[Side, set[str]] = {"crm": set(), "map": set()}
+        for side in SIDES:
+            for record in changes[side]:
+                wanted[side].add(record.id)
+                if record.merged_into:
+                    wanted[side].add(record.merged_into)
+                wanted[side].update(record.merged_from)
+        with self.store.transaction(readonly=True) as tx:
+            return {
+                side: {
+                    rid: _link_state(link)
+                    for rid, link in tx.links_by_ids(
+                        self.name, obj_name, side, wanted[side]
+                    ).items()
+                }
+                for side in SIDES
+            }
+
+    def _cycle_object(
+        self,
+        obj_name: str,
+        objmap: ObjectMap,
+        report: CycleReport,
+        plan_only: bool,
+        allow_deletes: bool,
+        run_id: int | None,
+    ) -> None:
+        objects = self._objects(objmap)
+        with self.store.transaction(readonly=True) as tx:
+            cursors = {s: tx.get_cursor(self.name, s, obj_name) for s in SIDES}
+        changes = {s: self._read(s, objects[s], cursors[s]) for s in SIDES}
+        links = self._links(obj_name, changes)
+        plan = plan_object(self._context(obj_name, objmap), changes["crm"], changes["map"], links)
+        report.plans.append(plan)
+        report.counts["read_crm"] += len(changes["crm"])
+        report.counts["read_map"] += len(changes["map"])
+        report.counts["already_applied"] += plan.already_applied
+        self._guard_deletes(obj_name, plan, allow_deletes)
+        if plan_only:
+            return
+        executor = Executor(
+            pair=self.name,
+            connectors=self.connectors,
+            objects=objects,
+            store=self.store,
+            now=self.now,
+            run_id=run_id,
+            max_attempts=self.settings.dead_letter_max_attempts,
+        )
+        outcome = executor.execute(plan)
+        report.counts.update(outcome.counts)
+        with self.store.transaction() as tx:
+            for side, newest in (("crm", plan.crm_cursor), ("map", plan.map_cursor)):
+                if newest is not None:
+                    tx.set_cursor(self.name, side, obj_name, newest.isoformat(), now=self.now())  # type: ignore[arg-type]
+
+    def _guard_deletes(self, obj_name: str, plan: Plan, allow_deletes: bool) -> None:
+        deletes = plan.deletes()
+        if allow_deletes or deletes <= self.settings.delete_guard_floor:
+            return
+        with self.store.transaction(readonly=True) as tx:
+            linked = tx.count_links(self.name, obj_name)
+        ratio = deletes / max(linked, 1)
+        if ratio > self.settings.max_delete_ratio:
+            raise SyncAbortedError(
+                f"pair {self.name!r}, object {obj_name!r}: this cycle would delete {deletes} of "
+                f"{linked} linked records ({ratio:.0%} > max_delete_ratio "
+                f"{self.settings.max_delete_ratio:.0%}); nothing was written. If this is "
+                f"intended, re-run with `crm-bridge sync --allow-deletes` or raise "
+                f"pairs.{self.name}.max_delete_ratio"
+            )
+
+    def _replay_due(self, report: CycleReport, run_id: int | None) -> None:
+        with self.store.transaction(readonly=True) as tx:
+            due = tx.due_dead_letters(self.name, self.now(), self.settings.dead_letter_max_attempts)
+        if due:
+            self._replay(due, report, run_id)
+
+    def _replay(
+        self, dead_letters: list[DeadLetter], report: CycleReport, run_id: int | None
+    ) -> None:
+        by_object: dict[str, list[DeadLetter]] = {}
+        for dl in dead_letters:
+            by_object.setdefault(dl.obj, []).append(dl)
+        for obj_name, items in by_object.items():
+            objmap = self.settings.objects.get(obj_name)
+            if objmap is None:
+                continue
+            objects = self._objects(objmap)
+            changes: dict[Side, list[Record]] = {"crm": [], "map": []}
+            for source in SIDES:
+                ids = [dl.record_key for dl in items if other(dl.side) == source]
+                if ids:
+                    changes[source] = list(self.connectors[source].fetch(objects[source], ids))
+            links = self._links(obj_name, changes)
+            plan = plan_object(
+                self._context(obj_name, objmap), changes["crm"], changes["map"], links
+            )
+            executor = Executor(
+                pair=self.name,
+                connectors=self.connectors,
+                objects=objects,
+                store=self.store,
+                now=self.now,
+                run_id=run_id,
+            )
+            outcome = executor.execute(plan)
+            report.counts.update({f"replay_{k}": v for k, v in outcome.counts.items()})
+            found = {(s, r.id) for s in SIDES for r in changes[s]}
+            with self.store.transaction() as tx:
+                for dl in items:
+                    key = (other(dl.side), dl.record_key)
+                    if key not in found:
+                        tx.set_dead_letter_status(dl.id, "dismissed")
+                        report.counts["replay_source_gone"] += 1
+                    elif key not in outcome.failed:
+                        tx.set_dead_letter_status(dl.id, "replayed")
+                        report.counts["replayed"] += 1

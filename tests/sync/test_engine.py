@@ -1,0 +1,142 @@
+"""The engine end to end over two in-memory connectors and a real SQLite store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from crm_bridge.errors import SyncAbortedError
+from tests.sync.conftest import World
+
+
+def test_initial_sync_both_ways_then_idle_costs_one_read_per_side(world: World) -> None:
+    for i in range(5):
+        world.crm.create("contacts", {"email": f"c{i}@x.io", "name": f"C{i}"})
+    for i in range(3):
+        world.map.create("contacts", {"email": f"m{i}@x.io", "name": f"M{i}", "score": "10"})
+    first = world.sync()
+    assert first.counts["created"] == 8
+    assert set(world.by_email("crm")) == set(world.by_email("map"))
+    assert len(world.people("crm")) == len(world.people("map")) == 8
+    # batches respect max_batch: 5 creates on map in batches of 2, 3 on crm in one batch of 3
+    assert world.map_conn.calls["write"] == 3 and world.crm_conn.calls["write"] == 1
+    second = world.sync()  # reads our own writes back: echoes, zero writes
+    assert second.counts["created"] == second.counts["updated"] == 0
+    writes_before = (world.crm.writes, world.map.writes)
+    calls_before = (world.crm_conn.calls["changes"], world.map_conn.calls["changes"])
+    third = world.sync()
+    assert (world.crm.writes, world.map.writes) == writes_before
+    assert (world.crm_conn.calls["changes"], world.map_conn.calls["changes"]) == (
+        calls_before[0] + 1,
+        calls_before[1] + 1,
+    )
+    assert sum(third.counts[k] for k in ("created", "updated", "deleted")) == 0
+
+
+def test_match_by_email_never_duplicates_and_rules_settle_conflicts(world: World) -> None:
+    c = world.crm.create("contacts", {"email": "Ann@X.io", "name": "Ann C", "title": "", "score": "1"})
+    h = world.map.create("contacts", {"email": "ann@x.io", "name": "Ann M", "title": "CTO", "score": "7"})
+    world.sync()
+    assert len(world.people("crm")) == len(world.people("map")) == 1
+    crm, hub = world.crm.live("contacts")[c], world.map.live("contacts")[h]
+    assert crm["title"] == hub["title"] == "CTO"  # crm_wins_unless_blank: crm was blank
+    assert crm["score"] == "7" and float(hub["score"]) == 7  # map_wins
+    with world.store.transaction(readonly=True) as tx:
+        decisions = {d.field: d for d in tx.decisions(pair="p")}
+    assert "title" not in decisions  # blank on one side is not a contest: the value just flows
+    assert decisions["score"].winner == "map"
+    assert decisions["name"].crm_value == "Ann C" and decisions["name"].map_value == "Ann M"
+
+
+def test_incremental_edits_flow_and_concurrent_edits_follow_latest_wins(world: World) -> None:
+    c = world.crm.create("contacts", {"email": "bo@x.io", "name": "Bo"})
+    world.sync()
+    (h,) = world.people("map")
+    world.crm.human_edit("contacts", c, {"title": "VP"})
+    world.map.human_edit("contacts", h, {"score": "42"})
+    world.sync()
+    assert world.people("map")[h]["title"] == "VP"
+    assert world.people("crm")[c]["score"] == "42"
+    # both edit name; the map edit is later than the skew tolerance -> map wins
+    world.crm.human_edit("contacts", c, {"name": "Bo (crm)"})
+    world.map.clock.advance(__import__("datetime").timedelta(seconds=30))  # type: ignore[attr-defined]
+    world.map.human_edit("contacts", h, {"name": "Bo (map)"})
+    world.sync()
+    assert world.people("crm")[c]["name"] == world.people("map")[h]["name"] == "Bo (map)"
+
+
+def test_rejected_record_goes_to_dead_letters_and_replays_after_fix(world: World) -> None:
+    world.map.reject_when(lambda obj, f: "students not allowed" if f.get("title") == "student" else None)
+    world.crm.create("contacts", {"email": "ok@x.io", "name": "Ok"})
+    bad = world.crm.create("contacts", {"email": "st@x.io", "name": "St", "title": "student"})
+    report = world.sync()
+    assert report.counts["created"] == 1 and report.counts["dead_lettered"] == 1
+    with world.store.transaction(readonly=True) as tx:
+        (dl,) = tx.dead_letters(pair="p")
+    assert dl.record_key == bad and dl.side == "map" and "students" in dl.reason
+    world.map.reject_rules.clear()  # an admin fixes the validation rule
+    replay = world.runner.replay([dl])
+    assert replay.counts["replayed"] == 1
+    assert "st@x.io" in world.by_email("map")
+    with world.store.transaction(readonly=True) as tx:
+        assert tx.dead_letters(pair="p") == []
+
+
+def test_delete_guard_stops_and_names_the_override(tmp_path: Path) -> None:
+    w = World(tmp_path, delete_guard_floor=1, max_delete_ratio=0.3)
+    ids = [w.crm.create("contacts", {"email": f"d{i}@x.io"}) for i in range(6)]
+    w.sync()
+    for rid in ids[:3]:
+        w.crm.delete("contacts", rid)
+    with pytest.raises(SyncAbortedError, match="--allow-deletes"):
+        w.sync()
+    assert len(w.people("map")) == 6  # nothing was written
+    w.sync(allow_deletes=True)
+    with w.store.transaction(readonly=True) as tx:
+        assert tx.count_links("p", "people") == 3
+    w.store.close()
+
+
+def test_delete_policy_archive_propagates(tmp_path: Path) -> None:
+    objects = {"people": {"delete_policy": "archive"}}
+    base = World(tmp_path).settings.model_dump()
+    base["objects"]["people"]["delete_policy"] = "archive"
+    w = World(tmp_path / "b", **{"objects": base["objects"]})
+    del objects
+    rid = w.crm.create("contacts", {"email": "gone@x.io"})
+    w.sync()
+    w.crm.delete("contacts", rid)
+    w.sync()
+    assert w.people("map") == {}
+    w.store.close()
+
+
+def test_merge_rekeys_links_instead_of_orphaning(world: World) -> None:
+    a = world.crm.create("contacts", {"email": "a@x.io", "name": "A"})
+    b = world.crm.create("contacts", {"email": "b@x.io", "name": "B"})
+    world.sync()
+    assert len(world.people("map")) == 2
+    world.crm.merge("contacts", a, b)
+    world.sync()
+    with world.store.transaction(readonly=True) as tx:
+        link_b = tx.link_for("p", "people", "crm", b)
+        link_a = tx.link_for("p", "people", "crm", a)
+    assert link_b is not None and link_b.status == "merged" and link_b.merged_into == link_a.id  # type: ignore[union-attr]
+    assert len(world.people("crm")) == 1
+
+
+def test_duplicates_on_one_side_are_dead_lettered_not_doubled(world: World) -> None:
+    world.crm.create("contacts", {"email": "dup@x.io", "name": "Old"})
+    world.crm.create("contacts", {"email": "DUP@x.io", "name": "New"})
+    report = world.sync()
+    assert len(world.people("map")) == 1
+    assert report.counts["dead_lettered"] == 1
+
+
+def test_plan_only_writes_nothing(world: World) -> None:
+    world.crm.create("contacts", {"email": "p@x.io"})
+    report = world.sync(plan_only=True)
+    assert report.plans[0].actions and world.people("map") == {}
+    with world.store.transaction(readonly=True) as tx:
+        assert tx.get_cursor("p", "crm", "people") is None
