@@ -73,8 +73,8 @@ class Pairing:
 
     crm_id: str
     map_id: str
-    crm_version: str
-    map_version: str
+    crm_version: str | None
+    map_version: str | None
     synced: Mapping[str, Any]
 
 
@@ -94,7 +94,7 @@ class Remove:
 
     target: Side
     target_id: str
-    link_id: int
+    link_id: int | None
     mode: Literal["hard", "archive"]
     source_id: str
 

@@ -287,7 +287,8 @@ class Executor:
                 tx.update_link(link_id, now=now, **changes)
             report.counts["updated"] += 1
         else:
-            tx.mark_link(action.link_id, "deleted")
+            if action.link_id is not None:
+                tx.mark_link(action.link_id, "deleted")
             tx.audit(
                 "sync.delete.propagated",
                 action.target_id,

@@ -198,6 +198,15 @@ def _plan_merges(
                     MarkMerged(loser_link.id, survivor_link.id, side, loser, survivor)
                 )
                 by_id[side].pop(loser, None)
+                # The loser's counterpart is now a second record for one person on the other
+                # side: it follows the delete policy (with "flag" it stays for a human).
+                counterpart = loser_link.id_on(other(side))
+                if counterpart is not None and ctx.objmap.delete_policy != "flag":
+                    mode: Literal["hard", "archive"] = (
+                        "hard" if ctx.objmap.delete_policy == "delete" else "archive"
+                    )
+                    plan.actions.append(Remove(other(side), counterpart, None, mode, loser))
+                    handled[other(side)].add(counterpart)
                 continue
             plan.actions.append(Rekey(loser_link.id, side, survivor, loser))
             rekeyed = LinkState(
@@ -283,22 +292,28 @@ def _reconcile(
     crm_rec: Record | None,
     map_rec: Record | None,
 ) -> None:
-    if crm_rec is not None and crm_rec.version == link.crm_version:
-        crm_rec = None
-    if map_rec is not None and map_rec.version == link.map_version:
-        map_rec = None
-    if crm_rec is None and map_rec is None:
+    records: dict[Side, Record | None] = {"crm": crm_rec, "map": map_rec}
+    stored: dict[Side, str | None] = {s: link.version_on(s) for s in SIDES}
+    fresh = {s: records[s] is not None and records[s].version != stored[s] for s in SIDES}  # type: ignore[union-attr]
+    if not fresh["crm"] and not fresh["map"]:
         plan.already_applied += 1
         return
     synced = dict(link.synced)
     current: dict[Side, dict[str, Any]] = {
-        "crm": logical_values(ctx, "crm", crm_rec) if crm_rec else dict(synced),
-        "map": logical_values(ctx, "map", map_rec) if map_rec else dict(synced),
+        s: logical_values(ctx, s, rec) if (rec := records[s]) is not None else dict(synced)
+        for s in SIDES
     }
+    # A side whose version is unconfirmed (None: our last write to it has not been read back,
+    # e.g. after a crash) shows pending writes, not human edits, so its differences from the
+    # agreed values are re-written rather than treated as changes.
     changed: dict[Side, set[str]] = {
-        s: {f for f in ctx.objmap.fields if current[s].get(f) != synced.get(f)} for s in SIDES
+        s: {f for f in ctx.objmap.fields if current[s].get(f) != synced.get(f)}
+        if fresh[s] and stored[s] is not None
+        else set()
+        for s in SIDES
     }
-    if not changed["crm"] and not changed["map"]:
+    pending = any(current[s] != synced for s in SIDES if records[s] is not None)
+    if not changed["crm"] and not changed["map"] and not pending:
         plan.echoes += 1
         plan.actions.append(LinkRefresh(link.id, _version(crm_rec), _version(map_rec), synced))
         return
@@ -370,22 +385,29 @@ def _emit_writes(
     crm_rec: Record | None,
     map_rec: Record | None,
 ) -> None:
-    wrote = False
-    for target in SIDES:
-        target_id = link.id_on(target)
-        names = [
+    names: dict[Side, list[str]] = {
+        target: [
             name
             for name, fm in ctx.objmap.fields.items()
             if fm.rule != "never"
             and fm.flows_to(target)
             and agreed.get(name) != current[target].get(name)
         ]
-        if not names or target_id is None:
+        if link.id_on(target) is not None
+        else []
+        for target in SIDES
+    }
+    if not names["crm"] and not names["map"]:
+        plan.actions.append(LinkRefresh(link.id, _version(crm_rec), _version(map_rec), agreed))
+        return
+    for target in SIDES:
+        target_id = link.id_on(target)
+        if not names[target] or target_id is None:
             continue
         source: Side = other(target)
         source_rec = crm_rec if source == "crm" else map_rec
         try:
-            fields = vendor_fields(ctx, target, agreed, names)
+            fields = vendor_fields(ctx, target, agreed, names[target])
         except _Unwritable as problem:
             plan.actions.append(
                 Reject(
@@ -393,7 +415,7 @@ def _emit_writes(
                     link.id_on(source) or "",
                     problem.reason,
                     problem.code,
-                    {"fields": names},
+                    {"fields": names[target]},
                 )
             )
             continue
@@ -402,15 +424,14 @@ def _emit_writes(
                 target=target,
                 target_id=target_id,
                 source_id=link.id_on(source) or "",
-                source_version=_version(source_rec),
+                # Confirm the source's version only when the source needs no write of its own;
+                # otherwise a crash between the two writes would hide the second one.
+                source_version=None if names[source] else _version(source_rec),
                 fields=fields,
                 synced=agreed,
                 link_id=link.id,
             )
         )
-        wrote = True
-    if not wrote:
-        plan.actions.append(LinkRefresh(link.id, _version(crm_rec), _version(map_rec), agreed))
 
 
 def _plan_unlinked(
@@ -429,7 +450,11 @@ def _plan_unlinked(
             if record.id in handled[side] or record.deleted or record.merged_into:
                 continue
             link = by_id[side].get(record.id)
-            if link is not None and link.active:
+            if link is not None:
+                # Active: handled above.  Closed by a delete or merge: the person was removed on
+                # the other side on purpose, so an edit here must not resurrect them there.
+                if not link.active:
+                    plan.skipped += 1
                 continue
             pending[side].append((record, logical_values(ctx, side, record)))
 
@@ -485,6 +510,15 @@ def _plan_unlinked(
             _create(ctx, plan, side, target, record, values)
 
 
+def _needs_write(
+    ctx: PlanContext, side: Side, current: Mapping[str, Any], agreed: Mapping[str, Any]
+) -> bool:
+    return any(
+        fm.rule != "never" and fm.flows_to(side) and agreed.get(name) != current.get(name)
+        for name, fm in ctx.objmap.fields.items()
+    )
+
+
 def _pair(
     ctx: PlanContext,
     plan: Plan,
@@ -499,7 +533,11 @@ def _pair(
         "map": {f for f, v in map_values.items() if v is not None},
     }
     agreed = _agree(ctx, plan, current, changed, {}, crm_rec, map_rec, None, contested_only=True)
-    plan.actions.append(Pairing(crm_rec.id, map_rec.id, crm_rec.version, map_rec.version, agreed))
+    # A side that still needs a write gets no version yet: if we crash before writing it, the
+    # next cycle sees it as unconfirmed and writes it again instead of mistaking it for an edit.
+    crm_version = None if _needs_write(ctx, "crm", crm_values, agreed) else crm_rec.version
+    map_version = None if _needs_write(ctx, "map", map_values, agreed) else map_rec.version
+    plan.actions.append(Pairing(crm_rec.id, map_rec.id, crm_version, map_version, agreed))
     link = LinkState(-1, crm_rec.id, map_rec.id, None, None, agreed)
     before = len(plan.actions)
     _emit_writes(ctx, plan, link, current, agreed, crm_rec, map_rec)

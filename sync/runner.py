@@ -286,11 +286,24 @@ class SyncRunner:
             if objmap is None:
                 continue
             objects = self._objects(objmap)
+            wanted: dict[Side, set[str]] = {"crm": set(), "map": set()}
+            for dl in items:
+                wanted[other(dl.side)].add(dl.record_key)
+            # Fetch the linked counterparts too: a write that failed left them unconfirmed.
+            with self.store.transaction(readonly=True) as tx:
+                for source in SIDES:
+                    for link in tx.links_by_ids(
+                        self.name, obj_name, source, wanted[source]
+                    ).values():
+                        counterpart = link.id_on(other(source))
+                        if link.active and counterpart:
+                            wanted[other(source)].add(counterpart)
             changes: dict[Side, list[Record]] = {"crm": [], "map": []}
-            for source in SIDES:
-                ids = [dl.record_key for dl in items if other(dl.side) == source]
-                if ids:
-                    changes[source] = list(self.connectors[source].fetch(objects[source], ids))
+            for side in SIDES:
+                if wanted[side]:
+                    changes[side] = list(
+                        self.connectors[side].fetch(objects[side], sorted(wanted[side]))
+                    )
             links = self._links(obj_name, changes)
             plan = plan_object(
                 self._context(obj_name, objmap), changes["crm"], changes["map"], links

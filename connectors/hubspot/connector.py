@@ -1,0 +1,142 @@
+"""The HubSpot connector: contacts, companies and deals over the CRM v3 API.
+
+Why it is split the way it is: :mod:`.client` owns *how* a request is sent (pacing, retries,
+tokens, counting), :mod:`.reading` and :mod:`.writing` own *what* is sent and how answers map to
+:class:`~crm_bridge.connector.Record` / :class:`~crm_bridge.connector.WriteResult`.  This class
+only wires them to the connector contract.  docs/connectors/hubspot.md explains the call budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from typing import Any, ClassVar
+
+import httpx
+
+from crm_bridge.connector import (
+    Capability,
+    Connector,
+    ConnectorSettings,
+    ObjectSpec,
+    Owner,
+    Record,
+    WriteOp,
+    WriteResult,
+)
+from crm_bridge.connectors.hubspot.client import HubSpotClient, require_dict
+from crm_bridge.connectors.hubspot.reading import CURSOR_FIELDS, IDENTITY_FIELDS, Reader
+from crm_bridge.connectors.hubspot.settings import HubSpotSettings
+from crm_bridge.connectors.hubspot.writing import BATCH_MAX, Writer
+from crm_bridge.http import Clock
+
+__all__ = ["HubSpotConnector"]
+
+OWNERS_PAGE = 500
+
+
+class HubSpotConnector(Connector[HubSpotSettings]):
+    """HubSpot CRM (marketing side): search-based change stream, batch writes, owners."""
+
+    Settings: ClassVar[type[ConnectorSettings]] = HubSpotSettings
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {
+            Capability.INCREMENTAL,
+            Capability.BATCH_UPSERT,
+            Capability.UPSERT_BY_IDENTITY,
+            Capability.ARCHIVE,
+            Capability.MERGE_FEED,
+            Capability.OWNERS,
+        }
+    )
+    description: ClassVar[str] = "HubSpot CRM v3: contacts, companies, deals (search + batch)."
+
+    def __init__(
+        self,
+        settings: HubSpotSettings,
+        *,
+        name: str,
+        clock: Clock | None = None,
+        http: httpx.Client | None = None,
+    ) -> None:
+        """Wire the client, reader and writer around one call counter.
+
+        ``clock`` paces, backs off and expires tokens (tests pass a FakeClock); ``http`` is the
+        httpx client for the OAuth token endpoint (default: one of our own).
+        """
+        super().__init__(settings, name=name)
+        self.client = HubSpotClient(settings, name=name, calls=self.calls, clock=clock, http=http)
+        self.reader = Reader(self.client, settings)
+        self.writer = Writer(self.client, self.reader)
+
+    def objects(self) -> Sequence[ObjectSpec]:
+        """Keyed by ``hs_object_id``; the cursor is the object's last-modified property."""
+        return [
+            ObjectSpec(
+                name=obj,
+                primary_key="hs_object_id",
+                cursor_field=CURSOR_FIELDS[obj],
+                version_field="updatedAt",
+                identity_fields=IDENTITY_FIELDS.get(obj, ()),
+                max_batch=BATCH_MAX,
+                label=obj.capitalize(),
+            )
+            for obj in self.settings.objects
+        ]
+
+    def check(self) -> str:
+        """One owners call (limit 1): proves the token and reads the burst headroom."""
+        response = self.client.send(
+            "owners", "crm.owners.owners_api", "get_page", idempotent=True, limit=1
+        )
+        require_dict(response, "owners")
+        remaining = response.headers.get("x-hubspot-ratelimit-remaining", "?")
+        auth = "OAuth app" if self.settings.oauth else "private app"
+        return f"portal at {self.settings.host} via {auth} (burst remaining {remaining})"
+
+    def changes(self, obj: str, since: datetime | None) -> Iterator[Record]:
+        """Search windows on the last-modified property, plus a throttled archived poll."""
+        self.object_spec(obj)
+        return self.reader.changes(obj, since)
+
+    def fetch(self, obj: str, ids: Iterable[str]) -> Iterator[Record]:
+        """Batch reads of at most 100 ids."""
+        self.object_spec(obj)
+        return self.reader.fetch(obj, ids)
+
+    def write(self, obj: str, ops: Sequence[WriteOp]) -> list[WriteResult]:
+        """Batch create / update / upsert (by ``match_on``) / archive; results in input order."""
+        spec = self.object_spec(obj)
+        return self.writer.write(obj, ops, spec.identity_fields)
+
+    def owners(self) -> Iterator[Owner]:
+        """Active owners, then archived ones (``active=False``), 500 per page."""
+        for archived in (False, True):
+            after: str | None = None
+            while True:
+                kwargs: dict[str, Any] = {"limit": OWNERS_PAGE, "archived": archived}
+                if after is not None:
+                    kwargs["after"] = after
+                page = require_dict(
+                    self.client.send(
+                        "owners", "crm.owners.owners_api", "get_page", idempotent=True, **kwargs
+                    ),
+                    "owners",
+                )
+                for raw in page.get("results") or []:
+                    name = " ".join(
+                        part for part in (raw.get("firstName"), raw.get("lastName")) if part
+                    )
+                    yield Owner(
+                        id=str(raw["id"]),
+                        email=str(raw.get("email") or ""),
+                        name=name,
+                        active=not bool(raw.get("archived")) and not archived,
+                    )
+                after = ((page.get("paging") or {}).get("next") or {}).get("after")
+                if after is None:
+                    break
+
+    def close(self) -> None:
+        """Release the connection pools."""
+        self.client.close()

@@ -1,0 +1,384 @@
+"""The Salesforce connector: the five connector methods on top of auth, reading and writing.
+
+Why this module is thin: the decisions live next to what they decide -- tokens and transport in
+:mod:`.auth`, SOQL and row conversion in :mod:`.reading`, batching in :mod:`.writing`.  Here every
+HTTP call is wrapped once in :func:`~crm_bridge.http.call_with_retries` (with the connector's
+clock, the retry table, and a single token refresh on 401), and nothing touches the network before
+the first method call, so ``crm-bridge connectors list`` can build an instance with no settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any, ClassVar, TypeVar
+
+from simple_salesforce.util import call_salesforce
+
+from crm_bridge.connector import (
+    Capability,
+    Connector,
+    ConnectorSettings,
+    ObjectSpec,
+    Ordering,
+    Owner,
+    Record,
+    WriteOp,
+    WriteResult,
+)
+from crm_bridge.errors import CrmBridgeError, RecordRejectedError, TransientError
+from crm_bridge.http import (
+    DEFAULT_POLICY,
+    Clock,
+    DailyBudget,
+    RetryPolicy,
+    SystemClock,
+    call_with_retries,
+)
+
+from .auth import SalesforceAuth
+from .reading import (
+    ObjectDescription,
+    by_ids_soql,
+    changes_soql,
+    chunked,
+    parse_sf_datetime,
+    quote,
+    select_list,
+    to_record,
+    valid_id,
+)
+from .settings import COLLECTION_SIZE, COLLECTIONS_PER_COMPOSITE, SalesforceSettings
+from .writing import BatchWriter, query_rows, query_subrequest
+
+__all__ = ["SalesforceConnector"]
+
+T = TypeVar("T")
+
+_IDENTITY: Mapping[str, tuple[str, ...]] = {"Lead": ("Email",), "Contact": ("Email",)}
+_MAX_LOCATOR_RESTARTS = 3
+_CSV = "text/csv; charset=UTF-8"
+
+
+class SalesforceConnector(Connector[SalesforceSettings]):
+    """Leads, contacts, accounts, opportunities (and more) of one Salesforce org."""
+
+    Settings: ClassVar[type[ConnectorSettings]] = SalesforceSettings
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {
+            Capability.INCREMENTAL,
+            Capability.BATCH_UPSERT,
+            Capability.UPSERT_BY_IDENTITY,
+            Capability.ARCHIVE,
+            Capability.MERGE_FEED,
+            Capability.OWNERS,
+        }
+    )
+    description: ClassVar[str] = (
+        "Salesforce REST: queryAll change stream, Composite + sObject Collections writes "
+        "(1,000 records per call), Bulk API 2.0 for large batches."
+    )
+
+    def __init__(
+        self,
+        settings: SalesforceSettings,
+        *,
+        name: str,
+        clock: Clock | None = None,
+        policy: RetryPolicy = DEFAULT_POLICY,
+    ) -> None:
+        super().__init__(settings, name=name)
+        self.clock: Clock = clock or SystemClock()
+        self.policy = policy
+        self.budget = DailyBudget(
+            reserve_fraction=settings.daily_reserve_fraction, name=f"{name}: Salesforce daily API"
+        )
+        self._auth: SalesforceAuth | None = None
+        self._descriptions: dict[str, ObjectDescription] = {}
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    @property
+    def auth(self) -> SalesforceAuth:
+        """Tokens, session and client, created on first use (no network until then)."""
+        if self._auth is None:
+            self._auth = SalesforceAuth(
+                self.settings, calls=self.calls, budget=self.budget, clock=self.clock
+            )
+        return self._auth
+
+    def _call(self, fn: Callable[[], T], *, idempotent: bool) -> T:
+        """One logical request through the retry table; errors name this connector."""
+        auth = self.auth
+        try:
+            return call_with_retries(
+                fn,
+                idempotent=idempotent,
+                describe=auth.describe,
+                policy=self.policy,
+                clock=self.clock,
+                on_refresh=auth.refresh,
+            )
+        except CrmBridgeError as exc:
+            if exc.connector is None:
+                exc.connector = self.name
+            raise
+
+    def _query(self, soql: str, *, all_rows: bool) -> Mapping[str, Any]:
+        headers = {"Sforce-Query-Options": f"batchSize={self.settings.query_batch_size}"}
+        result: Mapping[str, Any] = self._call(
+            lambda: self.auth.client.query(soql, include_deleted=all_rows, headers=headers),
+            idempotent=True,
+        )
+        return result
+
+    def _query_more(self, next_url: str) -> Mapping[str, Any]:
+        headers = {"Sforce-Query-Options": f"batchSize={self.settings.query_batch_size}"}
+        result: Mapping[str, Any] = self._call(
+            lambda: self.auth.client.query_more(next_url, identifier_is_url=True, headers=headers),
+            idempotent=True,
+        )
+        return result
+
+    def _pages(self, soql: str, *, all_rows: bool) -> Iterator[list[Mapping[str, Any]]]:
+        """Query pages one at a time, following ``nextRecordsUrl`` (never all in memory)."""
+        page = self._query(soql, all_rows=all_rows)
+        while True:
+            yield list(page.get("records") or [])
+            next_url = page.get("nextRecordsUrl")
+            if page.get("done", True) or not next_url:
+                return
+            page = self._query_more(str(next_url))
+
+    def _configured_fields(self, obj: str) -> list[str] | None:
+        for name, fields in (self.settings.fields or {}).items():
+            if name == obj:
+                return list(fields)
+        return None
+
+    def describe_object(self, obj: str) -> ObjectDescription:
+        """The object's describe (one call per object per connector instance, then cached)."""
+        cached = self._descriptions.get(obj)
+        if cached is None:
+            body = self._call(
+                lambda: self.auth.client.restful(f"sobjects/{obj}/describe"), idempotent=True
+            )
+            cached = self._descriptions[obj] = ObjectDescription.from_describe(body)
+        return cached
+
+    # -- the connector API ----------------------------------------------------------------------
+
+    def objects(self) -> Sequence[ObjectSpec]:
+        """One spec per configured object: keyed by ``Id``, versioned by ``SystemModstamp``."""
+        return [
+            ObjectSpec(
+                name=obj,
+                primary_key="Id",
+                cursor_field="SystemModstamp",
+                version_field="SystemModstamp",
+                identity_fields=_IDENTITY.get(obj, ()),
+                ordering=Ordering.ASCENDING,
+                max_batch=self.settings.max_batch,
+                label=obj,
+            )
+            for obj in self.settings.objects
+        ]
+
+    def check(self) -> str:
+        """Fetch a token and read our own User row: ``user (org ..., api usage N/M)``."""
+        user_id = self.auth.user_id
+        page = self._query(
+            f"SELECT Id, Username FROM User WHERE Id = {quote(user_id)}", all_rows=False
+        )
+        rows = list(page.get("records") or [])
+        username = str(rows[0].get("Username")) if rows else user_id
+        snap = self.budget.snapshot()
+        usage = f"{snap.estimated_used}/{snap.limit}" if snap.limit is not None else "unknown"
+        return f"{username} (org {self.auth.org_id}, api usage {usage})"
+
+    def changes(self, obj: str, since: datetime | None) -> Iterator[Record]:
+        """``queryAll`` ordered by ``SystemModstamp, Id``; deletes and merge losers included.
+
+        If Salesforce forgets the query locator mid-stream (``INVALID_QUERY_LOCATOR``: it idled
+        past 15 minutes while the engine worked), the query is re-issued from the last modstamp
+        seen and rows already yielded are skipped, so the stream neither repeats nor loses rows.
+        """
+        self.object_spec(obj)
+        description = self.describe_object(obj)
+        fields = select_list(description, self._configured_fields(obj))
+        exclude = self.auth.user_id if self.settings.exclude_own_changes else None
+        last: tuple[datetime, str] | None = None
+        restarts = 0
+        start = since
+        while True:
+            soql = changes_soql(obj, fields, since=start, exclude_user=exclude)
+            try:
+                for page in self._pages(soql, all_rows=True):
+                    for row in page:
+                        record = to_record(obj, row, description)
+                        position = (record.modified_at, record.id)
+                        if last is not None and position <= last:
+                            continue
+                        last = position
+                        yield record
+                return
+            except RecordRejectedError as exc:
+                if exc.code != "INVALID_QUERY_LOCATOR" or restarts >= _MAX_LOCATOR_RESTARTS:
+                    raise
+                restarts += 1
+                start = last[0] if last is not None else since
+
+    def fetch(self, obj: str, ids: Iterable[str]) -> Iterator[Record]:
+        """``queryAll`` by ``Id IN (...)``: 200 ids per query, five queries per Composite call.
+
+        So 1,000 ids cost one API call.  Unknown ids are skipped; malformed ones are dropped
+        before they can break (or inject into) the SOQL.
+        """
+        self.object_spec(obj)
+        wanted = [i for i in dict.fromkeys(ids) if valid_id(i)]
+        if not wanted:
+            return
+        description = self.describe_object(obj)
+        fields = select_list(description, self._configured_fields(obj))
+        prefix = f"/services/data/v{self.settings.api_version}"
+        api = _WriteApi(self)
+        for group in chunked(wanted, COLLECTION_SIZE * COLLECTIONS_PER_COMPOSITE):
+            subs = [
+                query_subrequest(
+                    prefix, by_ids_soql(obj, fields, chunk), ref=f"f{n}", all_rows=True
+                )
+                for n, chunk in enumerate(chunked(group, COLLECTION_SIZE))
+            ]
+            for answer in api.composite(subs, idempotent=True):
+                for row in query_rows(answer, self._query_more):
+                    yield to_record(obj, row, description)
+
+    def write(self, obj: str, ops: Sequence[WriteOp]) -> list[WriteResult]:
+        """Composite + Collections (1,000 per call), or Bulk 2.0 past ``bulk_threshold``."""
+        spec = self.object_spec(obj)
+        if len(ops) > spec.max_batch:
+            raise ValueError(f"batch of {len(ops)} exceeds max_batch {spec.max_batch}")
+        if not ops:
+            return []
+        writer = BatchWriter(
+            _WriteApi(self),
+            api_version=self.settings.api_version,
+            policy=self.policy,
+            bulk_threshold=self.settings.bulk_threshold,
+            poll_seconds=self.settings.bulk_poll_seconds,
+            bulk_timeout=self.settings.bulk_timeout_seconds,
+        )
+        return writer.write(obj, ops, self.describe_object(obj))
+
+    def owners(self) -> Iterator[Owner]:
+        """Every User (active or not), matched across sides by e-mail."""
+        for page in self._pages("SELECT Id, Email, Name, IsActive FROM User", all_rows=False):
+            for row in page:
+                yield Owner(
+                    id=str(row["Id"]),
+                    email=str(row.get("Email") or ""),
+                    name=str(row.get("Name") or ""),
+                    active=bool(row.get("IsActive", True)),
+                )
+
+    def close(self) -> None:
+        """Close the HTTP session and the token client."""
+        if self._auth is not None:
+            self._auth.close()
+            self._auth = None
+
+    @property
+    def integration_user_id(self) -> str:
+        """The integration user's id (what ``Record.modified_by`` shows for our own writes)."""
+        return self.auth.user_id
+
+    @staticmethod
+    def parse_version(version: str) -> datetime:
+        """A version token (``SystemModstamp``) as an aware datetime."""
+        return parse_sf_datetime(version)
+
+
+class _WriteApi:
+    """The calls :class:`~.writing.BatchWriter` needs, each through the connector's retry loop."""
+
+    def __init__(self, connector: SalesforceConnector) -> None:
+        self.connector = connector
+        self.clock = connector.clock
+
+    def composite(self, subrequests: list[dict[str, Any]], *, idempotent: bool) -> list[Any]:
+        body = {"allOrNone": False, "compositeRequest": subrequests}
+        c = self.connector
+        answer = c._call(
+            lambda: c.auth.client.restful("composite", method="POST", json=body),
+            idempotent=idempotent,
+        )
+        responses = answer.get("compositeResponse") if isinstance(answer, Mapping) else None
+        if not isinstance(responses, list) or len(responses) != len(subrequests):
+            raise TransientError("Salesforce answered a Composite request without results")
+        return responses
+
+    def query_more(self, next_url: str) -> Mapping[str, Any]:
+        return self.connector._query_more(next_url)
+
+    def bulk_create(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        # Creating a job applies no data; a retried create at worst leaves an empty job open.
+        c = self.connector
+        result: Mapping[str, Any] = c._call(
+            lambda: c.auth.client.restful("jobs/ingest", method="POST", json=dict(body)),
+            idempotent=True,
+        )
+        return result
+
+    def bulk_upload(self, job_id: str, data: str) -> None:
+        c = self.connector
+
+        def upload() -> None:
+            client = c.auth.client
+            headers = {**client.headers, "Content-Type": _CSV, "Accept": "application/json"}
+            response = call_salesforce(
+                url=f"{client.bulk2_url}ingest/{job_id}/batches",
+                method="PUT",
+                session=client.session,
+                headers=headers,
+                data=data.encode("utf-8"),
+            )
+            if response.status_code != 201:
+                raise TransientError(
+                    f"Bulk upload for job {job_id} answered {response.status_code}"
+                )
+
+        # Nothing is processed before the job is closed, so resending the upload is safe.
+        c._call(upload, idempotent=True)
+
+    def bulk_close(self, job_id: str) -> Mapping[str, Any]:
+        c = self.connector
+        result: Mapping[str, Any] = c._call(
+            lambda: c.auth.client.restful(
+                f"jobs/ingest/{job_id}", method="PATCH", json={"state": "UploadComplete"}
+            ),
+            idempotent=True,
+        )
+        return result
+
+    def bulk_get(self, job_id: str) -> Mapping[str, Any]:
+        c = self.connector
+        result: Mapping[str, Any] = c._call(
+            lambda: c.auth.client.restful(f"jobs/ingest/{job_id}"), idempotent=True
+        )
+        return result
+
+    def bulk_results(self, job_id: str, kind: str) -> str:
+        c = self.connector
+
+        def fetch() -> str:
+            client = c.auth.client
+            headers = {**client.headers, "Accept": _CSV}
+            response = call_salesforce(
+                url=f"{client.bulk2_url}ingest/{job_id}/{kind}",
+                method="GET",
+                session=client.session,
+                headers=headers,
+            )
+            return str(response.text)
+
+        return c._call(fetch, idempotent=True)

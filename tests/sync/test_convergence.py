@@ -1,0 +1,172 @@
+"""A hypothesis state machine: random edits, deletes, merges and crashes, then convergence.
+
+Two in-memory systems, a real SQLite store, and the real runner.  Humans act on either side
+between syncs; some write batches crash after applying part of their records (a ``kill -9``
+between the vendor accepting a write and the store recording it).  Whatever happened, two clean
+syncs must leave both sides agreeing on every mapped field of every linked pair, every live
+person linked exactly once, no duplicates, and a further sync must write nothing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+from crm_bridge.connector import WriteOp, WriteResult
+from crm_bridge.connectors.example_memory import MemoryConnector, MemorySettings
+from crm_bridge.store import Store
+from crm_bridge.sync.mapping import PairSettings
+from crm_bridge.sync.runner import SyncRunner
+from crm_bridge.sync.values import canonical
+from tests.sync.conftest import PAIR
+
+NAMES = st.sampled_from(["Ann", "Bo", "Cy", "Di"])
+TITLES = st.sampled_from(["", "CTO", "VP"])
+SCORES = st.sampled_from(["", "1", "2.0", "3"])
+SIDES = st.sampled_from(["crm", "map"])
+
+
+class Crash(Exception):
+    """The process died after the vendor accepted part of a batch."""
+
+
+class CrashingConnector(MemoryConnector):
+    """Applies only the first ``crash_after`` ops of the next batch, then dies."""
+
+    crash_after: int | None = None
+
+    def write(self, obj: str, ops: Sequence[WriteOp]) -> list[WriteResult]:
+        if self.crash_after is not None:
+            keep, self.crash_after = self.crash_after, None
+            super().write(obj, ops[:keep])
+            raise Crash(f"killed after {keep} of {len(ops)} writes")
+        return super().write(obj, ops)
+
+
+class SyncMachine(RuleBasedStateMachine):
+    emails = itertools.count()
+
+    @initialize()
+    def setup(self) -> None:
+        self.tmp = tempfile.TemporaryDirectory()
+        pair = dict(PAIR)
+        pair["objects"] = {"people": {**PAIR["objects"]["people"], "delete_policy": "archive"}}
+        self.settings = PairSettings.model_validate({**pair, "delete_guard_floor": 10_000})
+        self.conns = {
+            side: CrashingConnector(MemorySettings(objects=["contacts"], max_batch=2), name=side)
+            for side in ("crm", "map")
+        }
+        for side, conn in self.conns.items():
+            conn.backend._prefix = side[0]  # readable ids in failure reports
+        self.store = Store.open(f"sqlite:///{Path(self.tmp.name) / 'state.sqlite3'}")
+
+    def teardown(self) -> None:
+        self.store.close()
+        self.tmp.cleanup()
+
+    def runner(self) -> SyncRunner:
+        # a fresh runner each time, like a fresh process after a crash
+        return SyncRunner(
+            name="p", settings=self.settings, crm=self.conns["crm"], map_=self.conns["map"],
+            store=self.store,
+        )
+
+    def live(self, side: str) -> dict[str, dict[str, Any]]:
+        return self.conns[side].backend.live("contacts")
+
+    def fresh_email(self) -> str:
+        return f"p{next(self.emails)}@example.com"
+
+    # -- what humans do ---------------------------------------------------------------------
+    @rule(side=SIDES, name=NAMES, title=TITLES, score=SCORES)
+    def create(self, side: str, name: str, title: str, score: str) -> None:
+        self.conns[side].backend.create(
+            "contacts", {"email": self.fresh_email(), "name": name, "title": title, "score": score}
+        )
+
+    @rule(name1=NAMES, name2=NAMES, score=SCORES)
+    def same_person_created_on_both_sides(self, name1: str, name2: str, score: str) -> None:
+        email = self.fresh_email()
+        self.conns["crm"].backend.create("contacts", {"email": email, "name": name1})
+        self.conns["map"].backend.create("contacts", {"email": email.upper(), "name": name2, "score": score})
+
+    @rule(side=SIDES, data=st.data(), field=st.sampled_from(["name", "title", "score"]))
+    def edit(self, side: str, data: st.DataObject, field: str) -> None:
+        live = sorted(self.live(side))
+        if not live:
+            return
+        rid = data.draw(st.sampled_from(live))
+        value = data.draw({"name": NAMES, "title": TITLES, "score": SCORES}[field])
+        self.conns[side].backend.human_edit("contacts", rid, {field: value})
+
+    @rule(side=SIDES, data=st.data())
+    def delete(self, side: str, data: st.DataObject) -> None:
+        live = sorted(self.live(side))
+        if live:
+            self.conns[side].backend.delete("contacts", data.draw(st.sampled_from(live)))
+
+    @rule(side=SIDES, data=st.data())
+    def merge(self, side: str, data: st.DataObject) -> None:
+        live = sorted(self.live(side))
+        if len(live) >= 2:
+            winner, loser = data.draw(st.permutations(live))[:2]
+            self.conns[side].backend.merge("contacts", winner, loser)
+
+    # -- what the bridge does ---------------------------------------------------------------
+    @rule()
+    def sync(self) -> None:
+        self.runner().run_cycle()
+
+    @rule(side=SIDES, keep=st.integers(0, 1))
+    def crashing_sync(self, side: str, keep: int) -> None:
+        self.conns[side].crash_after = keep
+        try:
+            self.runner().run_cycle()
+        except Crash:
+            pass
+        self.conns[side].crash_after = None
+
+    # -- what must hold -----------------------------------------------------------------------
+    @invariant()
+    def no_engine_made_duplicates(self) -> None:
+        for side in ("crm", "map"):
+            emails = [str(v["email"]).lower() for v in self.live(side).values()]
+            assert len(emails) == len(set(emails)), f"duplicate e-mails on {side}: {emails}"
+
+    @rule()
+    def converges(self) -> None:
+        self.runner().run_cycle()
+        self.runner().run_cycle()
+        writes = (self.conns["crm"].backend.writes, self.conns["map"].backend.writes)
+        report = self.runner().run_cycle()
+        assert (self.conns["crm"].backend.writes, self.conns["map"].backend.writes) == writes, report.counts
+        crm, hub = self.live("crm"), self.live("map")
+        linked_crm, linked_map = set(), set()
+        with self.store.transaction(readonly=True) as tx:
+            links = list(tx.iter_links("p", "people"))
+        for link in links:
+            assert link.crm_id in crm and link.map_id in hub, (link, sorted(crm), sorted(hub))
+            a, b = crm[link.crm_id], hub[link.map_id]
+            for field, kind in (("email", "email"), ("name", "text"), ("title", "text"), ("score", "number")):
+                assert canonical(a.get(field), kind) == canonical(b.get(field), kind), (field, a, b)
+            assert link.crm_id not in linked_crm and link.map_id not in linked_map
+            linked_crm.add(link.crm_id)
+            linked_map.add(link.map_id)
+        assert linked_crm == set(crm), f"unlinked crm records: {set(crm) - linked_crm}"
+        assert linked_map == set(hub), f"unlinked map records: {set(hub) - linked_map}"
+
+
+SyncMachine.TestCase.settings = settings(
+    max_examples=40,
+    stateful_step_count=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestSyncConvergence = SyncMachine.TestCase
