@@ -68,7 +68,9 @@ def test_unknown_key_lists_known_ones(tmp_path: Path) -> None:
 def test_environment_overrides_toml_and_secrets_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = write(tmp_path, '[daemon]\ninterval_seconds = 30\n[connectors.a]\ntype = "example_memory"\n')
+    path = write(
+        tmp_path, '[daemon]\ninterval_seconds = 30\n[connectors.a]\ntype = "example_memory"\n'
+    )
     secrets = tmp_path / "secrets.env"
     secrets.write_text(
         "CRM_BRIDGE_CONNECTORS__A__API_TOKEN=from-file\nCRM_BRIDGE_DAEMON__INTERVAL_SECONDS=20\n"

@@ -64,7 +64,9 @@ def test_versions_move_and_stale_writes_are_refused() -> None:
     (second,) = conn.fetch("contacts", [rid])
     assert int(second.version) > int(first.version)
     assert second.modified_at > first.modified_at
-    stale = conn.write("contacts", [Upsert(key="s", id=rid, fields={}, expected_version=first.version)])
+    stale = conn.write(
+        "contacts", [Upsert(key="s", id=rid, fields={}, expected_version=first.version)]
+    )
     assert stale[0].error_code == "STALE"
 
 

@@ -70,6 +70,10 @@ def test_cli_output_never_shows_secrets(tmp_path: Path) -> None:
     ):
         result = subprocess.run(
             [sys.executable, "-m", "crm_bridge", *args],
-            capture_output=True, text=True, env=env, cwd=ROOT, timeout=60,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            timeout=60,
         )
         assert SENTINEL not in result.stdout + result.stderr, args

@@ -37,15 +37,23 @@ class World:
     def __init__(self, tmp_path: Path, **overrides: Any) -> None:
         self.crm = MemoryBackend(prefix="c")
         self.map = MemoryBackend(prefix="h")
-        self.crm_conn = MemoryConnector(MemorySettings(objects=["contacts"], max_batch=3), name="crm", backend=self.crm)
-        self.map_conn = MemoryConnector(MemorySettings(objects=["contacts"], max_batch=2), name="map", backend=self.map)
+        self.crm_conn = MemoryConnector(
+            MemorySettings(objects=["contacts"], max_batch=3), name="crm", backend=self.crm
+        )
+        self.map_conn = MemoryConnector(
+            MemorySettings(objects=["contacts"], max_batch=2), name="map", backend=self.map
+        )
         self.store = Store.open(f"sqlite:///{tmp_path / 'state.sqlite3'}")
         self.settings = PairSettings.model_validate({**PAIR, **overrides})
         self.runner = self.new_runner()
 
     def new_runner(self) -> SyncRunner:
         return SyncRunner(
-            name="p", settings=self.settings, crm=self.crm_conn, map_=self.map_conn, store=self.store
+            name="p",
+            settings=self.settings,
+            crm=self.crm_conn,
+            map_=self.map_conn,
+            store=self.store,
         )
 
     def sync(self, **kwargs: Any) -> Any:

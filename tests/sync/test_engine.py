@@ -35,8 +35,12 @@ def test_initial_sync_both_ways_then_idle_costs_one_read_per_side(world: World) 
 
 
 def test_match_by_email_never_duplicates_and_rules_settle_conflicts(world: World) -> None:
-    c = world.crm.create("contacts", {"email": "Ann@X.io", "name": "Ann C", "title": "", "score": "1"})
-    h = world.map.create("contacts", {"email": "ann@x.io", "name": "Ann M", "title": "CTO", "score": "7"})
+    c = world.crm.create(
+        "contacts", {"email": "Ann@X.io", "name": "Ann C", "title": "", "score": "1"}
+    )
+    h = world.map.create(
+        "contacts", {"email": "ann@x.io", "name": "Ann M", "title": "CTO", "score": "7"}
+    )
     world.sync()
     assert len(world.people("crm")) == len(world.people("map")) == 1
     crm, hub = world.crm.live("contacts")[c], world.map.live("contacts")[h]
@@ -67,7 +71,9 @@ def test_incremental_edits_flow_and_concurrent_edits_follow_latest_wins(world: W
 
 
 def test_rejected_record_goes_to_dead_letters_and_replays_after_fix(world: World) -> None:
-    world.map.reject_when(lambda obj, f: "students not allowed" if f.get("title") == "student" else None)
+    world.map.reject_when(
+        lambda obj, f: "students not allowed" if f.get("title") == "student" else None
+    )
     world.crm.create("contacts", {"email": "ok@x.io", "name": "Ok"})
     bad = world.crm.create("contacts", {"email": "st@x.io", "name": "St", "title": "student"})
     report = world.sync()
