@@ -394,6 +394,7 @@ def serve(
         ssl_certfile=str(tls.cert_pem) if tls else None,
         ssl_keyfile=str(tls.key_pem) if tls else None,
         timeout_keep_alive=30,
+        timeout_graceful_shutdown=1,
     )
     server = _QuietServer(config)
     thread = threading.Thread(
