@@ -38,13 +38,17 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 __all__ = [
+    "Activity",
     "Capability",
     "Connector",
     "ConnectorSettings",
     "Delete",
+    "FieldChange",
+    "FieldDefinition",
     "ObjectSpec",
     "Ordering",
     "Owner",
+    "PicklistValue",
     "Record",
     "Upsert",
     "WriteOp",
@@ -73,7 +77,15 @@ class Capability(enum.StrEnum):
     PICKLIST_ADMIN = "picklist_admin"
     """The connector can install and update picklist / enumeration fields."""
     ACTIVITIES = "activities"
-    """The connector can read calls, emails and meetings logged against a record."""
+    """``activities()`` reads calls, emails and meetings logged against records (SLA first touch)."""
+    TASKS = "tasks"
+    """``create_task()`` puts a to-do in front of a record's owner (SLA reminders, reason nags)."""
+    RELATIONS = "relations"
+    """``related()`` follows links between objects, e.g. deal -> contacts (contact roles)."""
+    LISTS = "lists"
+    """``ensure_list()`` / ``add_to_list()`` / ``remove_from_list()`` manage static lists."""
+    VALIDATION_RULES = "validation_rules"
+    """``ensure_validation_rule()`` installs a rule the vendor enforces on every write."""
 
 
 class Ordering(enum.Enum):
@@ -199,6 +211,43 @@ class Owner:
     active: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """A logged touch on a record: what kind, when, and by whom (``owner_id``)."""
+
+    id: str
+    record_id: str
+    kind: Literal["call", "email", "meeting", "task", "note", "other"]
+    occurred_at: datetime
+    owner_id: str | None = None
+    subject: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PicklistValue:
+    """One allowed value of a picklist / enumeration field; inactive values stay on old records."""
+
+    value: str
+    label: str
+    active: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class FieldDefinition:
+    """A custom field crm-bridge installs (reason-code picklists and their note fields)."""
+
+    object: str
+    name: str
+    label: str
+    kind: Literal["picklist", "text"]
+    values: tuple[PicklistValue, ...] = ()
+    restricted: bool = True
+    description: str = ""
+
+
+FieldChange = Literal["created", "updated", "unchanged"]
+
+
 class ConnectorSettings(BaseModel):
     """Base for connector settings: frozen, unknown keys refused (typos surface at once)."""
 
@@ -258,7 +307,70 @@ class Connector(ABC, Generic[SettingsT]):
 
     def owners(self) -> Iterator[Owner]:
         """List assignable users (requires ``Capability.OWNERS``)."""
-        raise NotImplementedError(f"{type(self).__name__} does not declare Capability.OWNERS")
+        raise self._lacks(Capability.OWNERS)
+
+    # -- optional capabilities used by the SLA and reason-code features --------------------------
+    def activities(
+        self, obj: str, record_ids: Sequence[str], since: datetime | None
+    ) -> Iterator[Activity]:
+        """Touches logged against ``record_ids`` at or after ``since`` (``Capability.ACTIVITIES``)."""
+        raise self._lacks(Capability.ACTIVITIES)
+
+    def create_task(
+        self,
+        obj: str,
+        record_id: str,
+        *,
+        owner_id: str | None,
+        subject: str,
+        body: str = "",
+        due: datetime | None = None,
+    ) -> str:
+        """Create a task for the record's owner; returns its id (``Capability.TASKS``)."""
+        raise self._lacks(Capability.TASKS)
+
+    def related(self, obj: str, ids: Sequence[str], to_obj: str) -> dict[str, list[str]]:
+        """For each id of ``obj``, the ids of ``to_obj`` linked to it (``Capability.RELATIONS``)."""
+        raise self._lacks(Capability.RELATIONS)
+
+    def field_definition(self, obj: str, name: str) -> FieldDefinition | None:
+        """The installed definition of a custom field, or None (``Capability.PICKLIST_ADMIN``)."""
+        raise self._lacks(Capability.PICKLIST_ADMIN)
+
+    def ensure_field(self, definition: FieldDefinition) -> FieldChange:
+        """Create or update a field so it matches ``definition``; idempotent (PICKLIST_ADMIN).
+
+        Values missing from ``definition`` are deactivated, never deleted, so historic records
+        keep them.
+        """
+        raise self._lacks(Capability.PICKLIST_ADMIN)
+
+    def ensure_validation_rule(
+        self, obj: str, name: str, formula: str, message: str
+    ) -> FieldChange:
+        """Install or update a vendor-enforced validation rule (``Capability.VALIDATION_RULES``)."""
+        raise self._lacks(Capability.VALIDATION_RULES)
+
+    def ensure_list(self, name: str, obj: str) -> str:
+        """The id of the static list called ``name`` of ``obj`` records, created if needed (LISTS)."""
+        raise self._lacks(Capability.LISTS)
+
+    def add_to_list(self, list_id: str, ids: Sequence[str]) -> None:
+        """Add records to a static list (``Capability.LISTS``); members already in it are fine."""
+        raise self._lacks(Capability.LISTS)
+
+    def remove_from_list(self, list_id: str, ids: Sequence[str]) -> None:
+        """Remove records from a static list (``Capability.LISTS``)."""
+        raise self._lacks(Capability.LISTS)
+
+    def list_members(self, list_id: str) -> Iterator[str]:
+        """Ids of a static list's members (``Capability.LISTS``)."""
+        raise self._lacks(Capability.LISTS)
+
+    def _lacks(self, capability: Capability) -> NotImplementedError:
+        return NotImplementedError(
+            f"{type(self).__name__} does not declare Capability.{capability.name}"
+        )
 
     def object_spec(self, obj: str) -> ObjectSpec:
         """The declaration of ``obj``; raises ``KeyError`` naming the served objects."""
