@@ -39,7 +39,9 @@ from sqlalchemy.engine import make_url
 
 from crm_bridge.connector import Connector, ConnectorSettings
 from crm_bridge.errors import ConfigError, ConfigProblem, ConnectorLoadError
+from crm_bridge.reasons.taxonomy import ReasonsSettings
 from crm_bridge.registry import load_connector
+from crm_bridge.sla.policy import SlaSettings
 from crm_bridge.sync.mapping import PairSettings
 
 __all__ = [
@@ -118,6 +120,8 @@ class CrmBridgeSettings(BaseSettings):
     daemon: DaemonSettings = DaemonSettings()
     connectors: dict[str, dict[str, Any]] = Field(default_factory=dict)
     pairs: dict[str, PairSettings] = Field(default_factory=dict)
+    reasons: ReasonsSettings | None = None
+    sla: SlaSettings | None = None
 
     @classmethod
     def settings_customise_sources(

@@ -50,8 +50,9 @@ class Create:
     source_id: str
     source_version: str
     fields: Mapping[str, Any]
-    synced: Mapping[str, Any]
+    synced: Mapping[str, Mapping[str, Any]]
     match_on: str | None = None
+    identity: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +64,10 @@ class Update:
     source_id: str
     source_version: str | None
     fields: Mapping[str, Any]
-    synced: Mapping[str, Any]
+    synced: Mapping[str, Mapping[str, Any]]
+    """New baselines: the target's (after the write) and, when confirmed, the source's."""
     link_id: int | None = None
+    identity: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +78,8 @@ class Pairing:
     map_id: str
     crm_version: str | None
     map_version: str | None
-    synced: Mapping[str, Any]
+    synced: Mapping[str, Mapping[str, Any]]
+    identity: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +89,7 @@ class LinkRefresh:
     link_id: int
     crm_version: str | None
     map_version: str | None
-    synced: Mapping[str, Any]
+    synced: Mapping[str, Mapping[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ Order matters for crash safety:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -133,12 +133,11 @@ class Executor:
                 elif isinstance(action, Pairing):
                     self._pair(tx, plan, action, report, now)
                 elif isinstance(action, LinkRefresh):
-                    changes: dict[str, Any] = {"synced": dict(action.synced)}
+                    changes: dict[str, Any] = _baseline_columns(action.synced)
                     if action.crm_version is not None:
                         changes["crm_version"] = action.crm_version
                     if action.map_version is not None:
                         changes["map_version"] = action.map_version
-                    changes["crm_hash"] = changes["map_hash"] = fingerprint(action.synced)
                     tx.update_link(action.link_id, now=now, **changes)
                 elif isinstance(action, FlagDeleted):
                     tx.mark_link(action.link_id, "deleted")
@@ -181,9 +180,8 @@ class Executor:
                 map_id=action.map_id,
                 crm_version=action.crm_version,
                 map_version=action.map_version,
-                crm_hash=fingerprint(action.synced),
-                map_hash=fingerprint(action.synced),
-                synced=dict(action.synced),
+                **_baseline_columns(action.synced),
+                identity=action.identity,
                 now=now,
             )
             report.counts["linked"] += 1
@@ -238,7 +236,6 @@ class Executor:
             assert result.id is not None
             ids = {side: result.id, source: action.source_id}
             versions = {side: result.version, source: action.source_version}
-            digest = fingerprint(action.synced)
             try:
                 tx.insert_link(
                     self.pair,
@@ -247,9 +244,8 @@ class Executor:
                     map_id=ids["map"],
                     crm_version=versions["crm"],
                     map_version=versions["map"],
-                    crm_hash=digest,
-                    map_hash=digest,
-                    synced=dict(action.synced),
+                    **_baseline_columns(action.synced),
+                    identity=action.identity,
                     now=now,
                 )
             except StoreConflictError:
@@ -270,21 +266,23 @@ class Executor:
                 return
             report.counts["matched" if not result.created else "created"] += 1
         elif isinstance(action, Update):
-            digest = fingerprint(action.synced)
-            changes: dict[str, Any] = {
-                f"{side}_version": result.version,
-                "crm_hash": digest,
-                "map_hash": digest,
-                "synced": dict(action.synced),
-            }
-            if action.source_version is not None:
-                changes[f"{source}_version"] = action.source_version
             link_id = action.link_id
             if link_id is None or link_id < 0:
                 found = tx.link_for(self.pair, plan.obj, side, action.target_id)
-                link_id = found.id if found else None
-            if link_id is not None:
-                tx.update_link(link_id, now=now, **changes)
+                link_id = found.id if found is not None and found.active else None
+            stored = tx.link(link_id) if link_id is not None else None
+            if stored is not None:
+                merged: dict[str, dict[str, Any]] = {
+                    s: dict(stored.synced.get(s, {})) for s in SIDES
+                }
+                merged.update({s: dict(v) for s, v in action.synced.items()})
+                changes = _baseline_columns(merged)
+                changes[f"{side}_version"] = result.version
+                if action.identity is not None:
+                    changes["identity"] = action.identity
+                if action.source_version is not None:
+                    changes[f"{source}_version"] = action.source_version
+                tx.update_link(stored.id, now=now, **changes)
             report.counts["updated"] += 1
         else:
             if action.link_id is not None:
@@ -356,6 +354,15 @@ class Executor:
             next_retry_at=now + base * (2 ** min(attempts, 10)),
             now=now,
         )
+
+
+def _baseline_columns(synced: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The link columns for per-side baselines: the JSON and each side's hash."""
+    return {
+        "synced": {s: dict(synced.get(s, {})) for s in SIDES},
+        "crm_hash": fingerprint(synced.get("crm", {})),
+        "map_hash": fingerprint(synced.get("map", {})),
+    }
 
 
 def _with_run(decision: DecisionIn, run_id: int | None) -> DecisionIn:

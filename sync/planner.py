@@ -51,14 +51,21 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 @dataclass(frozen=True, slots=True)
 class LinkState:
-    """What the planner needs of a stored link."""
+    """What the planner needs of a stored link.
+
+    ``synced`` holds, per side, the logical values that side was last known to hold (read back,
+    or written by us).  A change on a side is a difference from *its own* baseline, so a default
+    one vendor fills in (an owner, a status) is never mistaken for an edit, and a value one side
+    cannot hold never loops.  A version of ``None`` means "our write to that side is not
+    confirmed yet": its baseline then says what it *should* hold, and differences are re-written.
+    """
 
     id: int
     crm_id: str | None
     map_id: str | None
     crm_version: str | None
     map_version: str | None
-    synced: Mapping[str, Any]
+    synced: Mapping[str, Mapping[str, Any]]
     active: bool = True
 
     def id_on(self, side: Side) -> str | None:
@@ -68,6 +75,10 @@ class LinkState:
     def version_on(self, side: Side) -> str | None:
         """The version token last seen on ``side``."""
         return self.crm_version if side == "crm" else self.map_version
+
+    def baseline(self, side: Side) -> dict[str, Any]:
+        """The logical values ``side`` was last known to hold."""
+        return dict(self.synced.get(side, {}))
 
 
 @dataclass(frozen=True)
@@ -81,7 +92,8 @@ class PlanContext:
     now: datetime
     skew: timedelta = timedelta(seconds=5)
     default_owner: Mapping[Side, str | None] | None = None
-    delete_modes: Mapping[Side, str] | None = None
+    linked_identities: Mapping[str, LinkState] | None = None
+    """Active links by identity value, for the identities of this cycle's unlinked records."""
 
 
 class _Unwritable(Exception):
@@ -100,6 +112,13 @@ def _latest(records: Iterable[Record]) -> dict[str, Record]:
         if seen is None or (record.modified_at, record.version) >= (seen.modified_at, seen.version):
             latest[record.id] = record
     return latest
+
+
+def identity_of(ctx: PlanContext, values: Mapping[str, Any]) -> str | None:
+    """The identity value (already normalised) of a record's logical values."""
+    name = ctx.objmap.identity
+    value = values.get(name) if name else None
+    return None if value is None else str(value)
 
 
 def _field_name(fm: FieldMap, side: Side) -> str:
@@ -213,8 +232,10 @@ def _plan_merges(
                 id=loser_link.id,
                 crm_id=survivor if side == "crm" else loser_link.crm_id,
                 map_id=survivor if side == "map" else loser_link.map_id,
-                crm_version=None if side == "crm" else loser_link.crm_version,
-                map_version=None if side == "map" else loser_link.map_version,
+                # "" is no vendor's version: the survivor is read as changed (not unconfirmed),
+                # so its merged values flow to the other side.
+                crm_version="" if side == "crm" else loser_link.crm_version,
+                map_version="" if side == "map" else loser_link.map_version,
                 synced=loser_link.synced,
             )
             by_id[side].pop(loser, None)
@@ -293,64 +314,70 @@ def _reconcile(
     map_rec: Record | None,
 ) -> None:
     records: dict[Side, Record | None] = {"crm": crm_rec, "map": map_rec}
-    stored: dict[Side, str | None] = {s: link.version_on(s) for s in SIDES}
-    fresh = {s: records[s] is not None and records[s].version != stored[s] for s in SIDES}  # type: ignore[union-attr]
+    fresh: dict[Side, bool] = {}
+    for s in SIDES:
+        rec = records[s]
+        fresh[s] = rec is not None and rec.version != link.version_on(s)
     if not fresh["crm"] and not fresh["map"]:
         plan.already_applied += 1
         return
-    synced = dict(link.synced)
-    current: dict[Side, dict[str, Any]] = {
-        s: logical_values(ctx, s, rec) if (rec := records[s]) is not None else dict(synced)
-        for s in SIDES
-    }
-    # A side whose version is unconfirmed (None: our last write to it has not been read back,
-    # e.g. after a crash) shows pending writes, not human edits, so its differences from the
-    # agreed values are re-written rather than treated as changes.
-    changed: dict[Side, set[str]] = {
-        s: {f for f in ctx.objmap.fields if current[s].get(f) != synced.get(f)}
-        if fresh[s] and stored[s] is not None
-        else set()
-        for s in SIDES
-    }
-    pending = any(current[s] != synced for s in SIDES if records[s] is not None)
-    if not changed["crm"] and not changed["map"] and not pending:
-        plan.echoes += 1
-        plan.actions.append(LinkRefresh(link.id, _version(crm_rec), _version(map_rec), synced))
-        return
-    agreed = _agree(
-        ctx, plan, current, changed, synced, crm_rec, map_rec, link.id, contested_only=False
-    )
-    _emit_writes(ctx, plan, link, current, agreed, crm_rec, map_rec)
+    base = {s: link.baseline(s) for s in SIDES}
+    actual: dict[Side, dict[str, Any]] = {}
+    changed: dict[Side, set[str]] = {}
+    for s in SIDES:
+        rec = records[s]
+        if rec is None or not fresh[s]:
+            actual[s] = dict(base[s])
+            changed[s] = set()
+            continue
+        actual[s] = logical_values(ctx, s, rec)
+        # Fields missing from the baseline were never written or seen (a vendor default, a
+        # field added to the map later): adopt them rather than call them edits.
+        for name in ctx.objmap.fields:
+            if name not in base[s]:
+                base[s][name] = actual[s].get(name)
+        if link.version_on(s) is None:
+            # Unconfirmed: what we wrote must be there (differences are re-written, not edits);
+            # where we wrote nothing, the vendor's default becomes the baseline.
+            for name in ctx.objmap.fields:
+                if base[s].get(name) is None:
+                    base[s][name] = actual[s].get(name)
+            changed[s] = set()
+        else:
+            changed[s] = {f for f in ctx.objmap.fields if actual[s].get(f) != base[s].get(f)}
+    _settle_and_write(ctx, plan, link, records, actual, changed, base)
 
 
 def _version(record: Record | None) -> str | None:
     return record.version if record is not None else None
 
 
-def _agree(
+def _settle_and_write(
     ctx: PlanContext,
     plan: Plan,
-    current: dict[Side, dict[str, Any]],
+    link: LinkState,
+    records: dict[Side, Record | None],
+    actual: dict[Side, dict[str, Any]],
     changed: dict[Side, set[str]],
-    synced: Mapping[str, Any],
-    crm_rec: Record | None,
-    map_rec: Record | None,
-    link_id: int | None,
-    *,
-    contested_only: bool,
-) -> dict[str, Any]:
-    """The values both sides should hold after this cycle."""
-    agreed = dict(synced)
+    base: dict[Side, dict[str, Any]],
+) -> None:
+    """Decide each field's value per side, then emit writes and the new baselines."""
+    target_values: dict[Side, dict[str, Any]] = {"crm": {}, "map": {}}
+    decided: set[str] = set()
     for name, fm in ctx.objmap.fields.items():
         in_crm, in_map = name in changed["crm"], name in changed["map"]
-        crm_value, map_value = current["crm"].get(name), current["map"].get(name)
-        if in_crm and in_map and crm_value != map_value:
+        value: Any = None
+        source: Side | None = None
+        if in_crm and in_map:
+            crm_value, map_value = actual["crm"].get(name), actual["map"].get(name)
+            if crm_value == map_value:
+                continue
             verdict = settle(
                 fm.rule,
                 crm_value=crm_value,
                 map_value=map_value,
-                crm_modified_at=crm_rec.modified_at if crm_rec else ctx.now,
-                map_modified_at=map_rec.modified_at if map_rec else ctx.now,
+                crm_modified_at=_modified(records["crm"], ctx),
+                map_modified_at=_modified(records["map"], ctx),
                 skew=ctx.skew,
             )
             plan.decisions.append(
@@ -363,75 +390,91 @@ def _agree(
                     rule=f"{fm.rule}: {verdict.reason}",
                     winner=verdict.winner,
                     at=ctx.now,
-                    link_id=link_id,
-                    crm_modified_at=crm_rec.modified_at if crm_rec else None,
-                    map_modified_at=map_rec.modified_at if map_rec else None,
+                    link_id=link.id if link.id >= 0 else None,
+                    crm_modified_at=records["crm"].modified_at if records["crm"] else None,
+                    map_modified_at=records["map"].modified_at if records["map"] else None,
                 )
             )
-            agreed[name] = verdict.value if verdict.winner != "none" else synced.get(name)
+            if verdict.winner == "none":
+                continue
+            value, source = verdict.value, ("crm" if verdict.winner == "crm" else "map")
         elif in_crm:
-            agreed[name] = crm_value
+            value, source = actual["crm"].get(name), "crm"
         elif in_map:
-            agreed[name] = map_value
-    return agreed
-
-
-def _emit_writes(
-    ctx: PlanContext,
-    plan: Plan,
-    link: LinkState,
-    current: dict[Side, dict[str, Any]],
-    agreed: dict[str, Any],
-    crm_rec: Record | None,
-    map_rec: Record | None,
-) -> None:
-    names: dict[Side, list[str]] = {
-        target: [
-            name
-            for name, fm in ctx.objmap.fields.items()
-            if fm.rule != "never"
-            and fm.flows_to(target)
-            and agreed.get(name) != current[target].get(name)
-        ]
-        if link.id_on(target) is not None
-        else []
-        for target in SIDES
-    }
-    if not names["crm"] and not names["map"]:
-        plan.actions.append(LinkRefresh(link.id, _version(crm_rec), _version(map_rec), agreed))
-        return
-    for target in SIDES:
-        target_id = link.id_on(target)
-        if not names[target] or target_id is None:
+            value, source = actual["map"].get(name), "map"
+        else:
             continue
-        source: Side = other(target)
-        source_rec = crm_rec if source == "crm" else map_rec
+        decided.add(name)
+        if fm.rule == "never":
+            continue
+        assert source is not None
+        for target in SIDES:
+            if fm.flows_to(target) and actual[target].get(name) != value:
+                target_values[target][name] = value
+    # Pending writes to unconfirmed sides: the baseline says what they should hold.
+    for s in SIDES:
+        if records[s] is not None and link.version_on(s) is None:
+            for name, should in base[s].items():
+                if (
+                    name in ctx.objmap.fields
+                    and name not in decided
+                    and actual[s].get(name) != should
+                ):
+                    target_values[s].setdefault(name, should)
+
+    new_base: dict[str, dict[str, Any]] = {
+        s: {**base[s], **actual[s]} if fresh_read(records[s], link, s) else dict(base[s])
+        for s in SIDES
+    }
+    writes = {s: target_values[s] for s in SIDES if target_values[s] and link.id_on(s) is not None}
+    if not writes:
+        plan.echoes += 1
+        plan.actions.append(
+            LinkRefresh(link.id, _version(records["crm"]), _version(records["map"]), new_base)
+        )
+        return
+    for target, values in writes.items():
+        source_side = other(target)
         try:
-            fields = vendor_fields(ctx, target, agreed, names[target])
+            fields = vendor_fields(ctx, target, values, list(values))
         except _Unwritable as problem:
             plan.actions.append(
                 Reject(
                     target,
-                    link.id_on(source) or "",
+                    link.id_on(source_side) or "",
                     problem.reason,
                     problem.code,
-                    {"fields": names[target]},
+                    {"fields": sorted(values)},
                 )
             )
             continue
+        target_base = {**new_base[target], **values}
+        source_rec = records[source_side]
         plan.actions.append(
             Update(
                 target=target,
-                target_id=target_id,
-                source_id=link.id_on(source) or "",
+                target_id=link.id_on(target) or "",
+                source_id=link.id_on(source_side) or "",
                 # Confirm the source's version only when the source needs no write of its own;
                 # otherwise a crash between the two writes would hide the second one.
-                source_version=None if names[source] else _version(source_rec),
+                source_version=None if source_side in writes else _version(source_rec),
                 fields=fields,
-                synced=agreed,
-                link_id=link.id,
+                synced={target: target_base}
+                if source_side in writes
+                else {target: target_base, source_side: new_base[source_side]},
+                link_id=link.id if link.id >= 0 else None,
+                identity=identity_of(ctx, target_base),
             )
         )
+
+
+def fresh_read(record: Record | None, link: LinkState, side: Side) -> bool:
+    """Whether ``record`` is a newer read than the link's version for ``side``."""
+    return record is not None and record.version != link.version_on(side)
+
+
+def _modified(record: Record | None, ctx: PlanContext) -> datetime:
+    return record.modified_at if record is not None else ctx.now
 
 
 def _plan_unlinked(
@@ -478,6 +521,18 @@ def _plan_unlinked(
             if key is None:
                 loose[side].append((record, values))
                 continue
+            linked = (ctx.linked_identities or {}).get(key)
+            if linked is not None and linked.id_on(side) != record.id:
+                plan.actions.append(
+                    Reject(
+                        other(side),
+                        record.id,
+                        f"duplicate on {side}: {linked.id_on(side)} is already linked with the "
+                        f"same {identity} {key!r}; merge them",
+                        "DUPLICATE_IDENTITY",
+                    )
+                )
+                continue
             survivor = keyed[side].get(key)
             if survivor is not None:
                 plan.actions.append(
@@ -510,15 +565,6 @@ def _plan_unlinked(
             _create(ctx, plan, side, target, record, values)
 
 
-def _needs_write(
-    ctx: PlanContext, side: Side, current: Mapping[str, Any], agreed: Mapping[str, Any]
-) -> bool:
-    return any(
-        fm.rule != "never" and fm.flows_to(side) and agreed.get(name) != current.get(name)
-        for name, fm in ctx.objmap.fields.items()
-    )
-
-
 def _pair(
     ctx: PlanContext,
     plan: Plan,
@@ -527,23 +573,34 @@ def _pair(
     map_rec: Record,
     map_values: dict[str, Any],
 ) -> None:
-    current: dict[Side, dict[str, Any]] = {"crm": crm_values, "map": map_values}
+    """Two unlinked records with the same identity become one link; contested fields are settled.
+
+    The link is recorded before any write, with each side that still needs a write marked
+    unconfirmed (version ``None``) and its baseline set to what it should hold -- so a crash
+    between here and the writes is repaired by the next cycle, never forgotten.
+    """
+    actual: dict[Side, dict[str, Any]] = {"crm": crm_values, "map": map_values}
     changed: dict[Side, set[str]] = {
-        "crm": {f for f, v in crm_values.items() if v is not None},
-        "map": {f for f, v in map_values.items() if v is not None},
+        s: {f for f, v in actual[s].items() if v is not None} for s in SIDES
     }
-    agreed = _agree(ctx, plan, current, changed, {}, crm_rec, map_rec, None, contested_only=True)
-    # A side that still needs a write gets no version yet: if we crash before writing it, the
-    # next cycle sees it as unconfirmed and writes it again instead of mistaking it for an edit.
-    crm_version = None if _needs_write(ctx, "crm", crm_values, agreed) else crm_rec.version
-    map_version = None if _needs_write(ctx, "map", map_values, agreed) else map_rec.version
-    plan.actions.append(Pairing(crm_rec.id, map_rec.id, crm_version, map_version, agreed))
-    link = LinkState(-1, crm_rec.id, map_rec.id, None, None, agreed)
+    probe = LinkState(-1, crm_rec.id, map_rec.id, crm_rec.version + "~", map_rec.version + "~", {})
+    records: dict[Side, Record | None] = {"crm": crm_rec, "map": map_rec}
     before = len(plan.actions)
-    _emit_writes(ctx, plan, link, current, agreed, crm_rec, map_rec)
-    # _emit_writes adds a LinkRefresh when nothing needs writing; the Pairing already covers it.
-    if len(plan.actions) == before + 1 and isinstance(plan.actions[-1], LinkRefresh):
-        plan.actions.pop()
+    _settle_and_write(ctx, plan, probe, records, actual, changed, {"crm": {}, "map": {}})
+    emitted = plan.actions[before:]
+    del plan.actions[before:]
+    synced: dict[str, dict[str, Any]] = {s: dict(actual[s]) for s in SIDES}
+    versions: dict[Side, str | None] = {"crm": crm_rec.version, "map": map_rec.version}
+    for action in emitted:
+        if isinstance(action, Update):
+            synced[action.target] = dict(action.synced[action.target])
+            versions[action.target] = None
+    plan.actions.append(Pairing(crm_rec.id, map_rec.id, versions["crm"], versions["map"], synced))
+    for action in emitted:
+        if isinstance(action, LinkRefresh):
+            plan.echoes -= 1
+            continue
+        plan.actions.append(action)
 
 
 def _create(
@@ -571,7 +628,11 @@ def _create(
             source_id=record.id,
             source_version=record.version,
             fields=fields,
-            synced=values,
+            synced={
+                source: dict(values),
+                target: {n: values[n] if n in names else None for n in ctx.objmap.fields},
+            },
             match_on=match_on,
+            identity=identity_of(ctx, values),
         )
     )

@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,7 +27,13 @@ from crm_bridge.sync.actions import SIDES, Plan, other
 from crm_bridge.sync.executor import Executor
 from crm_bridge.sync.mapping import ObjectMap, PairSettings
 from crm_bridge.sync.owners import OwnerDirectory
-from crm_bridge.sync.planner import LinkState, PlanContext, plan_object
+from crm_bridge.sync.planner import (
+    LinkState,
+    PlanContext,
+    identity_of,
+    logical_values,
+    plan_object,
+)
 
 __all__ = ["CycleReport", "SyncRunner"]
 
@@ -154,8 +160,14 @@ class SyncRunner:
     def _objects(self, objmap: ObjectMap) -> dict[Side, str]:
         return {"crm": objmap.crm_object, "map": objmap.map_object}
 
-    def _context(self, obj_name: str, objmap: ObjectMap) -> PlanContext:
-        return PlanContext(
+    def _context(
+        self,
+        obj_name: str,
+        objmap: ObjectMap,
+        changes: dict[Side, list[Record]],
+        links: dict[Side, dict[str, LinkState]],
+    ) -> PlanContext:
+        base = PlanContext(
             pair=self.name,
             name=obj_name,
             objmap=objmap,
@@ -167,6 +179,18 @@ class SyncRunner:
                 "map": self.settings.default_map_owner,
             },
         )
+        identities = {
+            key
+            for side in SIDES
+            for record in changes[side]
+            if record.id not in links[side] or not links[side][record.id].active
+            if (key := identity_of(base, logical_values(base, side, record))) is not None
+        }
+        if not identities:
+            return base
+        with self.store.transaction(readonly=True) as tx:
+            found = tx.links_by_identity(self.name, obj_name, identities)
+        return replace(base, linked_identities={k: _link_state(v) for k, v in found.items()})
 
     def _owner_directory(self, objmap: ObjectMap) -> OwnerDirectory:
         if not any(fm.kind == "owner" for fm in objmap.fields.values()):
@@ -229,7 +253,8 @@ class SyncRunner:
             cursors = {s: tx.get_cursor(self.name, s, obj_name) for s in SIDES}
         changes = {s: self._read(s, objects[s], cursors[s]) for s in SIDES}
         links = self._links(obj_name, changes)
-        plan = plan_object(self._context(obj_name, objmap), changes["crm"], changes["map"], links)
+        context = self._context(obj_name, objmap, changes, links)
+        plan = plan_object(context, changes["crm"], changes["map"], links)
         report.plans.append(plan)
         report.counts["read_crm"] += len(changes["crm"])
         report.counts["read_map"] += len(changes["map"])
@@ -306,7 +331,10 @@ class SyncRunner:
                     )
             links = self._links(obj_name, changes)
             plan = plan_object(
-                self._context(obj_name, objmap), changes["crm"], changes["map"], links
+                self._context(obj_name, objmap, changes, links),
+                changes["crm"],
+                changes["map"],
+                links,
             )
             executor = Executor(
                 pair=self.name,

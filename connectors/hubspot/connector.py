@@ -8,13 +8,14 @@ only wires them to the connector contract.  docs/connectors/hubspot.md explains 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
 import httpx
 
 from crm_bridge.connector import (
+    Activity,
     Capability,
     Connector,
     ConnectorSettings,
@@ -24,6 +25,8 @@ from crm_bridge.connector import (
     WriteOp,
     WriteResult,
 )
+from crm_bridge.connectors.hubspot import activities as _activities
+from crm_bridge.connectors.hubspot.admin import HubSpotAdminMixin
 from crm_bridge.connectors.hubspot.client import HubSpotClient, require_dict
 from crm_bridge.connectors.hubspot.reading import CURSOR_FIELDS, IDENTITY_FIELDS, Reader
 from crm_bridge.connectors.hubspot.settings import HubSpotSettings
@@ -35,7 +38,7 @@ __all__ = ["HubSpotConnector"]
 OWNERS_PAGE = 500
 
 
-class HubSpotConnector(Connector[HubSpotSettings]):
+class HubSpotConnector(HubSpotAdminMixin, Connector[HubSpotSettings]):
     """HubSpot CRM (marketing side): search-based change stream, batch writes, owners."""
 
     Settings: ClassVar[type[ConnectorSettings]] = HubSpotSettings
@@ -47,6 +50,13 @@ class HubSpotConnector(Connector[HubSpotSettings]):
             Capability.ARCHIVE,
             Capability.MERGE_FEED,
             Capability.OWNERS,
+            # SLA (.activities): engagements as first touches, reminder tasks
+            Capability.ACTIVITIES,
+            Capability.TASKS,
+            # reason codes (.admin): enumeration properties, static lists, associations
+            Capability.PICKLIST_ADMIN,
+            Capability.LISTS,
+            Capability.RELATIONS,
         }
     )
     description: ClassVar[str] = "HubSpot CRM v3: contacts, companies, deals (search + batch)."
@@ -136,6 +146,32 @@ class HubSpotConnector(Connector[HubSpotSettings]):
                 after = ((page.get("paging") or {}).get("next") or {}).get("after")
                 if after is None:
                     break
+
+    def activities(
+        self, obj: str, record_ids: Sequence[str], since: datetime | None
+    ) -> Iterator[Activity]:
+        """Calls, e-mails and meetings associated with ``record_ids``, logged at/after ``since``."""
+        self.object_spec(obj)
+        return _activities.activities(self, obj, record_ids, since)
+
+    def create_task(
+        self,
+        obj: str,
+        record_id: str,
+        *,
+        owner_id: str | None,
+        subject: str,
+        body: str = "",
+        due: datetime | None = None,
+    ) -> str:
+        """A task associated with the record, owned by ``owner_id``; returns its id."""
+        return _activities.create_task(
+            self, obj, record_id, owner_id=owner_id, subject=subject, body=body, due=due
+        )
+
+    def create_tasks(self, obj: str, tasks: Sequence[Mapping[str, Any]]) -> list[str | None]:
+        """Batched :meth:`create_task` (100 per call); ids in input order, None if refused."""
+        return _activities.create_tasks(self, obj, tasks)
 
     def close(self) -> None:
         """Release the connection pools."""

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, TypeVar
 from simple_salesforce.util import call_salesforce
 
 from crm_bridge.connector import (
+    Activity,
     Capability,
     Connector,
     ConnectorSettings,
@@ -36,6 +37,8 @@ from crm_bridge.http import (
     call_with_retries,
 )
 
+from . import activities as _activities
+from .admin import SalesforceAdminMixin
 from .auth import SalesforceAuth
 from .reading import (
     ObjectDescription,
@@ -60,7 +63,7 @@ _MAX_LOCATOR_RESTARTS = 3
 _CSV = "text/csv; charset=UTF-8"
 
 
-class SalesforceConnector(Connector[SalesforceSettings]):
+class SalesforceConnector(SalesforceAdminMixin, Connector[SalesforceSettings]):
     """Leads, contacts, accounts, opportunities (and more) of one Salesforce org."""
 
     Settings: ClassVar[type[ConnectorSettings]] = SalesforceSettings
@@ -72,6 +75,13 @@ class SalesforceConnector(Connector[SalesforceSettings]):
             Capability.ARCHIVE,
             Capability.MERGE_FEED,
             Capability.OWNERS,
+            # SLA (.activities): Task/Event first touches, reminder tasks
+            Capability.ACTIVITIES,
+            Capability.TASKS,
+            # reason codes (.admin): Tooling API fields and rules, contact roles
+            Capability.PICKLIST_ADMIN,
+            Capability.VALIDATION_RULES,
+            Capability.RELATIONS,
         }
     )
     description: ClassVar[str] = (
@@ -280,6 +290,32 @@ class SalesforceConnector(Connector[SalesforceSettings]):
                     name=str(row.get("Name") or ""),
                     active=bool(row.get("IsActive", True)),
                 )
+
+    def activities(
+        self, obj: str, record_ids: Sequence[str], since: datetime | None
+    ) -> Iterator[Activity]:
+        """Tasks and events on ``record_ids`` (by ``WhoId``), created at/after ``since``."""
+        self.object_spec(obj)
+        return _activities.activities(self, record_ids, since)
+
+    def create_task(
+        self,
+        obj: str,
+        record_id: str,
+        *,
+        owner_id: str | None,
+        subject: str,
+        body: str = "",
+        due: datetime | None = None,
+    ) -> str:
+        """A Task on the record for ``owner_id``; returns the new Task's id."""
+        return _activities.create_task(
+            self, obj, record_id, owner_id=owner_id, subject=subject, body=body, due=due
+        )
+
+    def create_tasks(self, obj: str, tasks: Sequence[Mapping[str, Any]]) -> list[str | None]:
+        """Batched :meth:`create_task` (1,000 per call); ids in input order, None if refused."""
+        return _activities.create_tasks(self, obj, tasks)
 
     def close(self) -> None:
         """Close the HTTP session and the token client."""

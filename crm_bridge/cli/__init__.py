@@ -8,7 +8,14 @@ the library reach the user as one clear message and the exit code of their class
 
 from __future__ import annotations
 
-from crm_bridge.cli import config_cmd, connectors_cmd, sync_cmd  # noqa: F401  (registers the verbs)
+from crm_bridge.cli import (  # noqa: F401  (registers the verbs)
+    config_cmd,
+    connectors_cmd,
+    emulate_cmd,
+    reasons_cmd,
+    sla_cmd,
+    sync_cmd,
+)
 from crm_bridge.cli._app import app
 
 __all__ = ["app", "main"]

@@ -59,6 +59,8 @@ class Link:
     merged_into: int | None
     created_at: datetime
     updated_at: datetime
+    identity: str | None = None
+    """The normalised identity (e.g. e-mail) the link was matched on, for duplicate checks."""
 
     @property
     def active(self) -> bool:

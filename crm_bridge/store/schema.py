@@ -115,6 +115,7 @@ links = sa.Table(
     sa.Column("merged_into", Id, sa.ForeignKey("links.id", ondelete="SET NULL")),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Column("identity", sa.String(320)),
     sa.CheckConstraint(_in("status", LINK_STATUSES), name="status"),
     sa.CheckConstraint("crm_id IS NOT NULL OR map_id IS NOT NULL", name="has_an_id"),
     sa.CheckConstraint(
@@ -124,6 +125,8 @@ links = sa.Table(
     sa.Index("ix_links_crm_id", "pair", "object", "crm_id"),
     sa.Index("ix_links_map_id", "pair", "object", "map_id"),
     sa.Index("ix_links_pair_object_status", "pair", "object", "status", "id"),
+    # The normalised identity (e-mail) a link was matched on (migration 0004).
+    sa.Index("ix_links_identity", "pair", "object", "identity"),
     # At most one *active* link per record and side; tombstones may repeat the id.  NULL ids
     # (create pending) never collide: NULLs are distinct in unique indexes on both backends.
     sa.Index(
@@ -245,5 +248,133 @@ audit_log = sa.Table(
     sa.Column("data", sa.JSON(), nullable=False),
     sa.Index("ix_audit_log_subject_at", "subject", "at"),
     sa.Index("ix_audit_log_kind_at", "kind", "at"),
+    sqlite_autoincrement=True,
+)
+
+# -- SLA (migration 0002) --------------------------------------------------------------------------
+# One row per (lead, assignment): the clocks of that assignment, how they ended, and the numbers
+# the reports need (business minutes measured when a clock stopped, so a later calendar change
+# does not rewrite history).  ``sla_actions`` is the idempotency ledger of the breach chain: a
+# step is executed only if its row is absent, and the row is written in the same transaction as
+# the step's audit entry.
+
+SLA_CLOCK_STATUSES = ("open", "done", "reassigned", "recycled", "disqualified", "closed")
+
+sla_clocks = sa.Table(
+    "sla_clocks",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("crm", sa.String(100), nullable=False),
+    sa.Column("lead_id", sa.String(255), nullable=False),
+    sa.Column("seq", sa.Integer(), nullable=False),
+    sa.Column("policy", sa.String(100), nullable=False),
+    sa.Column("team", sa.String(100), nullable=False),
+    sa.Column("rep", sa.String(100), nullable=False),
+    sa.Column("owner_id", sa.String(255), nullable=False),
+    sa.Column("source", sa.String(255)),
+    sa.Column("marketing_id", sa.String(255)),
+    sa.Column("mql_at", UtcDateTime()),
+    sa.Column("crm_visible_at", UtcDateTime()),
+    sa.Column("assigned_at", UtcDateTime(), nullable=False),
+    sa.Column("accepted_at", UtcDateTime()),
+    sa.Column("rejected_at", UtcDateTime()),
+    sa.Column("reject_reason", sa.String(255)),
+    sa.Column("first_touch_at", UtcDateTime()),
+    sa.Column("accept_minutes", sa.Integer()),
+    sa.Column("first_touch_minutes", sa.Integer()),
+    sa.Column("accept_breached", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("first_touch_breached", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("reassignments", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("status", sa.String(16), nullable=False, server_default="open"),
+    sa.Column("closed_at", UtcDateTime()),
+    sa.Column("close_reason", sa.String(255)),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.CheckConstraint(_in("status", SLA_CLOCK_STATUSES), name="status"),
+    sa.UniqueConstraint("crm", "lead_id", "seq"),
+    sa.Index("ix_sla_clocks_crm_status_id", "crm", "status", "id"),
+    sa.Index("ix_sla_clocks_crm_owner_id_status", "crm", "owner_id", "status"),
+    sqlite_autoincrement=True,
+)
+
+sla_actions = sa.Table(
+    "sla_actions",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("clock_id", Id, sa.ForeignKey("sla_clocks.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("clock", sa.String(16), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("at", UtcDateTime(), nullable=False),
+    sa.Column("data", sa.JSON(), nullable=False),
+    sa.UniqueConstraint("clock_id", "clock", "action"),
+    sqlite_autoincrement=True,
+)
+
+sla_rotation = sa.Table(
+    "sla_rotation",
+    metadata,
+    sa.Column("crm", sa.String(100), primary_key=True),
+    sa.Column("team", sa.String(100), primary_key=True),
+    sa.Column("last_rep", sa.String(100), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+# -- reasons (migration 0003) ----------------------------------------------------------------------
+# ``reason_outcomes``: one row per closed deal / rejected lead as last captured -- the outcome, the
+# code the rep chose and what it resolved to, whether (and for which problem) a task was raised,
+# and what was last pushed to the marketing side, so a re-read record is neither re-flagged nor
+# re-pushed.  The report reads only this table.  ``reason_memberships``: static-list memberships
+# crm-bridge added, with their expiry, so re-targeting windows can be closed again.
+
+REASON_OUTCOMES = ("won", "lost", "lead_rejected", "disqualified")
+REASON_STATUSES = ("valid", "deprecated", "missing", "unknown", "wrong_category", "note_missing")
+
+reason_outcomes = sa.Table(
+    "reason_outcomes",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("source", sa.String(100), nullable=False),
+    sa.Column("object", sa.String(64), nullable=False),
+    sa.Column("record_id", sa.String(255), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("raw_code", sa.String(100)),
+    sa.Column("code", sa.String(100)),
+    sa.Column("has_note", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("owner_id", sa.String(255)),
+    sa.Column("owner_name", sa.String(255)),
+    sa.Column("closed_at", UtcDateTime(), nullable=False),
+    sa.Column("segments", sa.JSON(), nullable=False),
+    sa.Column("version", sa.String(255), nullable=False),
+    sa.Column("first_status", sa.String(16), nullable=False),
+    sa.Column("flagged_status", sa.String(16)),
+    sa.Column("task_id", sa.String(255)),
+    sa.Column("flagged_at", UtcDateTime()),
+    sa.Column("pushed_code", sa.String(100)),
+    sa.Column("pushed_at", UtcDateTime()),
+    sa.Column("first_seen", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.CheckConstraint(_in("outcome", REASON_OUTCOMES), name="outcome"),
+    sa.CheckConstraint(_in("status", REASON_STATUSES), name="status"),
+    sa.UniqueConstraint("source", "object", "record_id"),
+    sa.Index("ix_reason_outcomes_closed_at", "closed_at"),
+    sqlite_autoincrement=True,
+)
+
+reason_memberships = sa.Table(
+    "reason_memberships",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("connector", sa.String(100), nullable=False),
+    sa.Column("list_id", sa.String(255), nullable=False),
+    sa.Column("list_name", sa.String(255), nullable=False),
+    sa.Column("member_id", sa.String(255), nullable=False),
+    sa.Column(
+        "outcome_id", Id, sa.ForeignKey("reason_outcomes.id", ondelete="SET NULL"), nullable=True
+    ),
+    sa.Column("added_at", UtcDateTime(), nullable=False),
+    sa.Column("expires_at", UtcDateTime()),
+    sa.Column("removed_at", UtcDateTime()),
+    sa.UniqueConstraint("connector", "list_id", "member_id"),
+    sa.Index("ix_reason_memberships_expires_at", "removed_at", "expires_at"),
     sqlite_autoincrement=True,
 )

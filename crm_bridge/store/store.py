@@ -74,6 +74,7 @@ _LINK_FIELDS = frozenset(
         "synced",
         "status",
         "merged_into",
+        "identity",
     }
 )
 
@@ -118,6 +119,7 @@ class LinkIn:
     crm_hash: str | None = None
     map_hash: str | None = None
     synced: Mapping[str, Any] | None = None
+    identity: str | None = None
 
 
 def _dialect_insert(backend: Backend, table: sa.Table) -> Any:
@@ -192,6 +194,7 @@ def _link(row: sa.Row[Any]) -> Link:
         merged_into=m["merged_into"],
         created_at=m["created_at"],
         updated_at=m["updated_at"],
+        identity=m["identity"],
     )
 
 
@@ -352,6 +355,20 @@ class StoreTx:
                 found[key] = _prefer(found.get(key), link)
         return found
 
+    def links_by_identity(self, pair: str, obj: str, identities: Iterable[str]) -> dict[str, Link]:
+        """Active links matched on each of ``identities`` (normalised values), keyed by identity."""
+        wanted = sorted(set(identities))
+        found: dict[str, Link] = {}
+        base = sa.select(links).where(
+            links.c.pair == pair, links.c.object == obj, links.c.status == "active"
+        )
+        for chunk in _chunks(wanted, IN_CHUNK):
+            for row in self._conn.execute(base.where(links.c.identity.in_(chunk))):
+                link = _link(row)
+                assert link.identity is not None
+                found.setdefault(link.identity, link)
+        return found
+
     def link_for(self, pair: str, obj: str, side: Side, record_id: str) -> Link | None:
         """The link of one record (same preference rules as :meth:`links_by_ids`)."""
         return self.links_by_ids(pair, obj, side, [record_id]).get(record_id)
@@ -373,6 +390,7 @@ class StoreTx:
         crm_hash: str | None,
         map_hash: str | None,
         synced: Mapping[str, Any] | None = None,
+        identity: str | None = None,
         now: datetime | None = None,
     ) -> Link:
         """Create an active link.
@@ -385,7 +403,11 @@ class StoreTx:
         return self.insert_links(
             pair,
             obj,
-            [LinkIn(crm_id, map_id, crm_version, map_version, crm_hash, map_hash, synced)],
+            [
+                LinkIn(
+                    crm_id, map_id, crm_version, map_version, crm_hash, map_hash, synced, identity
+                )
+            ],
             now=now,
         )[0]
 
@@ -414,6 +436,7 @@ class StoreTx:
                     "crm_hash": n.crm_hash,
                     "map_hash": n.map_hash,
                     "synced": None if n.synced is None else dict(n.synced),
+                    "identity": n.identity,
                     "status": "active",
                     "merged_into": None,
                     "created_at": ts,

@@ -193,6 +193,16 @@ def _contacts() -> list[PropertyDef]:
             **g,
         ),
         _p("notes_last_contacted", "Last Contacted", "datetime", "date", read_only=True, **g),
+        # Used by the SLA feature (MQL criteria, delay split).  In HubSpot both are calculated;
+        # here they are writable so tests and the demo can set them.
+        _p("hubspotscore", "HubSpot Score", "number", "number", **g),
+        _p(
+            "hs_lifecyclestage_marketingqualifiedlead_date",
+            "Became a Marketing Qualified Lead Date",
+            "datetime",
+            "date",
+            **g,
+        ),
     ]
 
 

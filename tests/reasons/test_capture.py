@@ -1,0 +1,274 @@
+"""Capture, validation, push and list expiry on both emulators through the real clients."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from crm_bridge.connectors.hubspot import HubSpotConnector
+from crm_bridge.connectors.salesforce import SalesforceConnector
+from crm_bridge.emulators.hubspot.emulator import RunningHubSpot
+from crm_bridge.emulators.salesforce import RunningSalesforce
+from crm_bridge.reasons import install
+from crm_bridge.reasons.capture import ReasonCapture
+from crm_bridge.reasons.repository import ReasonRepository
+from crm_bridge.store import Store
+
+from .conftest import TAXONOMY_V2, reasons_settings
+
+T0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+
+
+def _contacts_by_email(hubspot: RunningHubSpot) -> dict[str, dict[str, str]]:
+    store = hubspot.emulator.portal.store("contacts")
+    return {
+        rec.props["email"]: dict(rec.props) for rec in store.live.values() if rec.props.get("email")
+    }
+
+
+def _list_members(hubspot: RunningHubSpot, name: str) -> set[str]:
+    lst = hubspot.emulator.portal.lists.by_name("0-1", name)
+    assert lst is not None, f"no list {name!r}"
+    return {str(i) for i in lst.members}
+
+
+def _tasks(client: Any) -> list[dict[str, Any]]:
+    return list(client.query_all("SELECT Id, WhatId, WhoId, Subject, OwnerId FROM Task")["records"])
+
+
+def _opportunity(client: Any, account: str, name: str, reason: str | None, **extra: Any) -> str:
+    body = {
+        "Name": name,
+        "AccountId": account,
+        "StageName": "Closed Lost",
+        "CloseDate": "2026-03-02",
+        **extra,
+    }
+    if reason is not None:
+        body["Win_Loss_Reason__c"] = reason
+    return str(client.Opportunity.create(body)["id"])
+
+
+def _contact(client: Any, account: str, last: str, email: str | None) -> str:
+    body = {"LastName": last, "AccountId": account}
+    if email:
+        body["Email"] = email
+    return str(client.Contact.create(body)["id"])
+
+
+def _role(client: Any, opp: str, contact: str) -> None:
+    client.OpportunityContactRole.create({"OpportunityId": opp, "ContactId": contact})
+
+
+def test_closed_lost_pushes_to_every_contact_role_and_flags_invalid_ones(
+    sf: SalesforceConnector,
+    hs: HubSpotConnector,
+    store: Store,
+    salesforce: RunningSalesforce,
+    hubspot: RunningHubSpot,
+) -> None:
+    client = salesforce.simple_salesforce()
+    account = client.Account.create(
+        {"Name": "Acme", "Industry": "Banking", "NumberOfEmployees": 120}
+    )["id"]
+    # Closed before the taxonomy existed: no reason at all.
+    legacy = client.Opportunity.create(
+        {
+            "Name": "Legacy",
+            "AccountId": account,
+            "StageName": "Closed Lost",
+            "CloseDate": "2026-01-05",
+        }
+    )["id"]
+    settings = reasons_settings()
+    install.apply(settings, crm=sf, marketing=hs)
+
+    ann = _contact(client, account, "Ann", "ann@acme.test")
+    bob = _contact(client, account, "Bob", "bob@acme.test")
+    cat = _contact(client, account, "Cat", "cat@acme.test")
+    hubspot.client().crm.contacts.basic_api.create(
+        {"properties": {"email": "ann@acme.test", "lifecyclestage": "opportunity"}}
+    )
+    lost = _opportunity(client, account, "Lost on price", "price", LeadSource="Web")
+    _role(client, lost, ann)
+    _role(client, lost, bob)
+    wrong = _opportunity(client, account, "Wrong category", "relationship")
+    _role(client, wrong, cat)
+    lead = client.Lead.create(
+        {
+            "LastName": "Dee",
+            "Company": "Tiny",
+            "Email": "dee@tiny.test",
+            "Status": "Rejected",
+            "Rejection_Reason__c": "not_icp",
+        }
+    )["id"]
+
+    capture = ReasonCapture(settings, crm=sf, marketing=hs, store=store, now=lambda: T0)
+    report = capture.run_cycle()
+
+    assert report.counts["captured"] == 4
+    assert report.counts["valid"] == 2
+    assert report.counts["missing"] == 1
+    assert report.counts["wrong_category"] == 1
+    assert report.counts["flagged"] == 2
+    assert report.counts["pushed"] == 2
+    assert report.counts["dead_lettered"] == 0
+
+    people = _contacts_by_email(hubspot)
+    for email in ("ann@acme.test", "bob@acme.test"):
+        assert people[email]["last_loss_reason"] == "price"
+        assert people[email]["last_loss_reason_date"] == "2026-03-02"
+    assert people["ann@acme.test"]["lifecyclestage"] == "opportunity"  # existing contact updated
+    assert people["dee@tiny.test"]["last_rejection_reason"] == "not_icp"
+    assert "cat@acme.test" not in people  # invalid reason: nothing pushed
+    ids = {e: str(hubspot.emulator.portal.find("contacts", e, "email").id) for e in people}  # type: ignore[union-attr]
+    assert _list_members(hubspot, "Lost \u2013 Price") == {
+        ids["ann@acme.test"],
+        ids["bob@acme.test"],
+    }
+    assert _list_members(hubspot, "Rejected \u2013 Not our ICP") == {ids["dee@tiny.test"]}
+
+    tasks = _tasks(client)
+    assert {t["WhatId"] for t in tasks} == {legacy, wrong}
+    by_what = {t["WhatId"]: t["Subject"] for t in tasks}
+    assert "no reason was chosen" in by_what[legacy]
+    assert "explains a won outcome" in by_what[wrong]
+
+    with store.transaction(readonly=True) as tx:
+        rows = {r.record_id: r for r in ReasonRepository(tx).all_outcomes()}
+    assert rows[lost].segments["industry"] == "Banking"
+    assert rows[lost].segments["company_size"] == "50-249"
+    assert rows[lost].segments["lead_source"] == "Web"
+    assert rows[lost].segments["lifecycle_path"] == "opportunity"
+    assert rows[lead].outcome == "lead_rejected"
+    assert rows[legacy].status == "missing" and rows[legacy].task_id is not None
+
+    # A second cycle re-reads nothing new: no new task, no new push.
+    again = ReasonCapture(settings, crm=sf, marketing=hs, store=store, now=lambda: T0).run_cycle()
+    assert again.counts["captured"] == 0
+    assert again.counts["flagged"] == 0
+    assert len(_tasks(client)) == 2
+
+    # The rep fixes the wrong reason: the next cycle pushes it, and raises no task.
+    client.Opportunity.update(wrong, {"Win_Loss_Reason__c": "competitor"})
+    fixed = ReasonCapture(settings, crm=sf, marketing=hs, store=store, now=lambda: T0).run_cycle()
+    assert fixed.counts["valid"] == 1 and fixed.counts["pushed"] == 1
+    assert _contacts_by_email(hubspot)["cat@acme.test"]["last_loss_reason"] == "competitor"
+    assert len(_tasks(client)) == 2
+
+
+def test_deprecated_code_is_mapped_counted_flagged_and_pushed(
+    sf: SalesforceConnector,
+    hs: HubSpotConnector,
+    store: Store,
+    salesforce: RunningSalesforce,
+    hubspot: RunningHubSpot,
+) -> None:
+    install.apply(reasons_settings(), crm=sf, marketing=hs)
+    client = salesforce.simple_salesforce()
+    account = client.Account.create({"Name": "Acme"})["id"]
+    opp = _opportunity(client, account, "Old", "no_budget")
+    _role(client, opp, _contact(client, account, "Ann", "ann@acme.test"))
+    v2 = reasons_settings(TAXONOMY_V2)
+    install.apply(v2, crm=sf, marketing=hs)
+
+    report = ReasonCapture(v2, crm=sf, marketing=hs, store=store, now=lambda: T0).run_cycle()
+    assert report.counts["deprecated"] == 1
+    assert report.counts["flagged"] == 1
+    assert report.counts["pushed"] == 1
+    assert _contacts_by_email(hubspot)["ann@acme.test"]["last_loss_reason"] == "price"
+    (task,) = _tasks(client)
+    assert "retired" in task["Subject"]
+    with store.transaction(readonly=True) as tx:
+        (row,) = ReasonRepository(tx).all_outcomes()
+    assert (row.raw_code, row.code, row.status) == ("no_budget", "price", "deprecated")
+
+
+def test_missing_email_and_note_problems_are_dead_lettered_or_flagged(
+    sf: SalesforceConnector,
+    hs: HubSpotConnector,
+    store: Store,
+    salesforce: RunningSalesforce,
+    hubspot: RunningHubSpot,
+) -> None:
+    settings = reasons_settings()
+    install.apply(settings, crm=sf, marketing=hs)
+    client = salesforce.simple_salesforce()
+    account = client.Account.create({"Name": "Acme"})["id"]
+    opp = _opportunity(client, account, "Lost", "competitor")
+    _role(client, opp, _contact(client, account, "NoMail", None))
+    _role(client, opp, _contact(client, account, "Eve", "eve@acme.test"))
+
+    report = ReasonCapture(settings, crm=sf, marketing=hs, store=store, now=lambda: T0).run_cycle()
+    assert report.counts["pushed"] == 1
+    assert report.counts["people_updated"] == 1
+    assert report.counts["dead_lettered"] == 1
+    with store.transaction(readonly=True) as tx:
+        (letter,) = tx.dead_letters(pair="reasons")
+    assert letter.error_code == "NO_EMAIL" and letter.record_key.startswith(f"Opportunity:{opp}:")
+    assert _contacts_by_email(hubspot)["eve@acme.test"]["last_loss_reason"] == "competitor"
+
+
+def test_marketing_deals_push_to_associated_contacts(
+    sf: SalesforceConnector, hs: HubSpotConnector, store: Store, hubspot: RunningHubSpot
+) -> None:
+    settings = reasons_settings(
+        marketing_fields={"capture_deals": True}, crm_fields={"validation_rules": False}
+    )
+    install.apply(settings, crm=sf, marketing=hs)
+    api = hubspot.client()
+    a = api.crm.contacts.basic_api.create({"properties": {"email": "a@x.test"}}).id
+    b = api.crm.contacts.basic_api.create({"properties": {"email": "b@x.test"}}).id
+    deal = api.crm.deals.basic_api.create(
+        {
+            "properties": {
+                "dealname": "Won",
+                "dealstage": "closedwon",
+                "pipeline": "default",
+                "crm_bridge_deal_reason": "product_fit",
+                "closedate": "2026-03-05T00:00:00Z",
+            }
+        }
+    ).id
+    api.crm.associations.v4.batch_api.create_default(
+        "deals",
+        "contacts",
+        {"inputs": [{"from": {"id": deal}, "to": {"id": c}} for c in (a, b)]},
+    )
+    report = ReasonCapture(settings, crm=sf, marketing=hs, store=store, now=lambda: T0).run_cycle()
+    assert report.counts["pushed"] == 1 and report.counts["people_updated"] == 2
+    people = _contacts_by_email(hubspot)
+    assert people["a@x.test"]["last_win_reason"] == "product_fit"
+    assert people["b@x.test"]["last_win_reason_date"] == "2026-03-05"
+    assert _list_members(hubspot, "Won \u2013 Product fit") == {str(a), str(b)}
+
+
+def test_list_membership_expires_after_n_days(
+    sf: SalesforceConnector,
+    hs: HubSpotConnector,
+    store: Store,
+    salesforce: RunningSalesforce,
+    hubspot: RunningHubSpot,
+) -> None:
+    settings = reasons_settings()  # list_expiry_days = 30
+    install.apply(settings, crm=sf, marketing=hs)
+    client = salesforce.simple_salesforce()
+    account = client.Account.create({"Name": "Acme"})["id"]
+    opp = _opportunity(client, account, "Lost", "price")
+    _role(client, opp, _contact(client, account, "Ann", "ann@acme.test"))
+    clock = {"now": T0}
+    capture = ReasonCapture(settings, crm=sf, marketing=hs, store=store, now=lambda: clock["now"])
+    capture.run_cycle()
+    assert len(_list_members(hubspot, "Lost \u2013 Price")) == 1
+
+    clock["now"] = T0 + timedelta(days=29)
+    assert capture.run_cycle().counts["list_expired"] == 0
+    assert len(_list_members(hubspot, "Lost \u2013 Price")) == 1
+
+    clock["now"] = T0 + timedelta(days=30, seconds=1)
+    assert capture.run_cycle().counts["list_expired"] == 1
+    assert _list_members(hubspot, "Lost \u2013 Price") == set()
+    # The property stays (it is history); only the re-targeting window closed.
+    assert _contacts_by_email(hubspot)["ann@acme.test"]["last_loss_reason"] == "price"
+    assert capture.run_cycle().counts["list_expired"] == 0

@@ -1,0 +1,94 @@
+"""The HTML report in a real headless Chromium: it renders, has its charts, logs no console error.
+
+Chromium comes from Debian's packages (``apt-get install -y chromium``, done by ``.ci/run``); no
+driver or extra download is needed: ``--dump-dom`` prints the DOM after scripts ran, and
+``--enable-logging=stderr`` prints every console message (errors and uncaught exceptions
+included) as a ``CONSOLE`` line.  A deliberately broken page proves the detector itself works.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from crm_bridge.reports.model import build_report
+from crm_bridge.reports.render_html import render_html
+from tests.reasons.conftest import reasons_settings
+
+from .test_report import FIXTURE
+
+CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+BROWSER = next((path for name in CANDIDATES if (path := shutil.which(name))), None)
+pytestmark = pytest.mark.skipif(
+    BROWSER is None,
+    reason="no Chromium binary on PATH (CI installs it: apt-get install -y chromium)",
+)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    dom: str
+    console: list[str]
+
+
+def _render(page: Path, profile: Path) -> Rendered:
+    assert BROWSER is not None
+    done = subprocess.run(
+        [
+            BROWSER,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-extensions",
+            "--no-first-run",
+            f"--user-data-dir={profile}",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=3000",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
+    return Rendered(done.stdout, console)
+
+
+def test_report_renders_with_charts_and_no_console_errors(tmp_path: Path) -> None:
+    model = build_report(FIXTURE, reasons_settings(), generated_at=datetime(2026, 4, 1, tzinfo=UTC))
+    page = tmp_path / "report.html"
+    page.write_text(render_html(model), encoding="utf-8")
+
+    result = _render(page, tmp_path / "profile")
+
+    assert result.console == []
+    charts = re.search(r'<html[^>]*\sdata-charts="(\d+)"', result.dom)
+    assert charts is not None, "the inline script did not run"
+    assert int(charts.group(1)) == result.dom.count('<svg class="chart"') >= 5
+    assert result.dom.count("<rect") >= len(model.months) + len(model.reasons)
+    assert "Trend by month" in result.dom and "Reason capture by rep" in result.dom
+
+
+def test_the_detector_sees_console_errors(tmp_path: Path) -> None:
+    page = tmp_path / "broken.html"
+    page.write_text(
+        "<!DOCTYPE html><html><body><script>console.error('boom'); missing();</script>"
+        "</body></html>",
+        encoding="utf-8",
+    )
+    result = _render(page, tmp_path / "profile")
+    assert any("boom" in line for line in result.console)
+    assert any("Uncaught ReferenceError" in line for line in result.console)
