@@ -32,7 +32,7 @@ class DaemonStats:
 
 
 class Daemon:
-    """Runs every pair's cycle each ``interval`` seconds until stopped."""
+    """Runs every pair's cycle, then the other jobs (SLA, reason capture), each ``interval``."""
 
     def __init__(
         self,
@@ -44,6 +44,8 @@ class Daemon:
         on_error: Callable[[str, CrmBridgeError], None] | None = None,
         max_cycles: int | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        jobs: Sequence[tuple[str, Callable[[], str]]] = (),
+        on_job: Callable[[str, str], None] | None = None,
     ) -> None:
         self.runners = list(runners)
         self.store = store
@@ -52,6 +54,8 @@ class Daemon:
         self.on_error = on_error
         self.max_cycles = max_cycles
         self.monotonic = monotonic
+        self.jobs = list(jobs)
+        self.on_job = on_job
         self.stats = DaemonStats()
         self._stop = threading.Event()
 
@@ -83,6 +87,18 @@ class Daemon:
                         continue
                     if self.on_cycle:
                         self.on_cycle(self.stats.cycles + 1, report, self.monotonic() - started)
+                for name, job in self.jobs:
+                    if self._stop.is_set():
+                        break
+                    try:
+                        summary = job()
+                    except CrmBridgeError as exc:
+                        self.stats.failures += 1
+                        if self.on_error:
+                            self.on_error(name, exc)
+                        continue
+                    if self.on_job:
+                        self.on_job(name, summary)
                 self.stats.cycles += 1
                 if self.max_cycles is not None and self.stats.cycles >= self.max_cycles:
                     break

@@ -11,6 +11,7 @@ from __future__ import annotations
 from crm_bridge.cli import (  # noqa: F401  (registers the verbs)
     config_cmd,
     connectors_cmd,
+    demo_cmd,
     emulate_cmd,
     reasons_cmd,
     sla_cmd,

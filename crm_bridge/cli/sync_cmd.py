@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import signal
+from collections.abc import Callable
 from typing import Annotated, Any, cast
 
 import typer
@@ -136,7 +137,12 @@ def daemon(
             def on_error(name: str, exc: CrmBridgeError) -> None:
                 err_console.print(f"pair {name}: {exc}", markup=False)
 
+            def on_job(name: str, summary: str) -> None:
+                out.print(f"  {name}: {summary}", markup=False)
+
             loop = Daemon(
+                jobs=_feature_jobs(session),
+                on_job=on_job,
                 runners=runners,
                 store=session.store,
                 interval=loaded.settings.daemon.interval_seconds,
@@ -151,6 +157,29 @@ def daemon(
                 f"daemon stopped after {stats.cycles} cycles ({stats.failures} failed)",
                 markup=False,
             )
+
+
+def _feature_jobs(session: Session) -> list[tuple[str, Callable[[], str]]]:
+    """The SLA evaluation and reason capture, when configured, as daemon jobs."""
+    jobs: list[tuple[str, Callable[[], str]]] = []
+    settings = session.config.settings
+    if settings.sla is not None:
+        from crm_bridge.sla.engine import build_engine
+
+        engine = build_engine(settings.sla, session.connector, session.store, session.now)
+        jobs.append(("sla", lambda: engine.run_cycle().summary()))
+    if settings.reasons is not None:
+        from crm_bridge.reasons.capture import ReasonCapture
+
+        capture = ReasonCapture(
+            settings.reasons,
+            crm=session.connector(settings.reasons.crm),
+            marketing=session.connector(settings.reasons.marketing),
+            store=session.store,
+            now=session.now,
+        )
+        jobs.append(("reasons", lambda: capture.run_cycle().summary()))
+    return jobs
 
 
 @app.command("status")

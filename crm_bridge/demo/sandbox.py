@@ -62,13 +62,15 @@ class Sandbox:
         clock: EmulatorClock | None = None,
         hubspot_settings: HubSpotEmulatorSettings | None = None,
         salesforce_settings: SalesforceEmulatorSettings | None = None,
+        separate_clocks: bool = False,
     ) -> Sandbox:
         """Start both emulators (sharing one clock) and choose a store (SQLite in ``workdir``)."""
         where = workdir or Path(tempfile.mkdtemp(prefix="crm-bridge-sandbox-"))
         where.mkdir(parents=True, exist_ok=True)
         shared = clock or EmulatorClock()
         sf = SalesforceEmulator(salesforce_settings, clock=shared).start()
-        hs = HubSpotEmulator(hubspot_settings, clock=shared).start()
+        hs_clock = EmulatorClock() if separate_clocks else shared
+        hs = HubSpotEmulator(hubspot_settings, clock=hs_clock).start()
         url = store_url or f"sqlite:///{where / 'state.sqlite3'}"
         return cls(salesforce=sf, hubspot=hs, store_url=url, workdir=where)
 

@@ -37,7 +37,7 @@ def test_every_verb_has_help_with_an_example() -> None:
 
 
 def test_config_check_ok_and_connectors_list() -> None:
-    ok = run("config", "check", "--config", "config.example.toml")
+    ok = run("config", "check", "--config", "tests/fixtures/memory.toml")
     assert ok.returncode == 0, ok.stderr
     assert "configuration OK" in ok.stdout
     listing = run("connectors", "list")
@@ -55,6 +55,6 @@ def test_config_errors_exit_2_without_traceback(tmp_path: Path) -> None:
 
 
 def test_check_reports_pass_and_fail_per_connector(tmp_path: Path) -> None:
-    result = run("check", "--config", "config.example.toml")
+    result = run("check", "--config", "tests/fixtures/memory.toml")
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("PASS") == 2

@@ -17,7 +17,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_example_config_passes() -> None:
-    loaded = load_config(ROOT / "config.example.toml")
+    loaded = load_config(ROOT / "tests/fixtures/memory.toml")
     assert set(loaded.connectors) >= {"crm_demo", "map_demo"}
     assert loaded.settings.logging.format == "kv"
 
@@ -108,3 +108,29 @@ def test_bad_toml_and_missing_file(tmp_path: Path) -> None:
 
 def test_env_var_for() -> None:
     assert env_var_for("connectors", "sf", "client_id") == "CRM_BRIDGE_CONNECTORS__SF__CLIENT_ID"
+
+
+def test_product_example_config_passes_with_its_env_vars(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = (ROOT / "config.example.toml").read_text()
+    for var in (
+        "CRM_BRIDGE_CONNECTORS__SALESFORCE__CLIENT_SECRET",
+        "CRM_BRIDGE_CONNECTORS__HUBSPOT__ACCESS_TOKEN",
+    ):
+        assert var in text  # the file names every env var it needs
+        monkeypatch.setenv(var, "set-by-test")
+    loaded = load_config(ROOT / "config.example.toml")
+    assert set(loaded.connectors) == {"salesforce", "hubspot"}
+    pair = loaded.settings.pairs["main"]
+    assert pair.objects["leads"].fields["title"].rule == "crm_wins"  # override on a preset
+    assert pair.objects["deals"].crm_object == "Opportunity"  # the rest of the preset is kept
+
+
+def test_product_example_config_without_secrets_names_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in (
+        "CRM_BRIDGE_CONNECTORS__SALESFORCE__CLIENT_SECRET",
+        "CRM_BRIDGE_CONNECTORS__HUBSPOT__ACCESS_TOKEN",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(ConfigError) as info:
+        load_config(ROOT / "config.example.toml")
+    assert "hubspot" in str(info.value)

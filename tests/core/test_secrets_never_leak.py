@@ -28,7 +28,7 @@ def secret_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize("fmt", ["kv", "json"])
 def test_logs_mask_secret_values_and_secretstr(secret_env: None, fmt: str) -> None:
-    loaded = load_config(ROOT / "config.example.toml")
+    loaded = load_config(ROOT / "tests/fixtures/memory.toml")
     stream = io.StringIO()
     configure_logging(
         LoggingSettings(format=fmt, level="debug"), secrets=loaded.secret_values(), stream=stream
@@ -49,7 +49,7 @@ def test_logs_mask_secret_values_and_secretstr(secret_env: None, fmt: str) -> No
 
 
 def test_reprs_and_errors_do_not_show_secrets(secret_env: None) -> None:
-    loaded = load_config(ROOT / "config.example.toml")
+    loaded = load_config(ROOT / "tests/fixtures/memory.toml")
     conn = loaded.connectors["crm_demo"]
     assert SENTINEL not in repr(loaded)
     assert SENTINEL not in repr(conn.settings)
@@ -64,8 +64,8 @@ def test_cli_output_never_shows_secrets(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text(f'[connectors.x]\ntype = "example_memory"\napi_token = "{SENTINEL}"\n')
     for args in (
-        ["config", "check", "--config", "config.example.toml"],
-        ["check", "--config", "config.example.toml"],
+        ["config", "check", "--config", "tests/fixtures/memory.toml"],
+        ["check", "--config", "tests/fixtures/memory.toml"],
         ["config", "check", "--config", str(bad)],
     ):
         result = subprocess.run(
