@@ -49,6 +49,27 @@ class CycleReport:
     run_id: int | None = None
 
 
+_SETTLED = "#settled"
+
+
+def _parse_cursor(value: str) -> tuple[datetime, bool]:
+    """A stored cursor: the newest change time seen, and whether its overlap was re-read."""
+    settled = value.endswith(_SETTLED)
+    return datetime.fromisoformat(value.removesuffix(_SETTLED)), settled
+
+
+def _next_cursor(stored: str | None, newest: datetime | None, *, capped: bool) -> str | None:
+    """Move to a newer change time (unsettled), or settle once the overlap re-read found none."""
+    if stored is None:
+        return newest.isoformat() if newest is not None else None
+    stamp, settled = _parse_cursor(stored)
+    if newest is not None and newest > stamp:
+        return newest.isoformat()
+    if settled or capped:
+        return stored
+    return stamp.isoformat() + _SETTLED
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -212,9 +233,12 @@ class SyncRunner:
     def _read(self, side: Side, obj: str, cursor: str | None) -> list[Record]:
         since = None
         if cursor is not None:
-            since = datetime.fromisoformat(cursor) - timedelta(
-                seconds=self.settings.overlap_seconds
-            )
+            stamp, settled = _parse_cursor(cursor)
+            # The overlap window is re-read once after the cursor moves (late commits, skew);
+            # once that re-read found nothing newer the cursor is "settled" and idle cycles read
+            # only from the cursor itself -- otherwise every idle cycle after a burst would page
+            # through the burst's tail again.
+            since = stamp if settled else stamp - timedelta(seconds=self.settings.overlap_seconds)
         stream = self.connectors[side].changes(obj, since)
         return list(itertools.islice(stream, self.settings.max_records_per_cycle))
 
@@ -275,8 +299,13 @@ class SyncRunner:
         report.counts.update(outcome.counts)
         with self.store.transaction() as tx:
             for side, newest in (("crm", plan.crm_cursor), ("map", plan.map_cursor)):
-                if newest is not None:
-                    tx.set_cursor(self.name, side, obj_name, newest.isoformat(), now=self.now())  # type: ignore[arg-type]
+                value = _next_cursor(
+                    cursors[side],  # type: ignore[index]
+                    newest,
+                    capped=len(changes[side]) >= self.settings.max_records_per_cycle,  # type: ignore[index]
+                )
+                if value is not None and value != cursors[side]:  # type: ignore[index]
+                    tx.set_cursor(self.name, side, obj_name, value, now=self.now())  # type: ignore[arg-type]
 
     def _guard_deletes(self, obj_name: str, plan: Plan, allow_deletes: bool) -> None:
         deletes = plan.deletes()
