@@ -121,7 +121,7 @@ class Emulate:
         while self.proc.poll() is None:
             if time.monotonic() > deadline:
                 pytest.fail(f"emulate still running {STOP_TIMEOUT}s after {sig.name}")
-            time.sleep(0.02)  # polling the process state against a deadline
+            time.sleep(0.02)  # ok-sleep: polling the process state against a deadline
         # Drain the rest of stdout (the pump thread ends with None at EOF).
         while (line := self._lines.get(timeout=STOP_TIMEOUT)) is not None:
             self.stdout.append(line)
