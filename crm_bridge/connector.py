@@ -38,6 +38,7 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 __all__ = [
+    "ALREADY_GONE_CODES",
     "Activity",
     "Capability",
     "Connector",
@@ -165,6 +166,13 @@ class Delete:
 
 
 WriteOp = Upsert | Delete
+
+ALREADY_GONE_CODES: frozenset[str] = frozenset(
+    {"ENTITY_IS_DELETED", "OBJECT_NOT_FOUND", "NOT_FOUND"}
+)
+"""Error codes meaning "that record is already deleted": the engine counts a :class:`Delete`
+failing with one of them as done, so a re-run after a crash is idempotent.  Report an
+already-deleted target with one of these codes."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -94,13 +94,18 @@ class LinkRefresh:
 
 @dataclass(frozen=True, slots=True)
 class Remove:
-    """Delete (or archive) the counterpart of a record deleted on the other side."""
+    """Delete (or archive) the counterpart of a record deleted (or merged away) on the other side.
+
+    On success the link ``link_id`` closes: as ``deleted``, or as ``merge`` says when the source
+    was a merge loser.
+    """
 
     target: Side
     target_id: str
     link_id: int | None
     mode: Literal["hard", "archive"]
     source_id: str
+    merge: MarkMerged | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,10 +129,14 @@ class Rekey:
 
 @dataclass(frozen=True, slots=True)
 class MarkMerged:
-    """A merge of two linked records: the loser's link closes into the survivor's."""
+    """A merge whose loser was linked: the loser's link closes into the survivor's link.
+
+    ``into_link_id`` is ``None`` when the survivor has no link yet but is matched elsewhere (its
+    identity belongs to another pair): the loser's link then simply closes.
+    """
 
     link_id: int
-    into_link_id: int
+    into_link_id: int | None
     side: Side
     loser_id: str
     survivor_id: str

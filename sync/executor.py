@@ -21,7 +21,15 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from crm_bridge.connector import Capability, Connector, Delete, Upsert, WriteOp, WriteResult
+from crm_bridge.connector import (
+    ALREADY_GONE_CODES,
+    Capability,
+    Connector,
+    Delete,
+    Upsert,
+    WriteOp,
+    WriteResult,
+)
 from crm_bridge.store import DecisionIn, Side, Store, StoreConflictError, StoreTx
 from crm_bridge.sync.actions import (
     SIDES,
@@ -37,6 +45,7 @@ from crm_bridge.sync.actions import (
     Update,
     other,
 )
+from crm_bridge.sync.planner import PENDING
 from crm_bridge.sync.values import fingerprint
 
 __all__ = ["ExecutionReport", "Executor"]
@@ -110,7 +119,11 @@ class Executor:
                     column = "crm_id" if action.side == "crm" else "map_id"
                     version = "crm_version" if action.side == "crm" else "map_version"
                     tx.update_link(
-                        action.link_id, now=now, **{column: action.new_id, version: None}
+                        # "" is no vendor's version: the survivor reads as changed (its merged
+                        # values flow on), never as "unconfirmed" (which would overwrite it).
+                        action.link_id,
+                        now=now,
+                        **{column: action.new_id, version: ""},
                     )
                     tx.audit(
                         "sync.merge.rekeyed",
@@ -121,15 +134,7 @@ class Executor:
                     )
                     report.counts["merged"] += 1
                 elif isinstance(action, MarkMerged):
-                    tx.mark_link(action.link_id, "merged", merged_into=action.into_link_id)
-                    tx.audit(
-                        "sync.merge.closed",
-                        action.loser_id,
-                        {"survivor": action.survivor_id, "side": action.side},
-                        now=now,
-                        pair=self.pair,
-                    )
-                    report.counts["merged"] += 1
+                    self._close_merged(tx, action, report, now)
                 elif isinstance(action, Pairing):
                     self._pair(tx, plan, action, report, now)
                 elif isinstance(action, LinkRefresh):
@@ -169,6 +174,22 @@ class Executor:
             report.counts["conflicts"] += len(plan.decisions)
             report.counts["echoes_skipped"] += plan.echoes
 
+    def _close_merged(
+        self, tx: StoreTx, action: MarkMerged, report: ExecutionReport, now: datetime
+    ) -> None:
+        if action.into_link_id is None:
+            tx.mark_link(action.link_id, "deleted")
+        else:
+            tx.mark_link(action.link_id, "merged", merged_into=action.into_link_id)
+        tx.audit(
+            "sync.merge.closed",
+            action.loser_id,
+            {"survivor": action.survivor_id, "side": action.side},
+            now=now,
+            pair=self.pair,
+        )
+        report.counts["merged"] += 1
+
     def _pair(
         self, tx: StoreTx, plan: Plan, action: Pairing, report: ExecutionReport, now: datetime
     ) -> None:
@@ -205,7 +226,11 @@ class Executor:
         now = self.now()
         with self.store.transaction() as tx:
             for action, result in zip(chunk, results, strict=True):
-                if result.ok:
+                if result.ok or (
+                    isinstance(action, Remove) and result.error_code in ALREADY_GONE_CODES
+                ):
+                    # A removal of a record that is already gone did its job (a re-run after
+                    # a crash that came between the vendor's delete and our bookkeeping).
                     self._succeeded(tx, plan, side, action, result, report, now)
                 else:
                     self._failed(tx, plan, side, action, result, report, now)
@@ -236,6 +261,15 @@ class Executor:
             assert result.id is not None
             ids = {side: result.id, source: action.source_id}
             versions = {side: result.version, source: action.source_version}
+            synced = {s: dict(v) for s, v in action.synced.items()}
+            if result.version is None:
+                # We have not seen the record as created: what the vendor filled into fields
+                # we did not write (a default status, an owner) is adopted on its first read
+                # instead of being mistaken for an edit.
+                written = set(synced[side].get(PENDING, ()))
+                synced[side] = {
+                    k: v for k, v in synced[side].items() if k == PENDING or k in written
+                }
             try:
                 tx.insert_link(
                     self.pair,
@@ -244,7 +278,7 @@ class Executor:
                     map_id=ids["map"],
                     crm_version=versions["crm"],
                     map_version=versions["map"],
-                    **_baseline_columns(action.synced),
+                    **_baseline_columns(synced),
                     identity=action.identity,
                     now=now,
                 )
@@ -285,7 +319,9 @@ class Executor:
                 tx.update_link(stored.id, now=now, **changes)
             report.counts["updated"] += 1
         else:
-            if action.link_id is not None:
+            if action.merge is not None:
+                self._close_merged(tx, action.merge, report, now)
+            elif action.link_id is not None:
                 tx.mark_link(action.link_id, "deleted")
             tx.audit(
                 "sync.delete.propagated",
@@ -360,8 +396,8 @@ def _baseline_columns(synced: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]
     """The link columns for per-side baselines: the JSON and each side's hash."""
     return {
         "synced": {s: dict(synced.get(s, {})) for s in SIDES},
-        "crm_hash": fingerprint(synced.get("crm", {})),
-        "map_hash": fingerprint(synced.get("map", {})),
+        "crm_hash": fingerprint({k: v for k, v in synced.get("crm", {}).items() if k != PENDING}),
+        "map_hash": fingerprint({k: v for k, v in synced.get("map", {}).items() if k != PENDING}),
     }
 
 

@@ -48,6 +48,12 @@ __all__ = ["LinkState", "PlanContext", "plan_object"]
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
+PENDING = "~pending"
+"""Key in a side's baseline listing the fields our last write to that side carried.
+
+While that write is unconfirmed (version ``None``), a difference in one of these fields means
+"not landed yet" and is re-written; a difference in any other field is a person's edit."""
+
 
 @dataclass(frozen=True, slots=True)
 class LinkState:
@@ -78,7 +84,12 @@ class LinkState:
 
     def baseline(self, side: Side) -> dict[str, Any]:
         """The logical values ``side`` was last known to hold."""
-        return dict(self.synced.get(side, {}))
+        return {k: v for k, v in self.synced.get(side, {}).items() if k != PENDING}
+
+    def pending(self, side: Side) -> frozenset[str] | None:
+        """The fields of our last, unconfirmed write to ``side`` (``None``: not recorded)."""
+        names = self.synced.get(side, {}).get(PENDING)
+        return None if names is None else frozenset(names)
 
 
 @dataclass(frozen=True)
@@ -208,24 +219,38 @@ def _plan_merges(
             if loser_link is None or not loser_link.active:
                 continue
             survivor_link = by_id[side].get(survivor)
+            into: int | None = None
             if (
                 survivor_link is not None
                 and survivor_link.active
                 and survivor_link.id != loser_link.id
             ):
-                plan.actions.append(
-                    MarkMerged(loser_link.id, survivor_link.id, side, loser, survivor)
+                into = survivor_link.id
+            elif _survivor_belongs_elsewhere(ctx, changes, by_id, side, survivor, loser_link):
+                # The survivor is (or will be) someone else's pair: re-keying the loser's link
+                # onto it would give one person two links.  Close the loser's link instead and
+                # let the survivor be matched on its own below.
+                into = -1
+            if into is not None:
+                merge = MarkMerged(
+                    loser_link.id, into if into >= 0 else None, side, loser, survivor
                 )
                 by_id[side].pop(loser, None)
                 # The loser's counterpart is now a second record for one person on the other
-                # side: it follows the delete policy (with "flag" it stays for a human).
+                # side: it follows the delete policy (with "flag" it stays for a human).  The
+                # link closes only when that removal succeeds, so a crash in between re-plans
+                # the same removal instead of forgetting it.
                 counterpart = loser_link.id_on(other(side))
                 if counterpart is not None and ctx.objmap.delete_policy != "flag":
                     mode: Literal["hard", "archive"] = (
                         "hard" if ctx.objmap.delete_policy == "delete" else "archive"
                     )
-                    plan.actions.append(Remove(other(side), counterpart, None, mode, loser))
+                    plan.actions.append(
+                        Remove(other(side), counterpart, loser_link.id, mode, loser, merge=merge)
+                    )
                     handled[other(side)].add(counterpart)
+                else:
+                    plan.actions.append(merge)
                 continue
             plan.actions.append(Rekey(loser_link.id, side, survivor, loser))
             rekeyed = LinkState(
@@ -243,6 +268,40 @@ def _plan_merges(
             counterpart = rekeyed.id_on(other(side))
             if counterpart is not None:
                 by_id[other(side)][counterpart] = rekeyed
+
+
+def _survivor_belongs_elsewhere(
+    ctx: PlanContext,
+    changes: dict[Side, dict[str, Record]],
+    by_id: dict[Side, dict[str, LinkState]],
+    side: Side,
+    survivor: str,
+    loser_link: LinkState,
+) -> bool:
+    """Whether a merge survivor's identity already has a partner other than the loser's link.
+
+    Either another active link holds that identity (the survivor duplicates a linked person), or
+    an unlinked record on the other side carries it this cycle (the survivor will pair with it).
+    """
+    record = changes[side].get(survivor)
+    if record is None or ctx.objmap.identity is None:
+        return False
+    key = identity_of(ctx, logical_values(ctx, side, record))
+    if key is None:
+        return False
+    linked = (ctx.linked_identities or {}).get(key)
+    if linked is not None:
+        return linked.id != loser_link.id
+    there = other(side)
+    for candidate in changes[there].values():
+        if candidate.deleted or candidate.merged_into or candidate.id == loser_link.id_on(there):
+            continue
+        link = by_id[there].get(candidate.id)
+        if link is not None and link.active:
+            continue
+        if identity_of(ctx, logical_values(ctx, there, candidate)) == key:
+            return True
+    return False
 
 
 def _plan_deletes(
@@ -336,13 +395,24 @@ def _reconcile(
         for name in ctx.objmap.fields:
             if name not in base[s]:
                 base[s][name] = actual[s].get(name)
-        if link.version_on(s) is None:
-            # Unconfirmed: what we wrote must be there (differences are re-written, not edits);
-            # where we wrote nothing, the vendor's default becomes the baseline.
+        pending = link.pending(s)
+        if link.version_on(s) is None and pending is None:
+            # Unconfirmed, from before writes recorded their fields: what we wrote must be
+            # there (differences are re-written, not edits); where we wrote nothing, the
+            # vendor's default becomes the baseline.
             for name in ctx.objmap.fields:
                 if base[s].get(name) is None:
                     base[s][name] = actual[s].get(name)
             changed[s] = set()
+        elif link.version_on(s) is None:
+            # Unconfirmed: our pending fields are re-written if they differ; any other field
+            # that differs was edited by a person since we read it.
+            assert pending is not None
+            changed[s] = {
+                f
+                for f in ctx.objmap.fields
+                if f not in pending and actual[s].get(f) != base[s].get(f)
+            }
         else:
             changed[s] = {f for f in ctx.objmap.fields if actual[s].get(f) != base[s].get(f)}
     _settle_and_write(ctx, plan, link, records, actual, changed, base)
@@ -414,16 +484,21 @@ def _settle_and_write(
     # Pending writes to unconfirmed sides: the baseline says what they should hold.
     for s in SIDES:
         if records[s] is not None and link.version_on(s) is None:
+            pending = link.pending(s)
             for name, should in base[s].items():
                 if (
                     name in ctx.objmap.fields
+                    and (pending is None or name in pending)
                     and name not in decided
                     and actual[s].get(name) != should
                 ):
                     target_values[s].setdefault(name, should)
 
+    # A side not read this cycle keeps its stored baseline as is (its pending fields included).
     new_base: dict[str, dict[str, Any]] = {
-        s: {**base[s], **actual[s]} if fresh_read(records[s], link, s) else dict(base[s])
+        s: {**base[s], **actual[s]}
+        if fresh_read(records[s], link, s)
+        else dict(link.synced.get(s, {}))
         for s in SIDES
     }
     writes = {s: target_values[s] for s in SIDES if target_values[s] and link.id_on(s) is not None}
@@ -448,7 +523,12 @@ def _settle_and_write(
                 )
             )
             continue
-        target_base = {**new_base[target], **values}
+        still_pending = link.pending(target) if link.version_on(target) is None else None
+        target_base = {
+            **new_base[target],
+            **values,
+            PENDING: sorted(set(values) | (still_pending or set())),
+        }
         source_rec = records[source_side]
         plan.actions.append(
             Update(
@@ -595,7 +675,16 @@ def _pair(
         if isinstance(action, Update):
             synced[action.target] = dict(action.synced[action.target])
             versions[action.target] = None
-    plan.actions.append(Pairing(crm_rec.id, map_rec.id, versions["crm"], versions["map"], synced))
+    plan.actions.append(
+        Pairing(
+            crm_rec.id,
+            map_rec.id,
+            versions["crm"],
+            versions["map"],
+            synced,
+            identity=identity_of(ctx, crm_values),
+        )
+    )
     for action in emitted:
         if isinstance(action, LinkRefresh):
             plan.echoes -= 1
@@ -630,7 +719,10 @@ def _create(
             fields=fields,
             synced={
                 source: dict(values),
-                target: {n: values[n] if n in names else None for n in ctx.objmap.fields},
+                target: {
+                    **{n: values[n] if n in names else None for n in ctx.objmap.fields},
+                    PENDING: sorted(names),
+                },
             },
             match_on=match_on,
             identity=identity_of(ctx, values),

@@ -380,8 +380,8 @@ class SyncRunner:
                 for dl in items:
                     key = (other(dl.side), dl.record_key)
                     if key not in found:
-                        tx.set_dead_letter_status(dl.id, "dismissed")
+                        tx.set_dead_letter_status(dl.id, "dismissed", now=self.now())
                         report.counts["replay_source_gone"] += 1
                     elif key not in outcome.failed:
-                        tx.set_dead_letter_status(dl.id, "replayed")
+                        tx.set_dead_letter_status(dl.id, "replayed", now=self.now())
                         report.counts["replayed"] += 1

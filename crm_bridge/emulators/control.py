@@ -4,10 +4,13 @@ Routes (all JSON):
 
 * ``POST /__emulator__/faults`` -- arm a fault (see :class:`~crm_bridge.emulators.runtime.Fault`);
   ``GET`` lists armed faults; ``DELETE`` disarms all.
+* ``GET /__emulator__/faults/hits`` -- the calls faults struck, oldest first (see
+  :class:`~crm_bridge.emulators.runtime.FaultHit`): whether each was applied and answered yet.
+  ``DELETE`` empties the log.
 * ``GET /__emulator__/calls`` -- calls per endpoint family; ``DELETE`` zeroes them.
 * ``POST /__emulator__/clock`` -- ``{"advance": seconds}`` or ``{"freeze": iso|null}`` or
   ``{"unfreeze": true}``; ``GET`` answers the emulator's time.
-* ``POST /__emulator__/reset`` -- empty state, no faults, zero counts, real clock.
+* ``POST /__emulator__/reset`` -- empty state, no faults or fault hits, zero counts, real clock.
 * ``GET /__emulator__/snapshot`` / ``POST /__emulator__/load`` -- dump and restore state.
 * ``POST /__emulator__/expire-tokens`` -- every issued access token is now expired.
 
@@ -70,6 +73,12 @@ def control_routes(
             return Response(status_code=204)
         return JSONResponse([asdict(f) for f in faults.armed()])
 
+    async def fault_hits(request: Request) -> Response:
+        if request.method == "DELETE":
+            faults.clear_hits()
+            return Response(status_code=204)
+        return JSONResponse([asdict(hit) for hit in faults.hits()])
+
     async def call_counts(request: Request) -> Response:
         if request.method == "DELETE":
             calls.reset()
@@ -91,6 +100,7 @@ def control_routes(
     async def reset(request: Request) -> Response:
         hooks.reset_state()
         faults.clear()
+        faults.clear_hits()
         calls.reset()
         clock.reset()
         return Response(status_code=204)
@@ -109,6 +119,7 @@ def control_routes(
     p = CONTROL_PREFIX
     return [
         Route(f"{p}/faults", fault_collection, methods=["GET", "POST", "DELETE"]),
+        Route(f"{p}/faults/hits", fault_hits, methods=["GET", "DELETE"]),
         Route(f"{p}/calls", call_counts, methods=["GET", "DELETE"]),
         Route(f"{p}/clock", clock_route, methods=["GET", "POST"]),
         Route(f"{p}/reset", reset, methods=["POST"]),

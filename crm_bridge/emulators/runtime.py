@@ -8,7 +8,11 @@ not depend on the vendor:
 * :class:`EmulatorClock` -- the time the emulator stamps records and tokens with.  Tests move it
   forward instead of sleeping.
 * :class:`FaultPlane` -- "the next N calls matching this route answer status S with body B",
-  added latency, a connection dropped mid-response, ``Retry-After`` present or absent.
+  added latency, a connection dropped mid-response, ``Retry-After`` present or absent -- before
+  the real handler runs or, with ``after_apply``, after it has applied the call (a write the
+  vendor committed whose answer is late or lost).  Every call a fault strikes is logged as a
+  :class:`FaultHit`, so a test can act at a precise moment (e.g. ``kill -9`` a client while the
+  answer to its applied write is held).
 * :class:`CallCounter` -- calls per endpoint family, so tests and ``bench/`` can compare what the
   product spent against the theoretical minimum.
 
@@ -26,9 +30,9 @@ import socket
 import tempfile
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,6 +47,7 @@ __all__ = [
     "CallCounter",
     "EmulatorClock",
     "Fault",
+    "FaultHit",
     "FaultMiddleware",
     "FaultPlane",
     "RunningServer",
@@ -110,6 +115,13 @@ class Fault:
     ``status`` with ``body`` answers in place of the real handler; ``latency`` (seconds) delays
     the real answer; ``drop`` starts the answer and then closes the socket, which the clients see
     as a broken connection.  ``times`` counts down per matching call; ``None`` means forever.
+
+    ``after_apply`` moves the fault behind the real handler: the call is applied first (a write
+    is committed in the emulator's state), then its answer is held for ``latency`` seconds, and
+    then it is dropped (``drop``), replaced (``status``/``body``) or sent as it was.  A held
+    answer is abandoned as soon as the client disconnects.  ``body_regex`` narrows the match to
+    calls whose request body matches (searched in the body decoded as UTF-8), e.g. a Composite
+    call carrying Collections writes rather than queries.
     """
 
     path: str = ".*"
@@ -121,9 +133,48 @@ class Fault:
     drop: bool = False
     times: int | None = 1
     skip: int = 0
+    after_apply: bool = False
+    body_regex: str | None = None
 
-    def matches(self, method: str, path: str) -> bool:
-        """Whether a call with this method and path is affected."""
+    def __post_init__(self) -> None:
+        if not isinstance(self.after_apply, bool):
+            raise TypeError(f"after_apply must be true or false, not {self.after_apply!r}")
+        if not isinstance(self.drop, bool):
+            raise TypeError(f"drop must be true or false, not {self.drop!r}")
+        if isinstance(self.latency, bool) or not isinstance(self.latency, int | float):
+            raise TypeError(f"latency must be a number of seconds, not {self.latency!r}")
+        if self.latency < 0:
+            raise ValueError(f"latency must not be negative, not {self.latency!r}")
+        for name in ("path", "body_regex"):
+            pattern = getattr(self, name)
+            if pattern is None and name == "body_regex":
+                continue
+            if not isinstance(pattern, str):
+                raise TypeError(f"{name} must be a regular expression string, not {pattern!r}")
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{name} {pattern!r} is not a regular expression: {exc}") from None
+
+    def matches(self, method: str, path: str, body: bytes | None = None) -> bool:
+        """Whether a call with this method, path (and request body) is affected.
+
+        A fault with ``body_regex`` never matches a call whose body was not read (``None``).
+        """
+        if not self._matches_route(method, path):
+            return False
+        if self.body_regex is None:
+            return True
+        return (
+            body is not None
+            and re.search(self.body_regex, body.decode(errors="replace")) is not None
+        )
+
+    def needs_body(self, method: str, path: str) -> bool:
+        """Whether deciding on this call requires its request body."""
+        return self.body_regex is not None and self._matches_route(method, path)
+
+    def _matches_route(self, method: str, path: str) -> bool:
         if self.method is not None and self.method.upper() != method.upper():
             return False
         return re.search(self.path, path) is not None
@@ -141,6 +192,8 @@ class Fault:
             "drop",
             "times",
             "skip",
+            "after_apply",
+            "body_regex",
         }
         unknown = set(data) - known
         if unknown:
@@ -148,12 +201,39 @@ class Fault:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-class FaultPlane:
-    """The list of armed faults; the first matching one with calls left wins."""
+@dataclass
+class FaultHit:
+    """One call a fault struck, as the control plane's ``GET /__emulator__/faults/hits`` lists it.
 
-    def __init__(self) -> None:
+    Why: a test that must act at a precise moment -- "the write is applied and its answer is held:
+    kill the client now" -- polls for the hit instead of guessing with sleeps.
+    """
+
+    seq: int
+    """Position in the log (1 = the first call struck since the log was last cleared)."""
+    method: str
+    path: str
+    fault: dict[str, Any]
+    """The fault that struck (its ``times`` and ``skip`` as left after counting this call)."""
+    applied: bool = False
+    """The real handler ran to the end: whatever the call changes is in the emulator's state."""
+    done: bool = False
+    """The fault is finished with this call: answered, dropped, or the client went away."""
+    client_gone: bool = False
+    """The client disconnected while its answer was held (``after_apply`` with ``latency``)."""
+
+
+class FaultPlane:
+    """The list of armed faults; the first matching one with calls left wins.
+
+    It also keeps the log of :class:`FaultHit` (the last ``max_hits`` calls struck).
+    """
+
+    def __init__(self, *, max_hits: int = 1000) -> None:
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
+        self._hits: deque[FaultHit] = deque(maxlen=max_hits)
+        self._seq = 0
 
     def add(self, fault: Fault) -> None:
         """Arm a fault."""
@@ -165,11 +245,16 @@ class FaultPlane:
         with self._lock:
             self._faults.clear()
 
-    def take(self, method: str, path: str) -> Fault | None:
+    def needs_body(self, method: str, path: str) -> bool:
+        """Whether an armed fault must see this call's request body to decide whether it applies."""
+        with self._lock:
+            return any(fault.needs_body(method, path) for fault in self._faults)
+
+    def take(self, method: str, path: str, body: bytes | None = None) -> Fault | None:
         """The fault that applies to this call, consuming one of its uses."""
         with self._lock:
             for fault in self._faults:
-                if not fault.matches(method, path):
+                if not fault.matches(method, path, body):
                     continue
                 if fault.skip > 0:
                     fault.skip -= 1
@@ -185,6 +270,42 @@ class FaultPlane:
         """A copy of the armed faults (for the control plane's GET)."""
         with self._lock:
             return list(self._faults)
+
+    def record(self, fault: Fault, method: str, path: str) -> FaultHit:
+        """Log that ``fault`` struck this call; the middleware updates the hit through :meth:`mark`."""
+        with self._lock:
+            self._seq += 1
+            hit = FaultHit(seq=self._seq, method=method, path=path, fault=asdict(fault))
+            self._hits.append(hit)
+            return hit
+
+    def mark(
+        self,
+        hit: FaultHit,
+        *,
+        applied: bool | None = None,
+        done: bool | None = None,
+        client_gone: bool | None = None,
+    ) -> None:
+        """Move a hit on (under the lock, so :meth:`hits` never sees a half-made change)."""
+        with self._lock:
+            if applied is not None:
+                hit.applied = applied
+            if done is not None:
+                hit.done = done
+            if client_gone is not None:
+                hit.client_gone = client_gone
+
+    def hits(self) -> list[FaultHit]:
+        """Copies of the logged hits, oldest first."""
+        with self._lock:
+            return [replace(hit) for hit in self._hits]
+
+    def clear_hits(self) -> None:
+        """Empty the hit log (numbering starts again at 1)."""
+        with self._lock:
+            self._hits.clear()
+            self._seq = 0
 
 
 class CallCounter:
@@ -246,10 +367,26 @@ class FaultMiddleware:
         family = self.classify(method, path)
         if family is not None:
             self.calls.add(family)
-        fault = self.faults.take(method, path)
+        body: bytes | None = None
+        if self.faults.needs_body(method, path):
+            body = await _read_body(receive)
+            receive = _replay(body, receive)
+        fault = self.faults.take(method, path, body)
         if fault is None:
             await self.app(scope, receive, send)
             return
+        hit = self.faults.record(fault, method, path)
+        try:
+            if fault.after_apply:
+                await self._after_apply(scope, receive, send, fault, hit)
+            else:
+                await self._before(scope, receive, send, fault, hit)
+        finally:
+            self.faults.mark(hit, done=True)
+
+    async def _before(
+        self, scope: Scope, receive: Receive, send: Send, fault: Fault, hit: FaultHit
+    ) -> None:
         if fault.latency:
             await asyncio.sleep(fault.latency)
         if fault.drop:
@@ -257,8 +394,72 @@ class FaultMiddleware:
             return
         if fault.status is None:
             await self.app(scope, receive, send)
+            self.faults.mark(hit, applied=True)
             return
         await _send_fault(send, fault, self.render_fault_body)
+
+    async def _after_apply(
+        self, scope: Scope, receive: Receive, send: Send, fault: Fault, hit: FaultHit
+    ) -> None:
+        held: list[Message] = []
+
+        async def hold(message: Message) -> None:
+            held.append(message)
+
+        await self.app(scope, receive, hold)
+        self.faults.mark(hit, applied=True)
+        if fault.latency and not await _wait_unless_client_leaves(fault.latency, receive):
+            self.faults.mark(hit, client_gone=True)
+            return
+        if fault.drop:
+            await _drop_mid_response(send)
+            return
+        if fault.status is not None:
+            await _send_fault(send, fault, self.render_fault_body)
+            return
+        for message in held:
+            await send(message)
+
+
+async def _read_body(receive: Receive) -> bytes:
+    """The whole request body (a fault with ``body_regex`` must see it before the handler)."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands the already-read body to the app once, then the real channel."""
+    pending = True
+
+    async def replay() -> Message:
+        nonlocal pending
+        if pending:
+            pending = False
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+async def _wait_unless_client_leaves(seconds: float, receive: Receive) -> bool:
+    """Wait ``seconds``; ``False`` as soon as the client disconnects instead (a killed client)."""
+
+    async def disconnected() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    try:
+        await asyncio.wait_for(disconnected(), timeout=seconds)
+    except TimeoutError:
+        return True
+    return False
 
 
 async def _send_fault(send: Send, fault: Fault, render: Callable[[Fault], bytes] | None) -> None:

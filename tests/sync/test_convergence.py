@@ -131,6 +131,28 @@ class SyncMachine(RuleBasedStateMachine):
         if live:
             self.conns[side].backend.delete("contacts", data.draw(st.sampled_from(live)))
 
+    @rule(side=SIDES, data=st.data(), name=NAMES)
+    def human_duplicate(self, side: str, data: st.DataObject, name: str) -> None:
+        """Someone enters a person who is already there (same e-mail, another record)."""
+        live = self.live(side)
+        if not live:
+            return
+        original = live[data.draw(st.sampled_from(sorted(live)))]
+        email = str(original["email"])
+        self.human_duplicates.add(email.lower())
+        self.conns[side].backend.create("contacts", {"email": email, "name": name})
+
+    @rule(side=SIDES, data=st.data())
+    def merge(self, side: str, data: st.DataObject) -> None:
+        """Someone merges two records on one side (the CRM's or the platform's merge)."""
+        live = sorted(self.live(side))
+        if len(live) < 2:
+            return
+        winner, loser = data.draw(
+            st.lists(st.sampled_from(live), min_size=2, max_size=2, unique=True)
+        )
+        self.conns[side].backend.merge("contacts", winner, loser)
+
     # -- what the bridge does ---------------------------------------------------------------
     @rule()
     def sync(self) -> None:

@@ -128,6 +128,7 @@ class HubSpotEmulator:
         """Everything back to the start: data, tokens, limits, faults, call counts, clock."""
         self._reset_state()
         self.faults.clear()
+        self.faults.clear_hits()
         self.calls.reset()
         self.clock.reset()
 

@@ -74,6 +74,7 @@ class SalesforceEmulator:
         """Empty org, no faults, zero call counts, real clock."""
         self.reset_state()
         self.faults.clear()
+        self.faults.clear_hits()
         self.calls.reset()
         self.clock.reset()
 
