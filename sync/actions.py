@@ -16,8 +16,10 @@ from crm_bridge.store import DecisionIn, Side
 __all__ = [
     "SIDES",
     "Action",
+    "Adopt",
     "Create",
     "FlagDeleted",
+    "Forget",
     "LinkRefresh",
     "MarkMerged",
     "Pairing",
@@ -43,16 +45,19 @@ class Create:
     """Create a record on ``target`` for the unlinked ``source_id``; link them on success.
 
     ``match_on`` (a vendor field on ``target``) makes the create an upsert by identity, which is
-    what keeps a re-run after a crash from creating a duplicate.
+    what keeps a re-run after a crash from creating a duplicate.  Before the create is sent the
+    executor records a *pending* link (``source_id`` and no target id); ``link_id`` names that
+    link when the create is re-sent for one a crash left behind.
     """
 
     target: Side
     source_id: str
-    source_version: str
+    source_version: str | None
     fields: Mapping[str, Any]
     synced: Mapping[str, Mapping[str, Any]]
     match_on: str | None = None
     identity: str | None = None
+    link_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +148,28 @@ class MarkMerged:
 
 
 @dataclass(frozen=True, slots=True)
+class Adopt:
+    """A pending link's create did land (the process died before recording it): fill in its id.
+
+    ``synced`` is the new baseline for ``side``: the fields the create wrote, marked pending, so
+    the first read confirms them and adopts whatever the vendor filled in.
+    """
+
+    link_id: int
+    side: Side
+    record_id: str
+    synced: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Forget:
+    """Drop a pending link whose source is gone before its create was confirmed or found."""
+
+    link_id: int
+    source_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Reject:
     """A change that cannot be written as it is: it goes to the dead-letter store."""
 
@@ -154,7 +181,17 @@ class Reject:
 
 
 Action = (
-    Create | Update | Pairing | LinkRefresh | Remove | FlagDeleted | Rekey | MarkMerged | Reject
+    Create
+    | Update
+    | Pairing
+    | LinkRefresh
+    | Remove
+    | FlagDeleted
+    | Rekey
+    | MarkMerged
+    | Reject
+    | Adopt
+    | Forget
 )
 
 

@@ -30,11 +30,13 @@ from crm_bridge.connector import (
     WriteOp,
     WriteResult,
 )
-from crm_bridge.store import DecisionIn, Side, Store, StoreConflictError, StoreTx
+from crm_bridge.store import DecisionIn, LinkIn, Side, Store, StoreConflictError, StoreTx
 from crm_bridge.sync.actions import (
     SIDES,
+    Adopt,
     Create,
     FlagDeleted,
+    Forget,
     LinkRefresh,
     MarkMerged,
     Pairing,
@@ -135,6 +137,32 @@ class Executor:
                     report.counts["merged"] += 1
                 elif isinstance(action, MarkMerged):
                     self._close_merged(tx, action, report, now)
+                elif isinstance(action, Adopt):
+                    stored = tx.link(action.link_id)
+                    assert stored is not None
+                    synced: dict[str, dict[str, Any]] = {
+                        s: dict(stored.synced.get(s, {})) for s in SIDES
+                    }
+                    synced[action.side] = dict(action.synced)
+                    tx.update_link(
+                        action.link_id,
+                        now=now,
+                        **{
+                            f"{action.side}_id": action.record_id,
+                            f"{action.side}_version": None,
+                        },
+                        **_baseline_columns(synced),
+                    )
+                    tx.audit(
+                        "sync.create.recovered",
+                        action.record_id,
+                        {"side": action.side, "link": action.link_id},
+                        now=now,
+                        pair=self.pair,
+                    )
+                    report.counts["recovered"] += 1
+                elif isinstance(action, Forget):
+                    tx.delete_pending_link(action.link_id)
                 elif isinstance(action, Pairing):
                     self._pair(tx, plan, action, report, now)
                 elif isinstance(action, LinkRefresh):
@@ -217,6 +245,9 @@ class Executor:
         self, plan: Plan, side: Side, chunk: Sequence[RemoteAction], report: ExecutionReport
     ) -> None:
         connector = self.connectors[side]
+        chunk = self._announce_creates(plan, side, chunk, report)
+        if not chunk:
+            return
         ops = [self._op(connector, a, i) for i, a in enumerate(chunk)]
         results = connector.write(self.objects[side], ops)
         if len(results) != len(ops):
@@ -234,6 +265,56 @@ class Executor:
                     self._succeeded(tx, plan, side, action, result, report, now)
                 else:
                     self._failed(tx, plan, side, action, result, report, now)
+
+    def _announce_creates(
+        self, plan: Plan, side: Side, chunk: Sequence[RemoteAction], report: ExecutionReport
+    ) -> list[RemoteAction]:
+        """Record a pending link for each new create *before* sending it.
+
+        If the process dies after the vendor accepted the create, the next cycle finds that
+        link and adopts the record it created instead of creating a second one.
+        """
+        fresh = [a for a in chunk if isinstance(a, Create) and a.link_id is None]
+        if not fresh:
+            return list(chunk)
+        rows = [_pending_row(side, a) for a in fresh]
+        now = self.now()
+        ids: dict[int, int | None] = {}
+        with self.store.transaction() as tx:
+            try:
+                made = tx.insert_links(self.pair, plan.obj, rows, now=now)
+                ids = {id(a): link.id for a, link in zip(fresh, made, strict=True)}
+            except StoreConflictError:
+                # Someone's source already has an active link (a duplicate in flight): find it
+                # one by one and dead-letter only that one.
+                for action, row in zip(fresh, rows, strict=True):
+                    try:
+                        ids[id(action)] = tx.insert_links(self.pair, plan.obj, [row], now=now)[0].id
+                    except StoreConflictError as exc:
+                        ids[id(action)] = None
+                        self._dead_letter(
+                            tx,
+                            plan,
+                            side,
+                            action.source_id,
+                            "create",
+                            dict(action.fields),
+                            str(exc),
+                            "ALREADY_LINKED",
+                            False,
+                            now,
+                        )
+                        report.counts["dead_lettered"] += 1
+                        report.failed.add((other(side), action.source_id))
+        out: list[RemoteAction] = []
+        for item in chunk:
+            if isinstance(item, Create) and item.link_id is None:
+                link_id = ids.get(id(item))
+                if link_id is None:
+                    continue
+                item = replace(item, link_id=link_id)
+            out.append(item)
+        return out
 
     def _op(self, connector: Connector[Any], action: RemoteAction, index: int) -> WriteOp:
         key = str(index)
@@ -270,19 +351,20 @@ class Executor:
                 synced[side] = {
                     k: v for k, v in synced[side].items() if k == PENDING or k in written
                 }
+            assert action.link_id is not None  # announced before the write
             try:
-                tx.insert_link(
-                    self.pair,
-                    plan.obj,
+                tx.update_link(
+                    action.link_id,
+                    now=now,
                     crm_id=ids["crm"],
                     map_id=ids["map"],
                     crm_version=versions["crm"],
                     map_version=versions["map"],
                     **_baseline_columns(synced),
                     identity=action.identity,
-                    now=now,
                 )
             except StoreConflictError:
+                tx.delete_pending_link(action.link_id)
                 self._dead_letter(
                     tx,
                     plan,
@@ -344,6 +426,8 @@ class Executor:
         report: ExecutionReport,
         now: datetime,
     ) -> None:
+        if isinstance(action, Create) and action.link_id is not None:
+            tx.delete_pending_link(action.link_id)  # refused: nothing was created
         operation = type(action).__name__.lower()
         payload: dict[str, Any] = {"target_id": getattr(action, "target_id", None)}
         if isinstance(action, Create | Update):
@@ -390,6 +474,24 @@ class Executor:
             next_retry_at=now + base * (2 ** min(attempts, 10)),
             now=now,
         )
+
+
+def _pending_row(target: Side, action: Create) -> LinkIn:
+    """The link row announcing ``action``: the source's id and version, no target yet."""
+    source = other(target)
+    ids: dict[Side, str | None] = {target: None, source: action.source_id}
+    versions: dict[Side, str | None] = {target: None, source: action.source_version}
+    columns = _baseline_columns(action.synced)
+    return LinkIn(
+        ids["crm"],
+        ids["map"],
+        versions["crm"],
+        versions["map"],
+        columns["crm_hash"],
+        columns["map_hash"],
+        columns["synced"],
+        action.identity,
+    )
 
 
 def _baseline_columns(synced: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -27,8 +27,10 @@ from crm_bridge.connector import Record
 from crm_bridge.store import DecisionIn, Side
 from crm_bridge.sync.actions import (
     SIDES,
+    Adopt,
     Create,
     FlagDeleted,
+    Forget,
     LinkRefresh,
     MarkMerged,
     Pairing,
@@ -105,6 +107,11 @@ class PlanContext:
     default_owner: Mapping[Side, str | None] | None = None
     linked_identities: Mapping[str, LinkState] | None = None
     """Active links by identity value, for the identities of this cycle's unlinked records."""
+    pending: Sequence[LinkState] = ()
+    """Links whose create was announced but never confirmed (a crash came in between)."""
+    complete: Mapping[Side, bool] | None = None
+    """Per side, whether this cycle read every change (not capped): only then does a pending
+    create that was not found count as lost and get sent again."""
 
 
 class _Unwritable(Exception):
@@ -138,9 +145,28 @@ def _field_name(fm: FieldMap, side: Side) -> str:
 
 def logical_values(ctx: PlanContext, side: Side, record: Record) -> dict[str, Any]:
     """A record's mapped fields as logical values (CRM vocabulary, owner e-mails, normalised)."""
+    return _logical(ctx, side, record.fields, ctx.objmap.fields)
+
+
+def _as_written(
+    ctx: PlanContext, target: Side, fields: Mapping[str, Any], logical: Mapping[str, Any]
+) -> dict[str, Any]:
+    """What ``target`` will hold after a write of ``fields``, in logical values.
+
+    This is the baseline to remember, not the values we asked for: a default owner stands in
+    for an unmatched one, and a lossy value map (several CRM stages -> one deal stage) reads
+    back as its round trip.  Remembering the request instead would mistake the vendor's copy
+    for an edit (and re-write it every cycle).
+    """
+    return _logical(ctx, target, fields, {n: ctx.objmap.fields[n] for n in logical})
+
+
+def _logical(
+    ctx: PlanContext, side: Side, raw_fields: Mapping[str, Any], maps: Mapping[str, FieldMap]
+) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    for name, fm in ctx.objmap.fields.items():
-        raw = record.fields.get(_field_name(fm, side))
+    for name, fm in maps.items():
+        raw = raw_fields.get(_field_name(fm, side))
         if fm.kind == "owner":
             values[name] = None if raw in (None, "") else ctx.owners.email_of(side, str(raw))
             continue
@@ -195,6 +221,7 @@ def plan_object(
     handled: dict[Side, set[str]] = {"crm": set(), "map": set()}
     _plan_merges(ctx, plan, changes, by_id, handled)
     _plan_deletes(ctx, plan, changes, by_id, handled)
+    _plan_pending(ctx, plan, changes, by_id, handled)
     _plan_linked(ctx, plan, changes, by_id, handled)
     _plan_unlinked(ctx, plan, changes, by_id, handled)
     return plan
@@ -241,6 +268,10 @@ def _plan_merges(
                 # link closes only when that removal succeeds, so a crash in between re-plans
                 # the same removal instead of forgetting it.
                 counterpart = loser_link.id_on(other(side))
+                if counterpart is not None and by_id[other(side)].get(counterpart) == loser_link:
+                    # The link is closing: a merge of the counterpart on the other side (same
+                    # cycle) must not re-key it back to life.
+                    by_id[other(side)][counterpart] = replace(loser_link, active=False)
                 if counterpart is not None and ctx.objmap.delete_policy != "flag":
                     mode: Literal["hard", "archive"] = (
                         "hard" if ctx.objmap.delete_policy == "delete" else "archive"
@@ -336,6 +367,99 @@ def _plan_deletes(
             handled[target].add(target_id)
 
 
+def _plan_pending(
+    ctx: PlanContext,
+    plan: Plan,
+    changes: dict[Side, dict[str, Record]],
+    by_id: dict[Side, dict[str, LinkState]],
+    handled: dict[Side, set[str]],
+) -> None:
+    """Recover creates a crash left unconfirmed: adopt the record if it landed, else resend.
+
+    The created record shows up as an unlinked change on the target side (our cursor did not
+    move past it).  It is recognised by identity, or -- for objects without one, like deals --
+    by carrying exactly the values the create wrote.  Only when a full read of the target side
+    did not find it is the create sent again, so a landed create is never doubled.
+    """
+    claimed: set[str] = set()
+    for link in ctx.pending:
+        if not link.active or (link.crm_id is None) == (link.map_id is None):
+            continue
+        target: Side = "crm" if link.crm_id is None else "map"
+        source = other(target)
+        source_id = link.id_on(source)
+        assert source_id is not None
+        if source_id in handled[source]:
+            continue
+        handled[source].add(source_id)
+        found = _find_created(ctx, changes, by_id, handled, claimed, link, target)
+        source_rec = changes[source].get(source_id)
+        if found is not None:
+            claimed.add(found.id)
+            written = link.pending(target)
+            adopted: dict[str, Any] = {
+                k: v for k, v in link.baseline(target).items() if written is None or k in written
+            }
+            adopted[PENDING] = sorted(written if written is not None else adopted)
+            plan.actions.append(Adopt(link.id, target, found.id, adopted))
+            state = LinkState(
+                id=link.id,
+                crm_id=found.id if target == "crm" else link.crm_id,
+                map_id=found.id if target == "map" else link.map_id,
+                crm_version=None if target == "crm" else link.crm_version,
+                map_version=None if target == "map" else link.map_version,
+                synced={source: link.synced.get(source, {}), target: adopted},
+            )
+            by_id[target][found.id] = state
+            by_id[source][source_id] = state
+            handled[source].discard(source_id)  # reconciled with its counterpart below
+            continue
+        if not (ctx.complete or {}).get(target, ctx.complete is None):
+            continue  # the target was not read in full: the create may still be out there
+        if source_rec is not None and (source_rec.deleted or source_rec.merged_into):
+            plan.actions.append(Forget(link.id, source_id))
+            continue
+        if source_rec is not None and fresh_read(source_rec, link, source):
+            values = logical_values(ctx, source, source_rec)
+            version: str | None = source_rec.version
+        else:
+            values, version = link.baseline(source), link.version_on(source)
+        _create(ctx, plan, source, target, source_id, version, values, link_id=link.id)
+
+
+def _find_created(
+    ctx: PlanContext,
+    changes: dict[Side, dict[str, Record]],
+    by_id: dict[Side, dict[str, LinkState]],
+    handled: dict[Side, set[str]],
+    claimed: set[str],
+    link: LinkState,
+    target: Side,
+) -> Record | None:
+    """An unlinked record on ``target`` that is the pending link's create."""
+    written = link.pending(target)
+    expected = {k: v for k, v in link.baseline(target).items() if written is None or k in written}
+    identity = ctx.objmap.identity
+    for record in sorted(changes[target].values(), key=lambda r: (r.modified_at, r.id)):
+        if (
+            record.id in claimed
+            or record.id in handled[target]
+            or record.deleted
+            or record.merged_into
+        ):
+            continue
+        known = by_id[target].get(record.id)
+        if known is not None and known.active:
+            continue
+        values = logical_values(ctx, target, record)
+        if identity is not None and expected.get(identity) is not None:
+            if values.get(identity) == expected[identity]:
+                return record
+        elif expected and all(values.get(k) == v for k, v in expected.items()):
+            return record
+    return None
+
+
 def _plan_linked(
     ctx: PlanContext,
     plan: Plan,
@@ -351,6 +475,8 @@ def _plan_linked(
             link = by_id[side].get(record.id)
             if link is None or not link.active or link.id in seen_links:
                 continue
+            if link.crm_id is None or link.map_id is None:
+                continue  # a pending create: _plan_pending owns it
             seen_links.add(link.id)
             crm_rec = changes["crm"].get(link.crm_id) if link.crm_id else None
             map_rec = changes["map"].get(link.map_id) if link.map_id else None
@@ -526,7 +652,7 @@ def _settle_and_write(
         still_pending = link.pending(target) if link.version_on(target) is None else None
         target_base = {
             **new_base[target],
-            **values,
+            **_as_written(ctx, target, fields, values),
             PENDING: sorted(set(values) | (still_pending or set())),
         }
         source_rec = records[source_side]
@@ -642,7 +768,7 @@ def _plan_unlinked(
             if not allowed:
                 plan.skipped += 1
                 continue
-            _create(ctx, plan, side, target, record, values)
+            _create(ctx, plan, side, target, record.id, record.version, values)
 
 
 def _pair(
@@ -693,7 +819,15 @@ def _pair(
 
 
 def _create(
-    ctx: PlanContext, plan: Plan, source: Side, target: Side, record: Record, values: dict[str, Any]
+    ctx: PlanContext,
+    plan: Plan,
+    source: Side,
+    target: Side,
+    source_id: str,
+    source_version: str | None,
+    values: Mapping[str, Any],
+    *,
+    link_id: int | None = None,
 ) -> None:
     names = [
         name
@@ -709,22 +843,24 @@ def _create(
     try:
         fields = vendor_fields(ctx, target, values, names)
     except _Unwritable as problem:
-        plan.actions.append(Reject(target, record.id, problem.reason, problem.code))
+        plan.actions.append(Reject(target, source_id, problem.reason, problem.code))
         return
+    written = _as_written(ctx, target, fields, {n: values[n] for n in names})
     plan.actions.append(
         Create(
             target=target,
-            source_id=record.id,
-            source_version=record.version,
+            source_id=source_id,
+            source_version=source_version,
             fields=fields,
             synced={
                 source: dict(values),
                 target: {
-                    **{n: values[n] if n in names else None for n in ctx.objmap.fields},
+                    **{n: written.get(n) for n in ctx.objmap.fields},
                     PENDING: sorted(names),
                 },
             },
             match_on=match_on,
             identity=identity_of(ctx, values),
+            link_id=link_id,
         )
     )

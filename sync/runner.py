@@ -187,7 +187,10 @@ class SyncRunner:
         objmap: ObjectMap,
         changes: dict[Side, list[Record]],
         links: dict[Side, dict[str, LinkState]],
+        *,
+        complete: bool = True,
     ) -> PlanContext:
+        """The planner's context; ``complete=False`` when ``changes`` are not a full read."""
         base = PlanContext(
             pair=self.name,
             name=obj_name,
@@ -207,11 +210,16 @@ class SyncRunner:
             if record.id not in links[side] or not links[side][record.id].active
             if (key := identity_of(base, logical_values(base, side, record))) is not None
         }
-        if not identities:
-            return base
         with self.store.transaction(readonly=True) as tx:
-            found = tx.links_by_identity(self.name, obj_name, identities)
-        return replace(base, linked_identities={k: _link_state(v) for k, v in found.items()})
+            found = tx.links_by_identity(self.name, obj_name, identities) if identities else {}
+            pending = [_link_state(link) for link in tx.pending_links(self.name, obj_name)]
+        cap = self.settings.max_records_per_cycle
+        return replace(
+            base,
+            linked_identities={k: _link_state(v) for k, v in found.items()},
+            pending=pending,
+            complete={s: complete and len(changes[s]) < cap for s in SIDES},
+        )
 
     def _owner_directory(self, objmap: ObjectMap) -> OwnerDirectory:
         if not any(fm.kind == "owner" for fm in objmap.fields.values()):
@@ -360,7 +368,7 @@ class SyncRunner:
                     )
             links = self._links(obj_name, changes)
             plan = plan_object(
-                self._context(obj_name, objmap, changes, links),
+                self._context(obj_name, objmap, changes, links, complete=False),
                 changes["crm"],
                 changes["map"],
                 links,

@@ -555,6 +555,40 @@ class StoreTx:
         finally:
             result.close()
 
+    def pending_links(self, pair: str, obj: str) -> list[Link]:
+        """Active links still missing one side's id: creates announced but not confirmed.
+
+        The engine writes such a link *before* it sends a create, so a crash between the
+        vendor accepting the create and our bookkeeping leaves a trace to recover from.  There
+        are only as many as the creates in flight when a process died.
+        """
+        stmt = (
+            sa.select(links)
+            .where(
+                links.c.pair == pair,
+                links.c.object == obj,
+                links.c.status == "active",
+                sa.or_(links.c.crm_id.is_(None), links.c.map_id.is_(None)),
+            )
+            .order_by(links.c.id)
+        )
+        return [_link(row) for row in self._conn.execute(stmt)]
+
+    def delete_pending_link(self, link_id: int) -> None:
+        """Forget a pending link whose create the vendor refused (nothing was created).
+
+        Only pending links can be deleted: a link with both ids is history and is tombstoned
+        with :meth:`mark_link` instead.  Raises :class:`StoreNotFoundError` otherwise.
+        """
+        result = self._conn.execute(
+            sa.delete(links).where(
+                links.c.id == link_id,
+                sa.or_(links.c.crm_id.is_(None), links.c.map_id.is_(None)),
+            )
+        )
+        if result.rowcount == 0:
+            raise StoreNotFoundError(f"no pending link with id {link_id}")
+
     def count_links(self, pair: str, obj: str, *, status: LinkStatus | None = "active") -> int:
         """Number of links of a pair and object (``status=None``: all statuses)."""
         stmt = (

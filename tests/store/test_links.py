@@ -227,3 +227,25 @@ def test_synced_baseline_round_trips(store: Store) -> None:
         got = tx.link_for("p", "contact", "crm", "B")
         assert got is not None and dict(got.synced) == {"email": "b@example.com"}
         assert dict(made[0].synced) == {"amount": 5}
+
+
+def test_pending_links_are_listed_and_only_they_can_be_deleted(store: Store) -> None:
+    with store.transaction() as tx:
+        full = _add(tx, "003A", "501")
+        waiting_map = _add(tx, "003B", None)
+        waiting_crm = _add(tx, None, "502")
+        _add(tx, "003C", None, obj="deal")
+        closed = _add(tx, "003D", None)
+        tx.mark_link(closed.id, "deleted")
+    with store.transaction() as tx:
+        assert [link.id for link in tx.pending_links("p", "contact")] == [
+            waiting_map.id,
+            waiting_crm.id,
+        ]
+        tx.delete_pending_link(waiting_map.id)
+        with pytest.raises(StoreNotFoundError):
+            tx.delete_pending_link(full.id)
+    with store.transaction() as tx:
+        assert [link.id for link in tx.pending_links("p", "contact")] == [waiting_crm.id]
+        assert tx.link(full.id) == full
+        assert tx.link(waiting_map.id) is None

@@ -13,14 +13,9 @@ world must equal a control world that synced without a crash: the same records o
 (compared per e-mail, field by field), no duplicate e-mails, every lead and contact linked exactly
 once, and a further run that writes nothing.
 
-Two assertions are ``xfail(strict=True)``, each for one kill point only:
-
-* deals (Opportunity <-> deals) have no identity key, so a deal created at HubSpot whose link was
-  never committed is created again by the re-run;
-* after a kill during the Salesforce Lead create, the re-run pairs the created leads by e-mail, and
-  the Lead defaults Salesforce filled in (Status, OwnerId) overwrite the HubSpot contacts'
-  ``lifecyclestage`` and owner, which the uncrashed run leaves alone.  The contacts' other fields
-  are compared in a test that passes.
+Creates are announced in the store (a pending link) before they are sent, so after a kill the
+re-run adopts what landed -- by e-mail for leads and contacts, by the written values for deals,
+which have no identity -- instead of creating it twice.
 
 The control world and the crashed worlds are built two at a time in background threads (each is
 mostly a CPU-bound subprocess) and only once; the tests then inspect them.
@@ -589,25 +584,7 @@ def test_hubspot_contacts_keep_the_fields_of_the_uncrashed_run(
     assert state == want, "HubSpot contacts: " + _diff(state, want)
 
 
-_SF_DEFAULTS_OVERWRITE_HUBSPOT = pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: the re-run after a crash between a Salesforce Lead create and its link "
-    "commit pairs the lead by e-mail (planner _pair) instead of recognising its own create, and "
-    "pairing settles every non-empty field by its rule, so Salesforce's defaults for fields the "
-    "create did not write (Status, OwnerId) overwrite HubSpot's lifecyclestage and "
-    "hubspot_owner_id -- which the uncrashed run leaves alone",
-)
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(name, marks=_SF_DEFAULTS_OVERWRITE_HUBSPOT)
-        if BY_NAME[name].writes == "Lead"
-        else name
-        for name in NAMES
-    ],
-)
+@pytest.mark.parametrize("name", NAMES)
 def test_hubspot_contacts_equal_the_uncrashed_run(
     outcomes: Callable[[str], Outcome], control: Control, name: str
 ) -> None:
@@ -647,22 +624,10 @@ def test_a_further_run_writes_nothing(outcomes: Callable[[str], Outcome], name: 
     assert outcomes(name).further_run_wrote == []
 
 
-# -- deals: no identity key yet --------------------------------------------------------------------
-
-_DEALS_DUPLICATE = pytest.mark.xfail(
-    strict=True,
-    reason="deals have no identity key (mapping preset 'deals': identity None), so a HubSpot deal "
-    "created by a batch whose link was never committed is created again by the re-run",
-)
+# -- deals: no identity, recovered by their written values -----------------------------------------
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(name, marks=_DEALS_DUPLICATE) if BY_NAME[name].writes == "deals" else name
-        for name in NAMES
-    ],
-)
+@pytest.mark.parametrize("name", NAMES)
 def test_deals_equal_the_uncrashed_run(
     outcomes: Callable[[str], Outcome], control: Control, name: str
 ) -> None:
