@@ -234,6 +234,13 @@ def _plan_merges(
     by_id: dict[Side, dict[str, LinkState]],
     handled: dict[Side, set[str]],
 ) -> None:
+    survivors: dict[Side, set[str]] = {s: set() for s in SIDES}
+    for s in SIDES:
+        for record in changes[s].values():
+            if record.merged_into:
+                survivors[s].add(record.merged_into)
+            if record.merged_from:
+                survivors[s].add(record.id)
     for side in SIDES:
         pairs: list[tuple[str, str]] = []
         for record in changes[side].values():
@@ -272,7 +279,13 @@ def _plan_merges(
                     # The link is closing: a merge of the counterpart on the other side (same
                     # cycle) must not re-key it back to life.
                     by_id[other(side)][counterpart] = replace(loser_link, active=False)
-                if counterpart is not None and ctx.objmap.delete_policy != "flag":
+                if (
+                    counterpart is not None
+                    and ctx.objmap.delete_policy != "flag"
+                    and counterpart not in survivors[other(side)]
+                ):
+                    # (A counterpart that survives a merge on its own side is kept: both sides
+                    # merged the same two people, and the other side's merge re-keys onto it.)
                     mode: Literal["hard", "archive"] = (
                         "hard" if ctx.objmap.delete_policy == "delete" else "archive"
                     )
