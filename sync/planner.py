@@ -234,12 +234,20 @@ def _plan_merges(
     by_id: dict[Side, dict[str, LinkState]],
     handled: dict[Side, set[str]],
 ) -> None:
+    # Survivors of merges that will re-key a link this cycle.  A survivor whose losers were
+    # never linked (or whose merge was already handled in an earlier cycle and is merely re-read
+    # in the overlap window) re-keys nothing, so it earns no protection below.
     survivors: dict[Side, set[str]] = {s: set() for s in SIDES}
     for s in SIDES:
+
+        def rekeys(loser: str, s: Side = s) -> bool:
+            link = by_id[s].get(loser)
+            return link is not None and link.active
+
         for record in changes[s].values():
-            if record.merged_into:
+            if record.merged_into and rekeys(record.id):
                 survivors[s].add(record.merged_into)
-            if record.merged_from:
+            if any(rekeys(loser) for loser in record.merged_from):
                 survivors[s].add(record.id)
     for side in SIDES:
         pairs: list[tuple[str, str]] = []

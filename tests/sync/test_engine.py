@@ -132,6 +132,38 @@ def test_merge_rekeys_links_instead_of_orphaning(world: World) -> None:
     assert len(world.people("crm")) == 1
 
 
+def test_merge_into_a_duplicate_of_a_linked_person_removes_the_orphaned_counterpart(
+    tmp_path: Path,
+) -> None:
+    """Found by the state machine: a re-read merge survivor must not shield the counterpart.
+
+    The platform merged m-b into m-a before the first sync (so m-a carries ``merged_from`` and is
+    re-read in the overlap window).  Later the CRM merges c-a into c-b, whose e-mail already
+    belongs to another linked pair.  The loser's link cannot be re-keyed, so m-a is a second record
+    for a person the other pair holds: it follows the delete policy, it is not left unlinked.
+    """
+    base = World(tmp_path).settings.model_dump()
+    base["objects"]["people"]["delete_policy"] = "archive"
+    w = World(tmp_path / "b", **{"objects": base["objects"]})
+    c_a = w.crm.create("contacts", {"email": "a@x.io", "name": "A"})
+    c_b = w.crm.create("contacts", {"email": "b@x.io", "name": "B"})
+    w.crm.create("contacts", {"email": "b@x.io", "name": "B again"})  # a human duplicate
+    m_a = w.map.create("contacts", {"email": "A@X.IO", "name": "A"})
+    m_b = w.map.create("contacts", {"email": "b@x.io", "name": "B"})
+    w.map.merge("contacts", m_a, m_b)
+    w.sync()
+    assert m_a in w.people("map")
+    w.crm.merge("contacts", c_b, c_a)
+    w.sync()
+    w.sync()
+    assert m_a not in w.people("map")  # archived, as the policy says
+    with w.store.transaction(readonly=True) as tx:
+        live_links = {(link.crm_id, link.map_id) for link in tx.iter_links("p", "people")}
+    assert all(map_id in w.people("map") for _, map_id in live_links)
+    assert {m for _, m in live_links} == set(w.people("map"))
+    w.store.close()
+
+
 def test_duplicates_on_one_side_are_dead_lettered_not_doubled(world: World) -> None:
     world.crm.create("contacts", {"email": "dup@x.io", "name": "Old"})
     world.crm.create("contacts", {"email": "DUP@x.io", "name": "New"})
