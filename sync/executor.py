@@ -16,7 +16,7 @@ Order matters for crash safety:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -30,7 +30,7 @@ from crm_bridge.connector import (
     WriteOp,
     WriteResult,
 )
-from crm_bridge.store import DecisionIn, LinkIn, Side, Store, StoreConflictError, StoreTx
+from crm_bridge.store import DecisionIn, Link, LinkIn, Side, Store, StoreConflictError, StoreTx
 from crm_bridge.sync.actions import (
     SIDES,
     Adopt,
@@ -256,15 +256,23 @@ class Executor:
             )
         now = self.now()
         with self.store.transaction() as tx:
+            outcomes = _BatchOutcomes(tx, self.pair, plan.obj, side)
+            outcomes.prefetch(
+                a.link_id for a in chunk if isinstance(a, Update) and (a.link_id or -1) >= 0
+            )
             for action, result in zip(chunk, results, strict=True):
                 if result.ok or (
                     isinstance(action, Remove) and result.error_code in ALREADY_GONE_CODES
                 ):
                     # A removal of a record that is already gone did its job (a re-run after
                     # a crash that came between the vendor's delete and our bookkeeping).
-                    self._succeeded(tx, plan, side, action, result, report, now)
+                    self._succeeded(tx, plan, side, action, result, report, now, outcomes)
                 else:
                     self._failed(tx, plan, side, action, result, report, now)
+            for action, result in outcomes.flush(now):
+                # Only when the batched write-back hit a conflict: this create matched a
+                # record (by identity) that another link already holds.
+                self._create_conflict(tx, plan, side, action, result, report, now)
 
     def _announce_creates(
         self, plan: Plan, side: Side, chunk: Sequence[RemoteAction], report: ExecutionReport
@@ -336,6 +344,7 @@ class Executor:
         result: WriteResult,
         report: ExecutionReport,
         now: datetime,
+        outcomes: _BatchOutcomes,
     ) -> None:
         source = other(side)
         if isinstance(action, Create):
@@ -352,41 +361,22 @@ class Executor:
                     k: v for k, v in synced[side].items() if k == PENDING or k in written
                 }
             assert action.link_id is not None  # announced before the write
-            try:
-                tx.update_link(
-                    action.link_id,
-                    now=now,
-                    crm_id=ids["crm"],
-                    map_id=ids["map"],
-                    crm_version=versions["crm"],
-                    map_version=versions["map"],
-                    **_baseline_columns(synced),
-                    identity=action.identity,
-                )
-            except StoreConflictError:
-                tx.delete_pending_link(action.link_id)
-                self._dead_letter(
-                    tx,
-                    plan,
-                    side,
-                    action.source_id,
-                    "create",
-                    dict(action.fields),
-                    f"{side} record {result.id} matched by identity is already linked to another record",
-                    "ALREADY_LINKED",
-                    False,
-                    now,
-                )
-                report.counts["dead_lettered"] += 1
-                report.failed.add((source, action.source_id))
-                return
+            outcomes.link_changes[action.link_id] = {
+                "crm_id": ids["crm"],
+                "map_id": ids["map"],
+                "crm_version": versions["crm"],
+                "map_version": versions["map"],
+                **_baseline_columns(synced),
+                "identity": action.identity,
+            }
+            outcomes.creates[action.link_id] = (action, result)
             report.counts["matched" if not result.created else "created"] += 1
         elif isinstance(action, Update):
             link_id = action.link_id
             if link_id is None or link_id < 0:
                 found = tx.link_for(self.pair, plan.obj, side, action.target_id)
                 link_id = found.id if found is not None and found.active else None
-            stored = tx.link(link_id) if link_id is not None else None
+            stored = outcomes.link(link_id) if link_id is not None else None
             if stored is not None:
                 merged: dict[str, dict[str, Any]] = {
                     s: dict(stored.synced.get(s, {})) for s in SIDES
@@ -398,7 +388,7 @@ class Executor:
                     changes["identity"] = action.identity
                 if action.source_version is not None:
                     changes[f"{source}_version"] = action.source_version
-                tx.update_link(stored.id, now=now, **changes)
+                outcomes.link_changes[stored.id] = changes
             report.counts["updated"] += 1
         else:
             if action.merge is not None:
@@ -413,8 +403,38 @@ class Executor:
                 pair=self.pair,
             )
             report.counts["deleted"] += 1
-        tx.resolve_dead_letters(self.pair, side, plan.obj, action.source_id, now=now)
+        outcomes.resolved.append(action.source_id)
         report.succeeded.add((source, action.source_id))
+
+    def _create_conflict(
+        self,
+        tx: StoreTx,
+        plan: Plan,
+        side: Side,
+        action: Create,
+        result: WriteResult,
+        report: ExecutionReport,
+        now: datetime,
+    ) -> None:
+        """Undo a create's success: its target already belongs to another link."""
+        assert action.link_id is not None
+        tx.delete_pending_link(action.link_id)
+        self._dead_letter(
+            tx,
+            plan,
+            side,
+            action.source_id,
+            "create",
+            dict(action.fields),
+            f"{side} record {result.id} matched by identity is already linked to another record",
+            "ALREADY_LINKED",
+            False,
+            now,
+        )
+        report.counts["dead_lettered"] += 1
+        report.counts["matched" if not result.created else "created"] -= 1
+        report.succeeded.discard((other(side), action.source_id))
+        report.failed.add((other(side), action.source_id))
 
     def _failed(
         self,
@@ -474,6 +494,56 @@ class Executor:
             next_retry_at=now + base * (2 ** min(attempts, 10)),
             now=now,
         )
+
+
+class _BatchOutcomes:
+    """The store writes one batch's successes need, gathered and sent as a few statements.
+
+    Recording outcomes record by record cost two or three statements each (read the link, write
+    it back, close any dead letter): about 2 ms per record, more than the API call it followed.
+    Gathered, a batch of 200 costs a handful of ``executemany`` round trips.
+    """
+
+    def __init__(self, tx: StoreTx, pair: str, obj: str, side: Side) -> None:
+        self.tx, self.pair, self.obj, self.side = tx, pair, obj, side
+        self.stored: dict[int, Link] = {}
+        self.link_changes: dict[int, dict[str, Any]] = {}
+        self.creates: dict[int, tuple[Create, WriteResult]] = {}
+        self.resolved: list[str] = []
+
+    def prefetch(self, link_ids: Iterable[int | None]) -> None:
+        """Read the links the batch's updates will merge their baselines into, in one query."""
+        self.stored.update(self.tx.links_by_link_ids(i for i in link_ids if i is not None))
+
+    def link(self, link_id: int) -> Link | None:
+        """A link as stored before this batch (prefetched, or read now for the odd one)."""
+        if link_id not in self.stored:
+            found = self.tx.link(link_id)
+            if found is None:
+                return None
+            self.stored[link_id] = found
+        return self.stored[link_id]
+
+    def flush(self, now: datetime) -> list[tuple[Create, WriteResult]]:
+        """Write everything gathered; returns the creates whose target another link holds.
+
+        The batched write is all-or-nothing, so one conflict (a create that matched a record
+        already linked elsewhere) sends the batch again record by record to find the culprit.
+        """
+        conflicts: list[tuple[Create, WriteResult]] = []
+        try:
+            self.tx.update_links(self.link_changes, now=now)
+        except StoreConflictError:
+            for link_id, changes in self.link_changes.items():
+                try:
+                    self.tx.update_link(link_id, now=now, **changes)
+                except StoreConflictError:
+                    conflicts.append(self.creates[link_id])
+        failed = {action.source_id for action, _ in conflicts}
+        self.tx.resolve_dead_letters_for(
+            self.pair, self.side, self.obj, (k for k in self.resolved if k not in failed), now=now
+        )
+        return conflicts
 
 
 def _pending_row(target: Side, action: Create) -> LinkIn:

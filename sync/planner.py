@@ -403,7 +403,11 @@ def _plan_pending(
     did not find it is the create sent again, so a landed create is never doubled.
     """
     claimed: set[str] = set()
-    for link in ctx.pending:
+    # A merge earlier in this plan may have re-keyed a pending link onto the survivor: plan the
+    # link as it stands now, or the create would wait for a survivor that is never read again.
+    current = {state.id: state for s in SIDES for state in by_id[s].values()}
+    for stored in ctx.pending:
+        link = current.get(stored.id, stored)
         if not link.active or (link.crm_id is None) == (link.map_id is None):
             continue
         target: Side = "crm" if link.crm_id is None else "map"

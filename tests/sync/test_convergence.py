@@ -208,6 +208,35 @@ class SyncMachine(RuleBasedStateMachine):
             assert not unlinked, f"unlinked {side} records: {unlinked}"
 
 
+class _Draws:
+    """Stands in for ``st.data()`` when a regression replays a shrunk run step by step."""
+
+    def __init__(self, *values: Any) -> None:
+        self.values = list(values)
+
+    def draw(self, strategy: Any) -> Any:
+        return self.values.pop(0)
+
+
+def test_regression_pending_create_rekeyed_by_a_merge_sends_the_survivors_values() -> None:
+    """A create crashes unsent; then the CRM merges its source into a duplicate (state machine)."""
+    m = SyncMachine()
+    m.setup()
+    try:
+        m.same_person_created_on_both_sides(name1="Ann", name2="Ann", score="")
+        m.delete(data=_Draws("m1"), side="map")
+        m.edit(data=_Draws("c1", "Di"), field="name", side="crm")
+        m.human_duplicate(data=_Draws("c1"), name="Ann", side="crm")
+        m.human_duplicate(data=_Draws("c1"), name="Ann", side="crm")
+        m.crashing_sync(side="map", keep=0)
+        m.merge(data=_Draws(["c1", "c3"]), side="crm")
+        m.delete(data=_Draws("c2"), side="crm")
+        m.converges()
+        assert [v["name"] for v in m.live("map").values()] == ["Di"]
+    finally:
+        m.teardown()
+
+
 SyncMachine.TestCase.settings = settings(
     max_examples=40,
     phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
