@@ -120,3 +120,16 @@ def test_resolve_and_attempts_for_the_engine(store: Store, clock: FakeClock) -> 
         tx.set_dead_letter_status(closed.id, "open")  # re-open clears resolved_at
         reopened = tx.dead_letter(closed.id)
         assert reopened is not None and reopened.resolved_at is None
+
+
+def test_resolve_for_a_batch_closes_only_that_sides_open_items(
+    store: Store, clock: FakeClock
+) -> None:
+    with store.transaction() as tx:
+        open_ = [_dl(tx, f"r{i}") for i in range(3)]
+        other_side = _dl(tx, "r0", side="map")
+        keys = [f"r{i}" for i in range(1_200)]  # more than one IN chunk
+        assert tx.resolve_dead_letters_for("p", "crm", "contact", keys) == 3
+        assert tx.resolve_dead_letters_for("p", "crm", "contact", keys) == 0
+        assert {d.id for d in tx.dead_letters(status="replayed")} == {d.id for d in open_}
+        assert [d.id for d in tx.dead_letters(status="open")] == [other_side.id]

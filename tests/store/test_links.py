@@ -249,3 +249,14 @@ def test_pending_links_are_listed_and_only_they_can_be_deleted(store: Store) -> 
         assert [link.id for link in tx.pending_links("p", "contact")] == [waiting_crm.id]
         assert tx.link(full.id) == full
         assert tx.link(waiting_map.id) is None
+
+
+def test_links_by_link_ids_reads_many_at_once(store: Store) -> None:
+    with store.transaction() as tx:
+        made = [_add(tx, f"C{i}", f"M{i}") for i in range(3)]
+        tombstone = _add(tx, "gone", "gone-m")
+        tx.mark_link(tombstone.id, "deleted")
+        found = tx.links_by_link_ids([made[0].id, made[2].id, tombstone.id, 987_654])
+    assert set(found) == {made[0].id, made[2].id, tombstone.id}  # unknown ids are absent
+    assert found[made[2].id] == made[2]
+    assert not found[tombstone.id].active

@@ -196,3 +196,23 @@ def test_cursor_rereads_the_overlap_once_then_settles() -> None:
     assert _next_cursor(moved, t1, capped=True) == moved  # a capped read settles nothing
     newer = _next_cursor(settled, t2, capped=False)
     assert newer is not None and _parse_cursor(newer) == (t2, False)
+
+
+def test_create_matching_an_already_linked_record_is_dead_lettered_and_the_batch_lands(
+    world: World,
+) -> None:
+    """The batched write-back finds the one create whose upsert hit a linked record."""
+    world.crm.create("contacts", {"email": "a@x.io", "name": "A"})
+    world.sync()
+    (h1,) = world.people("map")
+    world.map.human_edit("contacts", h1, {"email": "b@x.io"})  # not synced yet
+    c2 = world.crm.create("contacts", {"email": "b@x.io", "name": "B"})
+    c3 = world.crm.create("contacts", {"email": "c@x.io", "name": "C"})
+    report = world.sync()
+    assert report.counts["dead_lettered"] == 1 and report.counts["created"] == 1
+    with world.store.transaction(readonly=True) as tx:
+        (letter,) = tx.dead_letters()
+        linked = {link.crm_id for link in tx.iter_links("p", "people")}
+    assert (letter.record_key, letter.error_code) == (c2, "ALREADY_LINKED")
+    assert h1 in letter.reason
+    assert c3 in linked and c2 not in linked
