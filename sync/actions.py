@@ -73,6 +73,10 @@ class Update:
     """New baselines: the target's (after the write) and, when confirmed, the source's."""
     link_id: int | None = None
     identity: str | None = None
+    confirm: bool = True
+    """Record the target's new version.  ``False`` when the other side gets a write too: the
+    target then stays *unconfirmed* until read back, so its own changes still flowing to the
+    other side are found again if that second write never lands."""
 
 
 @dataclass(frozen=True, slots=True)

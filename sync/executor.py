@@ -383,7 +383,7 @@ class Executor:
                 }
                 merged.update({s: dict(v) for s, v in action.synced.items()})
                 changes = _baseline_columns(merged)
-                changes[f"{side}_version"] = result.version
+                changes[f"{side}_version"] = result.version if action.confirm else None
                 if action.identity is not None:
                     changes["identity"] = action.identity
                 if action.source_version is not None:

@@ -363,29 +363,47 @@ def _plan_deletes(
     by_id: dict[Side, dict[str, LinkState]],
     handled: dict[Side, set[str]],
 ) -> None:
-    policy = ctx.objmap.delete_policy
+    pending_ids = {link.id for link in ctx.pending}
     for side in SIDES:
         for record in changes[side].values():
             if not record.deleted or record.id in handled[side]:
                 continue
-            handled[side].add(record.id)
             link = by_id[side].get(record.id)
+            if link is not None and link.active and link.id in pending_ids:
+                # Its create may have landed before a crash: _plan_pending adopts that record
+                # first and then removes it, so it is not left behind unlinked.
+                continue
+            handled[side].add(record.id)
             if link is None or not link.active:
                 continue
-            target = other(side)
-            target_id = link.id_on(target)
-            counterpart = changes[target].get(target_id) if target_id else None
-            if target_id is None or (counterpart is not None and counterpart.deleted):
-                plan.actions.append(FlagDeleted(link.id, side, record.id))
-                if target_id:
-                    handled[target].add(target_id)
-                continue
-            if policy == "flag":
-                plan.actions.append(FlagDeleted(link.id, side, record.id))
-            else:
-                mode: Literal["hard", "archive"] = "hard" if policy == "delete" else "archive"
-                plan.actions.append(Remove(target, target_id, link.id, mode, record.id))
+            _plan_delete_of(ctx, plan, changes, handled, side, record.id, link)
+
+
+def _plan_delete_of(
+    ctx: PlanContext,
+    plan: Plan,
+    changes: dict[Side, dict[str, Record]],
+    handled: dict[Side, set[str]],
+    side: Side,
+    deleted_id: str,
+    link: LinkState,
+) -> None:
+    """Carry one linked record's delete to its counterpart, as the delete policy says."""
+    target = other(side)
+    target_id = link.id_on(target)
+    counterpart = changes[target].get(target_id) if target_id else None
+    if target_id is None or (counterpart is not None and counterpart.deleted):
+        plan.actions.append(FlagDeleted(link.id, side, deleted_id))
+        if target_id:
             handled[target].add(target_id)
+        return
+    policy = ctx.objmap.delete_policy
+    if policy == "flag":
+        plan.actions.append(FlagDeleted(link.id, side, deleted_id))
+    else:
+        mode: Literal["hard", "archive"] = "hard" if policy == "delete" else "archive"
+        plan.actions.append(Remove(target, target_id, link.id, mode, deleted_id))
+    handled[target].add(target_id)
 
 
 def _plan_pending(
@@ -437,6 +455,9 @@ def _plan_pending(
             )
             by_id[target][found.id] = state
             by_id[source][source_id] = state
+            if source_rec is not None and source_rec.deleted:
+                _plan_delete_of(ctx, plan, changes, handled, source, source_id, state)
+                continue
             handled[source].discard(source_id)  # reconciled with its counterpart below
             continue
         if not (ctx.complete or {}).get(target, ctx.complete is None):
@@ -677,6 +698,9 @@ def _settle_and_write(
         still_pending = link.pending(target) if link.version_on(target) is None else None
         target_base = {
             **new_base[target],
+            # The target's own changes that still flow to the other side keep their old
+            # baseline until that write lands, so a crash in between cannot absorb them.
+            **{name: base[target].get(name) for name in writes.get(source_side, {})},
             **_as_written(ctx, target, fields, values),
             PENDING: sorted(set(values) | (still_pending or set())),
         }
@@ -695,6 +719,7 @@ def _settle_and_write(
                 else {target: target_base, source_side: new_base[source_side]},
                 link_id=link.id if link.id >= 0 else None,
                 identity=identity_of(ctx, target_base),
+                confirm=source_side not in writes,
             )
         )
 
@@ -786,6 +811,7 @@ def _plan_unlinked(
         _pair(ctx, plan, crm_rec, crm_values, map_rec, map_values)
     loose["map"].extend(keyed["map"].values())
 
+    held = _identities_held_by_linked_changes(ctx, changes, by_id)
     for side in SIDES:
         target: Side = other(side)
         allowed = ctx.objmap.create_on_crm if target == "crm" else ctx.objmap.create_on_map
@@ -793,7 +819,43 @@ def _plan_unlinked(
             if not allowed:
                 plan.skipped += 1
                 continue
+            key = values.get(identity) if identity else None
+            holder = held[target].get(key) if key is not None else None
+            if holder is not None:
+                # A linked record on the target side took this identity this cycle: an upsert
+                # by identity would overwrite that person's record, and after this cycle the
+                # two records on this side share an identity anyway.
+                plan.actions.append(
+                    Reject(
+                        target,
+                        record.id,
+                        f"duplicate on {side}: {target} record {holder} (already linked) now "
+                        f"has the same {identity} {key!r}; merge them",
+                        "DUPLICATE_IDENTITY",
+                    )
+                )
+                continue
             _create(ctx, plan, side, target, record.id, record.version, values)
+
+
+def _identities_held_by_linked_changes(
+    ctx: PlanContext,
+    changes: dict[Side, dict[str, Record]],
+    by_id: dict[Side, dict[str, LinkState]],
+) -> dict[Side, dict[str, str]]:
+    """Per side, identity -> id of a linked record that carries it in this cycle's changes."""
+    held: dict[Side, dict[str, str]] = {"crm": {}, "map": {}}
+    if ctx.objmap.identity is None:
+        return held
+    for side in SIDES:
+        for record in changes[side].values():
+            link = by_id[side].get(record.id)
+            if link is None or not link.active or record.deleted or record.merged_into:
+                continue
+            key = identity_of(ctx, logical_values(ctx, side, record))
+            if key is not None:
+                held[side].setdefault(key, record.id)
+    return held
 
 
 def _pair(

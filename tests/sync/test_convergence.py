@@ -237,6 +237,40 @@ def test_regression_pending_create_rekeyed_by_a_merge_sends_the_survivors_values
         m.teardown()
 
 
+def test_regression_a_create_that_landed_before_a_crash_follows_its_sources_delete() -> None:
+    """The create landed, the process died, then the source was deleted (state machine)."""
+    m = SyncMachine()
+    m.setup()
+    try:
+        m.create(name="Ann", score="", side="crm", title="")
+        m.converges()
+        m.create(name="Ann", score="", side="crm", title="")
+        m.crashing_sync(keep=1, side="map")  # the create of c2 lands, unrecorded
+        assert len(m.live("map")) == 2
+        m.delete(data=_Draws("c2"), side="crm")
+        m.converges()
+        assert len(m.live("map")) == 1  # archived as the policy says, not left unlinked
+    finally:
+        m.teardown()
+
+
+def test_regression_a_crash_between_two_sides_writes_keeps_the_second_write() -> None:
+    """Both sides changed one person; the CRM write landed, the platform's did not."""
+    m = SyncMachine()
+    m.setup()
+    try:
+        m.create(name="Ann", score="", side="crm", title="")
+        m.converges()
+        m.edit(data=_Draws("c1", "VP"), field="title", side="crm")
+        m.edit(data=_Draws("m1", "Cy"), field="name", side="map")
+        m.crashing_sync(keep=0, side="map")
+        assert m.live("crm")["c1"]["name"] == "Cy" and "title" not in m.live("map")["m1"]
+        m.converges()
+        assert m.live("map")["m1"]["title"] == "VP"
+    finally:
+        m.teardown()
+
+
 SyncMachine.TestCase.settings = settings(
     max_examples=40,
     phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],

@@ -201,11 +201,17 @@ def test_cursor_rereads_the_overlap_once_then_settles() -> None:
 def test_create_matching_an_already_linked_record_is_dead_lettered_and_the_batch_lands(
     world: World,
 ) -> None:
-    """The batched write-back finds the one create whose upsert hit a linked record."""
+    """The batched write-back finds the one create whose upsert hit a linked record.
+
+    The platform's change to h1's e-mail has not reached the change stream yet (index lag), so
+    only the vendor's upsert answer reveals that the e-mail belongs to a linked person.
+    """
     world.crm.create("contacts", {"email": "a@x.io", "name": "A"})
     world.sync()
     (h1,) = world.people("map")
-    world.map.human_edit("contacts", h1, {"email": "b@x.io"})  # not synced yet
+    world.map.create("contacts", {"email": "z@x.io", "name": "Z"})
+    world.sync()  # the map cursor moves past h1
+    world.map.tables["contacts"][h1].fields["email"] = "b@x.io"  # not in the stream yet
     c2 = world.crm.create("contacts", {"email": "b@x.io", "name": "B"})
     c3 = world.crm.create("contacts", {"email": "c@x.io", "name": "C"})
     report = world.sync()
@@ -216,3 +222,21 @@ def test_create_matching_an_already_linked_record_is_dead_lettered_and_the_batch
     assert (letter.record_key, letter.error_code) == (c2, "ALREADY_LINKED")
     assert h1 in letter.reason
     assert c3 in linked and c2 not in linked
+
+
+def test_new_record_with_an_identity_a_linked_record_just_took_is_not_upserted(
+    world: World,
+) -> None:
+    """An upsert by e-mail would overwrite the linked person: the planner refuses it first."""
+    world.crm.create("contacts", {"email": "a@x.io", "name": "A"})
+    world.sync()
+    (h1,) = world.people("map")
+    world.map.human_edit("contacts", h1, {"email": "b@x.io"})
+    c2 = world.crm.create("contacts", {"email": "b@x.io", "name": "B"})
+    report = world.sync()
+    assert world.people("map")[h1]["name"] == "A"  # not overwritten by c2's create
+    assert report.counts["dead_lettered"] == 1
+    with world.store.transaction(readonly=True) as tx:
+        (letter,) = tx.dead_letters()
+    assert (letter.record_key, letter.error_code) == (c2, "DUPLICATE_IDENTITY")
+    assert h1 in letter.reason
