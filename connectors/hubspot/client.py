@@ -4,7 +4,8 @@ Why one choke point: the benchmark compares our calls with the theoretical minim
 request must be paced (burst or search limiter), timed out, retried by the shared seam
 (:func:`~crm_bridge.http.call_with_retries`), authenticated with a fresh token and counted --
 exactly once per request actually sent, retries included.  Keeping that in one method means a new
-endpoint cannot forget any of it.
+endpoint cannot forget any of it.  Pacing holds each call's place in its limiter until the answer
+is back, because HubSpot counts a call when it arrives, not when we send it.
 
 Design choices, with the pitfalls they avoid (docs/connectors/hubspot.md has the long form):
 
@@ -133,24 +134,27 @@ class HubSpotClient:
         ``properties``).  ``idempotent`` is passed to the seam: non-idempotent calls (batch
         create) are only resent when the failure proves the request never reached HubSpot.
         """
+        limiter = self.search_limiter if search else self.burst
 
         def attempt() -> Response:
             self._sync_token()
-            (self.search_limiter if search else self.burst).acquire()
-            self.calls[family] += 1
             target = getattr(self.api(api), method)
-            try:
-                raw = target(
-                    *args,
-                    _preload_content=False,
-                    _request_timeout=self.settings.timeout_seconds,
-                    **kwargs,
-                )
-            except Exception as exc:
-                headers = getattr(exc, "headers", None)
-                if headers is not None and not search:
-                    self.burst.observe(headers)
-                raise
+            # HubSpot counts the call when it arrives, somewhere before its answer: the lease is
+            # released the moment the status line is back, so the limiter books it then.
+            with limiter.paced():
+                self.calls[family] += 1
+                try:
+                    raw = target(
+                        *args,
+                        _preload_content=False,
+                        _request_timeout=self.settings.timeout_seconds,
+                        **kwargs,
+                    )
+                except Exception as exc:
+                    headers = getattr(exc, "headers", None)
+                    if headers is not None and not search:
+                        self.burst.observe(headers)
+                    raise
             try:
                 data = raw.data
                 headers = lower_headers(raw.headers)

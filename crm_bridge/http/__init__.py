@@ -30,7 +30,7 @@ from crm_bridge.http.oauth import (
     Token,
     TokenProvider,
 )
-from crm_bridge.http.ratelimit import DailyBudget, RollingWindowLimiter
+from crm_bridge.http.ratelimit import DailyBudget, Lease, RollingWindowLimiter
 from crm_bridge.http.retry import (
     DEFAULT_POLICY,
     Action,
@@ -52,6 +52,7 @@ __all__ = [
     "FakeClock",
     "HubSpotTokenProvider",
     "Kind",
+    "Lease",
     "Resolution",
     "RetryPolicy",
     "RollingWindowLimiter",

@@ -6,9 +6,11 @@ process using the same app, and a sync that hits its ceiling repeatedly finishes
 that paces itself.  Two tools, each with one job:
 
 * :class:`RollingWindowLimiter` -- at most ``max_calls`` in any ``window_seconds`` (HubSpot:
-  190 per 10 s for most calls, 5 per 1 s for search).  ``acquire()`` sleeps just long enough;
-  ``observe(headers)`` lets the server's ``X-HubSpot-RateLimit-*`` numbers tighten the local
-  view when other processes share the budget.
+  190 per 10 s for most calls, 5 per 1 s for search), counted the way the *server* counts them:
+  when they arrive, not when we send them.  ``with limiter.paced():`` around the request sleeps
+  just long enough and books the call when its answer is back; ``observe(headers)`` lets the
+  server's ``X-HubSpot-RateLimit-*`` numbers tighten the local view when other processes share
+  the budget.
 * :class:`DailyBudget` -- fed by Salesforce's ``Sforce-Limit-Info: api-usage=N/M`` (or HubSpot's
   daily headers), it refuses calls that would eat into a reserve kept for people and other
   integrations, raising :class:`~crm_bridge.errors.RateLimitedError` so the engine stops the
@@ -23,7 +25,8 @@ from __future__ import annotations
 import bisect
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +34,7 @@ from crm_bridge.errors import RateLimitedError
 from crm_bridge.http.clock import Clock, SystemClock
 from crm_bridge.http.describe import lower_headers
 
-__all__ = ["BudgetSnapshot", "DailyBudget", "LimiterStats", "RollingWindowLimiter"]
+__all__ = ["BudgetSnapshot", "DailyBudget", "Lease", "LimiterStats", "RollingWindowLimiter"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,14 +47,47 @@ class LimiterStats:
     window_seconds: float
 
 
-class RollingWindowLimiter:
-    """At most ``max_calls`` calls in any ``window_seconds``-long window.
+class Lease:
+    """A call :meth:`RollingWindowLimiter.lease` let through whose answer is not back yet.
 
-    Each ``acquire()`` reserves a *slot* (a point in time) under the lock and then sleeps until
-    it outside the lock, so waiting threads do not block each other's bookkeeping and slots are
-    handed out in arrival order.  A new slot is placed at least one window after the
-    ``max_calls``-th most recent one, which guarantees the limit for every window, not only for
-    windows aligned to some tick.
+    ``slot`` is when the call was allowed out (monotonic); the server sees it no earlier.  Why
+    an object and not just that time: the limiter must know which of its open calls finished,
+    and two calls may share a slot.
+    """
+
+    __slots__ = ("slot",)
+
+    def __init__(self) -> None:
+        self.slot = 0.0
+
+    def __repr__(self) -> str:
+        return f"Lease(slot={self.slot:g})"
+
+
+class RollingWindowLimiter:
+    """At most ``max_calls`` calls in any ``window_seconds``-long window *as the server sees it*.
+
+    Why completion times: the server counts a call when it *arrives*, somewhere between the moment
+    we send it and the moment its answer is back, and we cannot see where.  A limiter that books
+    calls at send time spaces the sends exactly one window apart, so a call delayed on its way in
+    (a slow first search, a busy connection pool) and a quick call one window later land inside
+    the same server window -- the 429s the benchmark showed.  With :meth:`paced` (or
+    :meth:`lease` + :meth:`release`) a call holds its place in the window while it is open, and
+    when it is done it is booked at its completion time, the latest moment the server can have
+    counted it.  The next call in that position then goes out at least one window after that
+    moment, so no window of arrival times ever holds more than ``max_calls``, whatever the delays.
+    The price is one round trip per ``max_calls`` calls, spent only when the limiter is the
+    bottleneck.
+
+    Each reservation picks a *slot* (a point in time) under the lock and then sleeps until it
+    outside the lock, so waiting threads do not block each other's bookkeeping and slots are
+    handed out in arrival order.  A new slot is placed at least one window after the booked call
+    it would push over the limit, which guarantees the limit for every window, not only for
+    windows aligned to some tick.  When ``max_calls`` calls are open at once, the next caller
+    waits until one of them is released: any of them may still reach the server at any moment.
+
+    :meth:`acquire` is the older, fire-and-forget form for callers that cannot report completion:
+    it books the call at its send time, which is exact only if requests arrive instantly.
     """
 
     def __init__(
@@ -69,9 +105,11 @@ class RollingWindowLimiter:
         self.name = name
         self._clock = clock or SystemClock()
         self._lock = threading.Lock()
+        self._released = threading.Condition(self._lock)
         self._max_calls = max_calls
         self._window = float(window_seconds)
-        self._slots: list[float] = []  # sorted; every slot newer than now - window
+        self._slots: list[float] = []  # sorted booked times; every one newer than now - window
+        self._open: set[Lease] = set()  # leased, not yet released: may arrive at any time
         self._calls = 0
         self._waited = 0.0
 
@@ -87,19 +125,67 @@ class RollingWindowLimiter:
         with self._lock:
             return self._window
 
+    @contextmanager
+    def paced(self) -> Iterator[Lease]:
+        """Wait for room, run the body (send the request), then book the call as finished.
+
+        Leave the block as soon as the answer (or the failure) is back: the server counted the
+        call by then, and everything after that only delays the next call.
+        """
+        lease = self.lease()
+        try:
+            yield lease
+        finally:
+            self.release(lease)
+
+    def lease(self) -> Lease:
+        """Wait until one more call fits and hold its place until :meth:`release`."""
+        lease = Lease()
+        self._reserve(lease)
+        return lease
+
+    def release(self, lease: Lease) -> float:
+        """Book a leased call at its completion time (now); return that time.
+
+        Call it once the answer is back or the request failed.  A lease that is never released
+        keeps its place forever, so prefer :meth:`paced`.
+        """
+        with self._released:
+            if lease not in self._open:
+                raise ValueError(f"{lease!r} is not open on {self!r}")
+            self._open.remove(lease)
+            done = max(self._clock.monotonic(), lease.slot)
+            bisect.insort(self._slots, done)
+            self._released.notify_all()
+        return done
+
     def acquire(self) -> float:
-        """Wait until one more call fits under the limit; return the slot time (monotonic)."""
-        with self._lock:
+        """Wait until one more call fits under the limit; return the slot time (monotonic).
+
+        The call is booked at the slot, as if the server saw it the moment it was sent; use
+        :meth:`paced` when the caller can say when the answer came back.
+        """
+        return self._reserve(None)
+
+    def _reserve(self, lease: Lease | None) -> float:
+        with self._released:
+            start = self._clock.monotonic()
+            while len(self._open) >= self._max_calls:
+                self._released.wait()
             now = self._clock.monotonic()
             self._prune(now)
-            if len(self._slots) < self._max_calls:
-                slot = now
+            room = self._max_calls - len(self._open)  # booked calls that may share our window
+            slot = now
+            if len(self._slots) >= room:
+                slot = max(now, self._slots[-room] + self._window)
+            if lease is None:
+                bisect.insort(self._slots, slot)
             else:
-                slot = max(now, self._slots[-self._max_calls] + self._window)
-            bisect.insort(self._slots, slot)
+                lease.slot = slot
+                self._open.add(lease)
             self._calls += 1
             wait = slot - now
-            self._waited += wait
+            self._waited += slot - start
         if wait > 0:
             self._clock.sleep(wait)
         return slot
@@ -128,6 +214,7 @@ class RollingWindowLimiter:
             ceiling = server_max if server_max is not None else self._max_calls
             used_by_server = ceiling - remaining
             used_by_us = bisect.bisect_right(self._slots, now)
+            used_by_us += sum(1 for lease in self._open if lease.slot <= now)
             for _ in range(max(0, used_by_server - used_by_us)):
                 bisect.insort(self._slots, now)
 

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 from crm_bridge.connectors.hubspot import HubSpotConnector, HubSpotSettings
 from crm_bridge.emulators.hubspot.emulator import HubSpotEmulator, RunningHubSpot
 from crm_bridge.emulators.runtime import EmulatorClock
-from crm_bridge.http import FakeClock
+from crm_bridge.http import Clock, FakeClock
 
 
 class LinkedClock(FakeClock):
@@ -39,7 +39,7 @@ MakeConnector = Callable[..., HubSpotConnector]
 def make_connector(hubspot: RunningHubSpot) -> Iterator[MakeConnector]:
     made: list[HubSpotConnector] = []
 
-    def make(*, clock: FakeClock | None = None, **overrides: Any) -> HubSpotConnector:
+    def make(*, clock: Clock | None = None, **overrides: Any) -> HubSpotConnector:
         values: dict[str, Any] = {
             "host": hubspot.base_url,
             "access_token": SecretStr(hubspot.access_token),

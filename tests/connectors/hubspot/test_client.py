@@ -9,6 +9,7 @@ from crm_bridge.connector import Upsert
 from crm_bridge.connectors.hubspot import HubSpotConnector, HubSpotSettings
 from crm_bridge.emulators.hubspot.emulator import RunningHubSpot
 from crm_bridge.errors import AuthError, CrmBridgeError, TransientError
+from crm_bridge.http import SystemClock
 from tests.connectors.hubspot.conftest import (
     LinkedClock,
     MakeConnector,
@@ -99,6 +100,34 @@ def test_search_is_paced_at_five_per_second(
     assert len(records) == 240
     assert server_calls(hubspot) == {"search": 12, "objects": 1, "total": 13}  # no 429 resend
     assert clock.slept >= 2.0
+
+
+def test_searches_on_the_real_clock_get_no_429_even_after_a_slow_first_one(
+    hubspot: RunningHubSpot, make_connector: MakeConnector
+) -> None:
+    # Real time on both sides: the emulator counts each search when it arrives, and the first
+    # one is held 0.3 s before it is counted.  Booked at send time, the sixth search would go
+    # out 1 s after the first was sent and be refused; booked at completion, it waits for 1 s
+    # after the first answer came back.
+    add_contacts(hubspot.emulator, 240, start=T0)
+    hubspot.emulator.configure_rate_limits(enabled=True)  # search: 5 per second
+    hubspot.control("POST", "faults", {"path": "/search$", "latency": 0.3, "times": 1})
+    hubspot.emulator.calls.reset()
+    conn = make_connector(
+        clock=SystemClock(), search_page_size=20, properties={"contacts": ["email"]}
+    )
+
+    records = list(conn.changes("contacts", T0))
+
+    assert len(records) == 240
+    received = server_calls(hubspot)
+    assert received == {"search": 12, "objects": 1, "total": 13}
+    admitted = hubspot.control("GET", "rate-limits")["daily_used"]
+    assert received["total"] - admitted == 0  # no 429: every call that arrived was counted
+    assert [hit["path"] for hit in hubspot.control("GET", "faults/hits")][:1] == [
+        "/crm/v3/objects/contacts/search"
+    ]
+    assert_counts_match(conn, hubspot)
 
 
 def test_a_create_that_may_have_applied_is_not_resent(
