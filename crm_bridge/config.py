@@ -7,8 +7,10 @@ levels, e.g. ``CRM_BRIDGE_CONNECTORS__SALESFORCE__CLIENT_SECRET``), the secrets 
 Why the rules below:
 
 * **Secrets never live in the TOML.**  TOML files get committed and pasted into tickets.  A secret
-  field (any ``SecretStr`` in a connector's settings, or a key that looks like one) written there
-  in plain text is refused with the env var to use instead.
+  field (any ``SecretStr`` in a connector's settings or in a section's model, such as an SLA
+  webhook ``url``, or a connector key that looks like one) written there in plain text is refused
+  with the env var to use instead.  The same ``SecretStr`` fields feed the log-masking list, so
+  declaring a field secret is all a section needs to do.
 * **Every problem at once.**  An admin fixing a config one error per run loses an afternoon;
   :func:`load_config` gathers all problems into one :class:`~crm_bridge.errors.ConfigError`,
   each with the TOML key, the env var that was tried and the fix.
@@ -22,10 +24,11 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+import types
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
@@ -159,23 +162,34 @@ class LoadedConfig:
     source: Path | None
 
     def secret_values(self) -> list[str]:
-        """Every secret's plain value, so logging can mask it even if one leaks into a string."""
+        """Every secret's plain value, so logging can mask it even if one leaks into a string.
+
+        Found by walking the validated models for ``SecretStr`` (connector settings and every
+        section, e.g. SLA webhook URLs), so a new secret field is masked without a list to update.
+        """
         found: list[str] = []
         for conn in self.connectors.values():
             found.extend(_secrets_in(conn.settings))
+        found.extend(_secrets_in(self.settings))
         store_password = make_url(self.settings.store.url).password
         if store_password:
             found.append(str(store_password))
-        return [s for s in found if s]
+        return list(dict.fromkeys(s for s in found if s))
 
 
-def _secrets_in(model: BaseModel) -> Iterable[str]:
-    for name in type(model).model_fields:
-        value = getattr(model, name)
-        if isinstance(value, SecretStr):
-            yield value.get_secret_value()
-        elif isinstance(value, BaseModel):
-            yield from _secrets_in(value)
+def _secrets_in(value: Any) -> Iterator[str]:
+    """Plain values of every ``SecretStr`` in ``value``, through models, mappings and lists."""
+    if isinstance(value, SecretStr):
+        yield value.get_secret_value()
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from _secrets_in(getattr(value, name))
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _secrets_in(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _secrets_in(item)
 
 
 def load_config(
@@ -338,46 +352,104 @@ def _validate_connector(
 
 
 def _secret_fields(model: type[BaseModel]) -> set[str]:
-    names = set()
-    for fname, info in model.model_fields.items():
-        if "SecretStr" in repr(info.annotation):
-            names.add(fname)
-    return names
+    return {name for name, info in model.model_fields.items() if _is_secret(info.annotation)}
+
+
+def _members(annotation: Any) -> tuple[Any, ...]:
+    """The alternatives of a union (``X | None`` -> ``(X, NoneType)``), else the type itself."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        return get_args(annotation)
+    return (annotation,)
+
+
+def _is_secret(annotation: Any) -> bool:
+    return any(member is SecretStr for member in _members(annotation))
+
+
+def _annotation_at(model: type[BaseModel], loc: Sequence[Any]) -> Any:
+    """The annotation of the key at ``loc`` below ``model`` (through unions and dicts), or None."""
+    current: Any = model
+    for part in loc:
+        found: Any = None
+        for member in _members(current):
+            if isinstance(member, type) and issubclass(member, BaseModel):
+                info = member.model_fields.get(str(part))
+                found = info.annotation if info is not None else None
+            elif get_origin(member) is dict:
+                found = get_args(member)[1]
+            if found is not None:
+                break
+        if found is None:
+            return None
+        current = found
+    return current
+
+
+def _plaintext_in_sections(
+    raw: Any, annotation: Any, path: tuple[str, ...]
+) -> Iterator[tuple[str, ...]]:
+    """Paths where ``annotation`` expects a ``SecretStr`` and the TOML holds a string.
+
+    Walks the raw TOML along the settings model rather than a list of known secret keys, so a
+    ``SecretStr`` added to any section (SLA webhook URLs today) is refused here automatically.
+    """
+    for member in _members(annotation):
+        if member is SecretStr:
+            if isinstance(raw, str):
+                yield path
+        elif isinstance(member, type) and issubclass(member, BaseModel):
+            if isinstance(raw, Mapping):
+                for key, value in raw.items():
+                    info = member.model_fields.get(str(key))
+                    if info is not None:
+                        yield from _plaintext_in_sections(value, info.annotation, (*path, key))
+        elif get_origin(member) is dict and isinstance(raw, Mapping):
+            value_type = get_args(member)[1]
+            for key, value in raw.items():
+                yield from _plaintext_in_sections(value, value_type, (*path, str(key)))
+
+
+def _plaintext_problem(*path: str) -> ConfigProblem:
+    env = env_var_for(*path)
+    return ConfigProblem(
+        ".".join(path),
+        "a secret is written in plain text in the TOML file; refused",
+        env,
+        f"delete it from the TOML and set {env} (environment or secrets file)",
+    )
 
 
 def _plaintext_secret_problems(
     raw: Mapping[str, Any], *, builtin_only: bool
 ) -> list[ConfigProblem]:
     problems: list[ConfigProblem] = []
-    connectors = raw.get("connectors", {})
-    if not isinstance(connectors, Mapping):
-        return problems
-    for name, entry in connectors.items():
-        if not isinstance(entry, Mapping):
-            continue
-        declared: set[str] = set()
-        type_name = entry.get("type")
-        if isinstance(type_name, str):
-            try:
-                declared = _secret_fields(
-                    load_connector(type_name, builtin_only=builtin_only).Settings
-                )
-            except ConnectorLoadError:
-                declared = set()
-        for field_name, value in entry.items():
-            if not isinstance(value, str):
-                continue
-            if field_name in declared or _SECRET_LOOKING.search(field_name):
-                env = env_var_for("connectors", name, field_name)
-                problems.append(
-                    ConfigProblem(
-                        f"connectors.{name}.{field_name}",
-                        "a secret is written in plain text in the TOML file; refused",
-                        env,
-                        f"delete it from the TOML and set {env} (environment or secrets file)",
-                    )
-                )
+    connectors = raw.get("connectors")
+    if isinstance(connectors, Mapping):
+        for name, entry in connectors.items():
+            if isinstance(entry, Mapping):
+                problems.extend(_connector_plaintext(name, entry, builtin_only=builtin_only))
+    problems.extend(
+        _plaintext_problem(*path) for path in _plaintext_in_sections(raw, CrmBridgeSettings, ())
+    )
     return problems
+
+
+def _connector_plaintext(
+    name: str, entry: Mapping[str, Any], *, builtin_only: bool
+) -> Iterator[ConfigProblem]:
+    """Connector tables are untyped here, so their secrets come from the connector's model."""
+    declared: set[str] = set()
+    type_name = entry.get("type")
+    if isinstance(type_name, str):
+        try:
+            declared = _secret_fields(load_connector(type_name, builtin_only=builtin_only).Settings)
+        except ConnectorLoadError:
+            declared = set()
+    for field_name, value in entry.items():
+        if not isinstance(value, str):
+            continue
+        if field_name in declared or _SECRET_LOOKING.search(field_name):
+            yield _plaintext_problem("connectors", name, field_name)
 
 
 def _store_password_problem(raw: Mapping[str, Any]) -> list[ConfigProblem]:
@@ -405,17 +477,15 @@ def _problems_from(
     exc: ValidationError, *, prefix: Sequence[str], model: type[BaseModel] | None = None
 ) -> list[ConfigProblem]:
     problems = []
-    secret_fields = _secret_fields(model) if model is not None else set()
     for err in exc.errors(include_url=False, include_input=False):
         loc = [*prefix, *(str(p) for p in err["loc"])]
         key = ".".join(loc)
         env = env_var_for(*loc)
         kind = err["type"]
-        field_name = str(err["loc"][0]) if err["loc"] else ""
         if kind == "missing":
-            where = (
-                f"set {env}" if field_name in secret_fields else f"set `{key}` in the TOML or {env}"
-            )
+            # A missing secret must not be pointed at the TOML, which would refuse it.
+            secret = model is not None and _is_secret(_annotation_at(model, err["loc"]))
+            where = f"set {env}" if secret else f"set `{key}` in the TOML or {env}"
             problems.append(ConfigProblem(key, "required but not set", env, where))
         elif kind == "extra_forbidden":
             known = _known_keys(model, err["loc"][:-1]) if model is not None else None

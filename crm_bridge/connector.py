@@ -17,8 +17,11 @@ Required (abstract) -- five things:
   :class:`WriteResult` per input, **in input order**, so a rejected record never hides the others.
 
 Optional, announced through :attr:`Connector.capabilities` so the engine branches on what a
-connector can do rather than on its name: ``owners()`` (``Capability.OWNERS``), and more in later
-releases (picklist administration, activities, list membership).
+connector can do rather than on its name: ``owners()`` (``Capability.OWNERS``), ``activities()``
+(``Capability.ACTIVITIES``), ``create_task()`` and its batched form ``create_tasks()``
+(``Capability.TASKS``; the batch has a default built on ``create_task``, override it when the API
+takes many tasks per call), ``related()``, picklist administration, validation rules and static
+lists.
 
 Glossary: a *version token* is whatever the vendor uses to tell one version of a record from the
 next (``SystemModstamp``, ``updatedAt``); the engine stores it to skip changes it already applied.
@@ -33,9 +36,11 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import Any, ClassVar, Generic, Literal, NotRequired, TypedDict, TypeVar
 
 from pydantic import BaseModel, ConfigDict
+
+from crm_bridge.errors import CrmBridgeError, RecordRejectedError
 
 __all__ = [
     "ALREADY_GONE_CODES",
@@ -46,6 +51,7 @@ __all__ = [
     "Delete",
     "FieldChange",
     "FieldDefinition",
+    "NewTask",
     "ObjectSpec",
     "Ordering",
     "Owner",
@@ -80,7 +86,8 @@ class Capability(enum.StrEnum):
     ACTIVITIES = "activities"
     """``activities()`` reads calls, emails and meetings logged against records (SLA first touch)."""
     TASKS = "tasks"
-    """``create_task()`` puts a to-do in front of a record's owner (SLA reminders, reason nags)."""
+    """``create_task()`` / ``create_tasks()`` put to-dos in front of records' owners (SLA reminders,
+    reason nags)."""
     RELATIONS = "relations"
     """``related()`` follows links between objects, e.g. deal -> contacts (contact roles)."""
     LISTS = "lists"
@@ -231,6 +238,20 @@ class Activity:
     subject: str = ""
 
 
+class NewTask(TypedDict):
+    """One task for :meth:`Connector.create_tasks`: the arguments of :meth:`Connector.create_task`.
+
+    A plain mapping rather than a dataclass so callers build a batch from literals and connectors
+    read it with ``task["subject"]`` / ``task.get("due")``; ``body`` and ``due`` may be left out.
+    """
+
+    record_id: str
+    owner_id: str | None
+    subject: str
+    body: NotRequired[str]
+    due: NotRequired[datetime | None]
+
+
 @dataclass(frozen=True, slots=True)
 class PicklistValue:
     """One allowed value of a picklist / enumeration field; inactive values stay on old records."""
@@ -334,8 +355,49 @@ class Connector(ABC, Generic[SettingsT]):
         body: str = "",
         due: datetime | None = None,
     ) -> str:
-        """Create a task for the record's owner; returns its id (``Capability.TASKS``)."""
+        """Create a task for the record's owner; returns its id (``Capability.TASKS``).
+
+        Raise :class:`~crm_bridge.errors.RecordRejectedError` when the vendor refuses this one
+        task (bad owner, record gone), so :meth:`create_tasks` can tell it from a failed call.
+        """
         raise self._lacks(Capability.TASKS)
+
+    def create_tasks(self, obj: str, tasks: Sequence[NewTask]) -> list[str | None]:
+        """Create many tasks; the new ids in input order, ``None`` where one was refused (TASKS).
+
+        Why a batch: the SLA engine may remind hundreds of owners in one cycle, and one call per
+        task spends the vendor's API allocation (and the cycle's time) on what most APIs take in
+        one request: Salesforce 1,000 tasks per Composite call, HubSpot 100 per batch create.
+        Override this when the API has such an endpoint; the cost is then one call per batch
+        instead of one per task.
+
+        The default calls :meth:`create_task` once per item, so a connector with only that still
+        works.  A refused task (``RecordRejectedError``) is ``None`` and the rest go on.  Any other
+        :class:`~crm_bridge.errors.CrmBridgeError` (auth, rate limit, transport) would fail every
+        remaining task too: it is raised when nothing was created yet; otherwise the loop stops
+        and the rest are ``None`` (the caller tries them again later), because raising would
+        drop the ids already created and make the caller create those tasks twice.
+        """
+        ids: list[str | None] = []
+        for task in tasks:
+            try:
+                ids.append(
+                    self.create_task(
+                        obj,
+                        task["record_id"],
+                        owner_id=task["owner_id"],
+                        subject=task["subject"],
+                        body=task.get("body", ""),
+                        due=task.get("due"),
+                    )
+                )
+            except RecordRejectedError:
+                ids.append(None)
+            except CrmBridgeError:
+                if not any(ids):
+                    raise
+                break
+        return ids + [None] * (len(tasks) - len(ids))
 
     def related(self, obj: str, ids: Sequence[str], to_obj: str) -> dict[str, list[str]]:
         """For each id of ``obj``, the ids of ``to_obj`` linked to it (``Capability.RELATIONS``)."""

@@ -1,8 +1,10 @@
 """The worked example connector: a complete, in-memory implementation of the connector API.
 
 Read this file top to bottom when writing a connector: settings, declared objects, the five
-required methods and one optional capability (owners), nothing else.  It is also the fake the
-engine's tests use, so it models what real systems do that a sync engine must survive:
+required methods and two optional capabilities -- owners, and tasks with their batched form
+(``create_tasks``: one call per batch, ``None`` for a refused task) -- nothing else.  It is also
+the fake the engine's tests use, so it models what real systems do that a sync engine must
+survive:
 
 * a *backend* (:class:`MemoryBackend`) that plays the remote system and that tests edit directly,
   as a human in the vendor's UI would (``human_edit``, ``delete``, ``merge``);
@@ -27,6 +29,7 @@ from crm_bridge.connector import (
     Connector,
     ConnectorSettings,
     Delete,
+    NewTask,
     ObjectSpec,
     Owner,
     Record,
@@ -34,7 +37,7 @@ from crm_bridge.connector import (
     WriteOp,
     WriteResult,
 )
-from crm_bridge.errors import AuthError
+from crm_bridge.errors import AuthError, RecordRejectedError
 
 __all__ = ["MemoryBackend", "MemoryConnector", "MemorySettings", "TickingClock"]
 
@@ -98,6 +101,7 @@ class MemoryBackend:
         self.owners: list[Owner] = []
         self.token: str | None = None
         self.reject_rules: list[RejectRule] = []
+        self.tasks: dict[str, NewTask] = {}
         self.writes = 0
         self._ids = itertools.count(1)
         self._prefix = prefix
@@ -178,6 +182,7 @@ class MemoryConnector(Connector[MemorySettings]):
             Capability.ARCHIVE,
             Capability.MERGE_FEED,
             Capability.OWNERS,
+            Capability.TASKS,
         }
     )
     description: ClassVar[str] = "In-memory example connector (the worked example and test fake)."
@@ -247,7 +252,54 @@ class MemoryConnector(Connector[MemorySettings]):
         self.calls["owners"] += 1
         yield from self.backend.owners
 
+    def create_task(
+        self,
+        obj: str,
+        record_id: str,
+        *,
+        owner_id: str | None,
+        subject: str,
+        body: str = "",
+        due: datetime | None = None,
+    ) -> str:
+        """One call per task; a missing record is refused the way a vendor answers 404."""
+        self.calls["tasks"] += 1
+        task: NewTask = {
+            "record_id": record_id,
+            "owner_id": owner_id,
+            "subject": subject,
+            "body": body,
+            "due": due,
+        }
+        task_id = self._add_task(obj, task)
+        if task_id is None:
+            raise RecordRejectedError(
+                "entity is deleted", code="ENTITY_IS_DELETED", connector=self.name
+            )
+        return task_id
+
+    def create_tasks(self, obj: str, tasks: Sequence[NewTask]) -> list[str | None]:
+        """One call per ``max_batch`` tasks instead of one per task, like a vendor batch endpoint.
+
+        Shows the batch contract: ids in input order, ``None`` where a task was refused, and a
+        refused task never stops the others.
+        """
+        size = self.object_spec(obj).max_batch
+        ids: list[str | None] = []
+        for start in range(0, len(tasks), size):
+            self.calls["tasks"] += 1
+            ids.extend(self._add_task(obj, task) for task in tasks[start : start + size])
+        return ids
+
     # -- internals --------------------------------------------------------------------------------
+    def _add_task(self, obj: str, task: NewTask) -> str | None:
+        row = self.backend.tables.get(obj, {}).get(task["record_id"])
+        if row is None or row.deleted:
+            return None
+        task_id = f"task{len(self.backend.tasks) + 1}"
+        self.backend.tasks[task_id] = task.copy()
+        return task_id
+
     def _apply(self, obj: str, op: WriteOp) -> WriteResult:
         rows = self.backend.tables.setdefault(obj, {})
         if isinstance(op, Delete):

@@ -8,6 +8,9 @@ at all for contacts without engagements.
 
 ``hs_createdate`` (when the touch was *logged*) is the touch time, matching Salesforce's
 ``CreatedDate``; ``hs_timestamp`` can be back- or forward-dated by the rep.
+
+Tasks go out through ``batch/create``, 100 per call (``Connector.create_tasks``), so a cycle's
+reminders cost ``ceil(reminders / 100)`` calls rather than one each.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from crm_bridge.connector import Activity
+from crm_bridge.connector import Activity, NewTask
 from crm_bridge.connectors.hubspot.client import require_dict
 from crm_bridge.connectors.hubspot.reading import parse_time
 
@@ -105,26 +108,26 @@ def _numeric(value: str) -> tuple[int, str]:
     return (int(value), value) if value.isdigit() else (0, value)
 
 
-def _task_input(connector: HubSpotConnector, obj: str, task: Mapping[str, Any]) -> dict[str, Any]:
+def _task_input(connector: HubSpotConnector, obj: str, task: NewTask) -> dict[str, Any]:
     when = task.get("due") or connector.client.clock.now()
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     stamp = when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     properties: dict[str, Any] = {
-        "hs_task_subject": str(task["subject"]),
-        "hs_task_body": str(task.get("body") or ""),
+        "hs_task_subject": task["subject"],
+        "hs_task_body": task.get("body") or "",
         "hs_task_status": "NOT_STARTED",
         "hs_task_priority": "HIGH",
         "hs_timestamp": stamp,
     }
-    if task.get("owner_id"):
-        properties["hubspot_owner_id"] = str(task["owner_id"])
+    if task["owner_id"]:
+        properties["hubspot_owner_id"] = task["owner_id"]
     payload: dict[str, Any] = {"properties": properties}
     type_id = _TASK_TO.get(obj)
     if type_id is not None:
         payload["associations"] = [
             {
-                "to": {"id": str(task["record_id"])},
+                "to": {"id": task["record_id"]},
                 "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}],
             }
         ]
@@ -163,25 +166,60 @@ def create_task(
 
 
 def create_tasks(
-    connector: HubSpotConnector, obj: str, tasks: Sequence[Mapping[str, Any]]
+    connector: HubSpotConnector, obj: str, tasks: Sequence[NewTask]
 ) -> list[str | None]:
-    """Many tasks through ``batch/create`` (100 per call); ids in input order.
+    """Many tasks through ``batch/create`` (100 per call); ids in input order, None if refused.
 
-    The batch is all-or-nothing in HubSpot; a refused batch raises (the SLA engine then leaves
-    those reminders due for the next cycle).
+    Why the bookkeeping: every input carries a unique ``objectWriteTraceId``, which makes HubSpot
+    validate inputs one by one and name the refused ones in a 207 instead of refusing the whole
+    batch for one bad owner id; and HubSpot does not promise result order, so each result is paired
+    with the input whose written properties it echoes.  The answer carries no associations, so
+    two tasks identical but for their record could swap ids; the SLA engine's bodies name the lead.
+    A refusal of the whole batch still raises; the SLA engine then leaves those reminders due.
     """
     out: list[str | None] = []
     for start in range(0, len(tasks), BATCH_READ_MAX):
         chunk = tasks[start : start + BATCH_READ_MAX]
-        body = {"inputs": [_task_input(connector, obj, t) for t in chunk]}
+        inputs = [
+            {**_task_input(connector, obj, task), "objectWriteTraceId": str(n)}
+            for n, task in enumerate(chunk)
+        ]
         answer = require_dict(
             connector.client.send(
-                "batch", "crm.objects.batch_api", "create", "tasks", body, idempotent=False
+                "batch",
+                "crm.objects.batch_api",
+                "create",
+                "tasks",
+                {"inputs": inputs},
+                idempotent=False,
             ),
             "task batch create",
         )
-        # HubSpot does not promise result order; the ids only label the SLA audit entries.
-        results = list(answer.get("results") or [])
-        out.extend(str(r.get("id")) if r.get("id") else None for r in results[: len(chunk)])
-        out.extend([None] * (len(chunk) - len(results)))
+        out.extend(_ids_in_input_order(inputs, answer))
     return out
+
+
+def _ids_in_input_order(
+    inputs: Sequence[Mapping[str, Any]], answer: Mapping[str, Any]
+) -> list[str | None]:
+    refused = {
+        str(trace)
+        for error in answer.get("errors") or []
+        if isinstance(error, Mapping)
+        for trace in (error.get("context") or {}).get("objectWriteTraceId") or []
+    }
+    free = [n for n, item in enumerate(inputs) if item["objectWriteTraceId"] not in refused]
+    ids: list[str | None] = [None] * len(inputs)
+    for raw in answer.get("results") or []:
+        if not free or not isinstance(raw, Mapping) or not raw.get("id"):
+            continue
+        echoed = raw.get("properties") or {}
+
+        def echoes(n: int, echoed: Mapping[str, Any] = echoed) -> int:
+            sent: Mapping[str, Any] = inputs[n]["properties"]
+            return sum(1 for k, v in sent.items() if str(echoed.get(k) or "") == str(v))
+
+        best = max(free, key=echoes)  # ties keep input order
+        free.remove(best)
+        ids[best] = str(raw["id"])
+    return ids

@@ -8,7 +8,7 @@ only wires them to the connector contract.  docs/connectors/hubspot.md explains 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -19,6 +19,7 @@ from crm_bridge.connector import (
     Capability,
     Connector,
     ConnectorSettings,
+    NewTask,
     ObjectSpec,
     Owner,
     Record,
@@ -169,8 +170,8 @@ class HubSpotConnector(HubSpotAdminMixin, Connector[HubSpotSettings]):
             self, obj, record_id, owner_id=owner_id, subject=subject, body=body, due=due
         )
 
-    def create_tasks(self, obj: str, tasks: Sequence[Mapping[str, Any]]) -> list[str | None]:
-        """Batched :meth:`create_task` (100 per call); ids in input order, None if refused."""
+    def create_tasks(self, obj: str, tasks: Sequence[NewTask]) -> list[str | None]:
+        """Batched :meth:`create_task`, 100 per call instead of one call per task."""
         return _activities.create_tasks(self, obj, tasks)
 
     def close(self) -> None:

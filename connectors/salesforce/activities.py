@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from crm_bridge.connector import Activity
+from crm_bridge.connector import Activity, NewTask
 
 from .reading import chunked, format_soql_datetime, parse_sf_datetime, quote, valid_id
 from .settings import COLLECTION_SIZE, COLLECTIONS_PER_COMPOSITE
@@ -142,12 +142,13 @@ def create_task(
 
 
 def create_tasks(
-    connector: SalesforceConnector, obj: str, tasks: Sequence[Mapping[str, Any]]
+    connector: SalesforceConnector, obj: str, tasks: Sequence[NewTask]
 ) -> list[str | None]:
     """Many tasks at once through sObject Collections (1,000 per Composite call).
 
-    Each item has ``record_id``, ``owner_id``, ``subject`` and optional ``body`` / ``due``.
-    Returns the new ids in input order, ``None`` where Salesforce refused one.
+    Why Collections rather than ``create_task`` in a loop: a cycle's reminders then cost
+    ``ceil(tasks / 1,000)`` API calls, and ``allOrNone=false`` lets Salesforce refuse one task
+    (``None`` at its place; ids are in input order) without failing the others.
     """
     from crm_bridge.connector import Upsert
 
@@ -159,15 +160,15 @@ def create_tasks(
     for n, task in enumerate(tasks):
         fields: dict[str, Any] = {
             link: task["record_id"],
-            "Subject": str(task["subject"])[:255],
-            "Description": str(task.get("body") or ""),
+            "Subject": task["subject"][:255],
+            "Description": task.get("body") or "",
             "Status": "Not Started",
             "Priority": "High",
         }
-        if task.get("owner_id"):
+        if task["owner_id"]:
             fields["OwnerId"] = task["owner_id"]
         due = task.get("due")
-        if isinstance(due, datetime):
+        if due is not None:
             fields["ActivityDate"] = due.astimezone(UTC).date().isoformat()
         ops.append(Upsert(key=str(n), fields=fields))
     if not ops:

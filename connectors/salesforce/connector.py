@@ -20,6 +20,7 @@ from crm_bridge.connector import (
     Capability,
     Connector,
     ConnectorSettings,
+    NewTask,
     ObjectSpec,
     Ordering,
     Owner,
@@ -313,8 +314,8 @@ class SalesforceConnector(SalesforceAdminMixin, Connector[SalesforceSettings]):
             self, obj, record_id, owner_id=owner_id, subject=subject, body=body, due=due
         )
 
-    def create_tasks(self, obj: str, tasks: Sequence[Mapping[str, Any]]) -> list[str | None]:
-        """Batched :meth:`create_task` (1,000 per call); ids in input order, None if refused."""
+    def create_tasks(self, obj: str, tasks: Sequence[NewTask]) -> list[str | None]:
+        """Batched :meth:`create_task`, 1,000 per Composite call instead of one call per task."""
         return _activities.create_tasks(self, obj, tasks)
 
     def close(self) -> None:

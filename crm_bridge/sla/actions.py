@@ -3,8 +3,9 @@
 Why three phases (effects, webhooks, commit) instead of "do a step, record it":
 
 * **Batched.**  CRM and marketing writes of the same kind go out together (``Connector.write``
-  takes up to ``max_batch`` records per call) and each webhook gets one POST per cycle, so a
-  cycle's API calls grow with the *actions taken*, not with the open clocks.
+  takes up to ``max_batch`` records per call), reminder tasks go out in one
+  ``Connector.create_tasks`` call and each webhook gets one POST per cycle, so a cycle's API calls
+  grow with the *actions taken*, not with the open clocks.
 * **Recorded only when done.**  A step enters the ledger (``sla_actions``) and the audit log only
   if every effect it needs succeeded; a failed write or an undelivered webhook leaves it due, and
   the next cycle tries again.  Recording a step and its clock changes happens in one transaction.
@@ -18,12 +19,12 @@ but the audit trail would lie about when the lead was recycled.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
-from crm_bridge.connector import Capability, Connector, Upsert, WriteResult
+from crm_bridge.connector import Capability, Connector, NewTask, Upsert, WriteResult
 from crm_bridge.errors import CrmBridgeError
 from crm_bridge.sla.repository import ClockRow, SlaRepository
 from crm_bridge.sla.webhooks import WebhookEvent
@@ -31,21 +32,7 @@ from crm_bridge.sla.webhooks import WebhookEvent
 if TYPE_CHECKING:
     from crm_bridge.sla.engine import Due, SlaEngine, SlaReport
 
-__all__ = ["ActionRunner", "Pending", "SupportsTaskBatches"]
-
-
-@runtime_checkable
-class SupportsTaskBatches(Protocol):
-    """A connector that creates many tasks per call (the in-tree Salesforce and HubSpot ones).
-
-    ``Connector.create_task`` makes one call per task; reminders for hundreds of leads in one
-    cycle should not.  Until the connector API grows a batch method, the engine uses this one
-    when a connector has it.  Items: ``record_id``, ``owner_id``, ``subject``, ``body``, ``due``.
-    """
-
-    def create_tasks(self, obj: str, tasks: Sequence[Mapping[str, Any]]) -> list[str | None]:
-        """New task ids in input order; None where the CRM refused one."""
-        ...
+__all__ = ["ActionRunner", "Pending"]
 
 
 @dataclass
@@ -103,7 +90,9 @@ class ActionRunner:
         wanting = [
             p for p in items if can_task and self.settings.policies[p.row.policy].remind.task
         ]
-        specs = [
+        # One create_tasks call for the cycle's reminders: the connector batches them (see
+        # Connector.create_tasks), so the API cost grows with batches, not with reminders.
+        tasks: list[NewTask] = [
             {
                 "record_id": p.row.lead_id,
                 "owner_id": p.row.owner_id,
@@ -113,31 +102,19 @@ class ActionRunner:
             }
             for p in wanting
         ]
-        obj = self.settings.crm.object
-        if isinstance(crm, SupportsTaskBatches) and specs:
+        if tasks:
+            failure = "task: refused by the CRM"
             try:
-                ids = crm.create_tasks(obj, specs)
+                ids = crm.create_tasks(self.settings.crm.object, tasks)
             except CrmBridgeError as exc:
-                ids = [None] * len(specs)
+                ids = [None] * len(tasks)
+                failure = f"task: {exc}"
                 self.report.errors.append(f"tasks: {exc}")
             for p, task_id in zip(wanting, ids, strict=True):
                 if task_id is None:
-                    p.fail("task: refused by the CRM")
+                    p.fail(failure)
                 else:
                     p.data["task_id"] = task_id
-        else:
-            for p in wanting:
-                try:
-                    p.data["task_id"] = crm.create_task(
-                        obj,
-                        p.row.lead_id,
-                        owner_id=p.row.owner_id,
-                        subject=f"SLA: {_label(p.clock)} lead before {p.data['deadline']}",
-                        body=_describe(p),
-                        due=datetime.fromisoformat(p.data["deadline"]),
-                    )
-                except CrmBridgeError as exc:
-                    p.fail(f"task: {exc}")
         for p in items:
             policy = self.settings.policies[p.row.policy]
             if policy.remind.webhook:

@@ -14,15 +14,17 @@ Why these shapes:
 * **Reps are named by e-mail.**  E-mail is the one identity both CRMs share; the engine resolves
   it to a vendor owner id through ``Connector.owners()`` once per engine.
 * **Webhook URLs are secrets.**  A Slack incoming-webhook URL *is* a credential, so it is a
-  :class:`~pydantic.SecretStr` set through the environment
-  (``CRM_BRIDGE_SLA__WEBHOOKS__<NAME>__URL``); reprs and logs show ``**********``.
+  :class:`~pydantic.SecretStr` set through the environment or the secrets file
+  (``CRM_BRIDGE_SLA__WEBHOOKS__<NAME>__URL``); :func:`~crm_bridge.config.load_config` refuses it
+  in the TOML and adds it to the log-masking list, and reprs show ``**********``.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from functools import cached_property
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -57,6 +59,7 @@ __all__ = [
 ClockName = Literal["accept", "first_touch"]
 RejectAction = Literal["recycle", "disqualify"]
 ActivityKind = Literal["call", "email", "meeting", "task", "note", "other"]
+_WEBHOOK_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 def _touch_kinds() -> list[ActivityKind]:
@@ -277,6 +280,26 @@ class SlaSettings(_Section):
         300.0, ge=0, description="Re-read activities this far back (late-indexed touches)."
     )
 
+    @field_validator("webhooks", mode="before")
+    @classmethod
+    def _webhook_names(cls, hooks: Any) -> Any:
+        """Names are lower_snake_case because the URL can only come from an env var.
+
+        Environment variable names are read case-insensitively (as lower case), so a webhook
+        called ``Managers`` could never receive ``CRM_BRIDGE_SLA__WEBHOOKS__MANAGERS__URL``.
+        Checked before the entries, so the rename is reported instead of a missing URL that no
+        env var can supply.
+        """
+        if not isinstance(hooks, dict):
+            return hooks  # pydantic reports the wrong type
+        bad = [str(name) for name in hooks if not _WEBHOOK_NAME.match(str(name))]
+        if bad:
+            raise ValueError(
+                f"webhook names must be lower_snake_case (their URL is set through "
+                f"CRM_BRIDGE_SLA__WEBHOOKS__<NAME>__URL): rename {', '.join(map(repr, bad))}"
+            )
+        return hooks
+
     @model_validator(mode="after")
     def _references(self) -> SlaSettings:
         """Every name used must be defined; the message names the key to fix."""
@@ -367,10 +390,6 @@ class SlaSettings(_Section):
             return rep.cap
         team = self.team_of_rep.get(rep_key)
         return self.teams[team].default_cap if team is not None else None
-
-    def secret_values(self) -> list[str]:
-        """Webhook URLs in plain text, for log masking (see ``LoadedConfig.secret_values``)."""
-        return [hook.url.get_secret_value() for hook in self.webhooks.values()]
 
 
 def _has_criteria(policy: PolicySettings) -> bool:

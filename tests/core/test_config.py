@@ -134,3 +134,76 @@ def test_product_example_config_without_secrets_names_them(monkeypatch: pytest.M
     with pytest.raises(ConfigError) as info:
         load_config(ROOT / "config.example.toml")
     assert "hubspot" in str(info.value)
+
+
+SLA_FIXTURE = ROOT / "tests/fixtures/memory_sla.toml"
+HOOK = "https://hooks.slack.com/services/T000/B000/plain-text-hook"
+
+
+def test_webhook_url_in_toml_is_refused_with_every_other_problem(tmp_path: Path) -> None:
+    text = SLA_FIXTURE.read_text().replace(
+        '[sla.webhooks.managers]\nformat = "slack"',
+        f'[sla.webhooks.managers]\nformat = "slack"\nurl = "{HOOK}"',
+    )
+    text += "\n[daemon]\ninterval_seconds = 0\n"
+    text = text.replace("[connectors.map_demo]\n", '[connectors.map_demo]\napi_token = "tok-123"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text))
+    keys = {p.key: p for p in info.value.problems}
+    refused = keys["sla.webhooks.managers.url"]
+    assert "plain text" in refused.problem
+    assert refused.env_var == "CRM_BRIDGE_SLA__WEBHOOKS__MANAGERS__URL"
+    assert refused.fix is not None
+    assert "delete it from the TOML" in refused.fix
+    assert "CRM_BRIDGE_SLA__WEBHOOKS__MANAGERS__URL" in refused.fix
+    # All at once: the connector secret, the bad interval and the URL nobody set for `ops`.
+    assert {
+        "connectors.map_demo.api_token",
+        "daemon.interval_seconds",
+        "sla.webhooks.ops.url",
+    } <= set(keys)
+    assert info.value.exit_code == 2
+    assert HOOK not in str(info.value)
+    assert "tok-123" not in str(info.value)
+
+
+def test_webhook_urls_from_environment_and_secrets_file_load_and_are_masked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ops = "https://ops.example/hooks/from-file"
+    secrets = tmp_path / "secrets.env"
+    secrets.write_text(f"CRM_BRIDGE_SLA__WEBHOOKS__OPS__URL={ops}\n")
+    monkeypatch.setenv("CRM_BRIDGE_SLA__WEBHOOKS__MANAGERS__URL", HOOK)
+    loaded = load_config(SLA_FIXTURE, secrets_file=secrets)
+    assert loaded.settings.sla is not None
+    hooks = loaded.settings.sla.webhooks
+    assert hooks["managers"].url.get_secret_value() == HOOK
+    assert hooks["ops"].url.get_secret_value() == ops
+    assert hooks["managers"].format == "slack"  # the rest of the table still comes from the TOML
+    assert set(loaded.secret_values()) == {HOOK, ops}
+    assert HOOK not in repr(loaded) and ops not in repr(loaded)
+
+
+def test_missing_webhook_url_points_only_at_the_env_var() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(SLA_FIXTURE)
+    keys = {p.key: p for p in info.value.problems}
+    assert set(keys) == {"sla.webhooks.managers.url", "sla.webhooks.ops.url"}
+    missing = keys["sla.webhooks.ops.url"]
+    assert missing.env_var == "CRM_BRIDGE_SLA__WEBHOOKS__OPS__URL"
+    # The TOML would refuse it, so the fix must not suggest it.
+    assert missing.fix == "set CRM_BRIDGE_SLA__WEBHOOKS__OPS__URL"
+
+
+def test_webhook_names_must_be_lower_snake_case(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = SLA_FIXTURE.read_text().replace("webhooks.ops]", "webhooks.Ops]")
+    text = text.replace('"managers", "ops"', '"managers", "Ops"')
+    monkeypatch.setenv("CRM_BRIDGE_SLA__WEBHOOKS__MANAGERS__URL", HOOK)
+    monkeypatch.setenv("CRM_BRIDGE_SLA__WEBHOOKS__OPS__URL", HOOK)
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text))
+    (problem,) = info.value.problems
+    assert problem.key == "sla.webhooks"
+    assert "lower_snake_case" in problem.problem and "'Ops'" in problem.problem

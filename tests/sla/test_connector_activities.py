@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
 
+import pytest
 from pydantic import SecretStr
 
 from crm_bridge.connector import Capability, Upsert
@@ -65,17 +68,68 @@ def test_hubspot_engagements_are_touches_and_tasks_are_created(hubspot: RunningH
         assert list(hs.activities("contacts", [str(a.id)], t0 + timedelta(hours=1))) == []
 
         single = hs.create_task("contacts", str(b.id), owner_id=owner, subject="SLA: accept")
+        hs.calls.clear()
         ids = hs.create_tasks(
             "contacts",
             [{"record_id": str(a.id), "owner_id": owner, "subject": f"SLA {n}"} for n in range(3)],
         )
         assert len(ids) == 3 and all(ids)
+        assert hs.calls == {"batch": 1}  # three tasks, one call
         assert hs.related("contacts", [str(a.id), str(b.id)], "tasks") == {
             str(a.id): sorted(ids, key=int),  # type: ignore[arg-type]
             str(b.id): [single],
         }
+        # Ids come back in input order, and a task HubSpot refuses (its contact does not
+        # exist) is None in its place without failing the others.
+        mixed = hs.create_tasks(
+            "contacts",
+            [
+                {"record_id": str(b.id), "owner_id": owner, "subject": "on b"},
+                {"record_id": "999999999", "owner_id": owner, "subject": "on nothing"},
+                {"record_id": str(a.id), "owner_id": owner, "subject": "on a"},
+            ],
+        )
+        assert mixed[1] is None and mixed[0] and mixed[2]
+        related = hs.related("contacts", [str(a.id), str(b.id)], "tasks")
+        assert mixed[0] in related[str(b.id)] and mixed[2] in related[str(a.id)]
     finally:
         hs.close()
+
+
+def test_hubspot_task_batch_answer_is_mapped_back_to_input_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hs = HubSpotConnector(
+        HubSpotSettings(host="https://hubspot.invalid", access_token=SecretStr("t")), name="hs"
+    )
+    sent: list[dict[str, Any]] = []
+
+    def send(*args: Any, **kwargs: Any) -> SimpleNamespace:
+        inputs = args[-1]["inputs"]
+        sent.extend(inputs)
+        # HubSpot does not promise result order: answer reversed, and refuse the middle input
+        # through the objectWriteTraceId it carries (a 207).
+        results = [
+            {"id": f"t-{i['properties']['hs_task_subject']}", "properties": i["properties"]}
+            for n, i in enumerate(inputs)
+            if n != 1
+        ][::-1]
+        error = {
+            "status": "error",
+            "context": {"objectWriteTraceId": [inputs[1]["objectWriteTraceId"]]},
+        }
+        return SimpleNamespace(body={"status": "COMPLETE", "results": results, "errors": [error]})
+
+    monkeypatch.setattr(hs.client, "send", send)
+    try:
+        ids = hs.create_tasks(
+            "contacts",
+            [{"record_id": str(n), "owner_id": None, "subject": f"s{n}"} for n in range(3)],
+        )
+    finally:
+        hs.close()
+    assert ids == ["t-s0", None, "t-s2"]
+    assert len({i["objectWriteTraceId"] for i in sent}) == 3  # unique: per-input validation
 
 
 def test_salesforce_activities_by_id_and_by_time(world: SlaWorld) -> None:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
+
+import pytest
+
+from crm_bridge.connector import NewTask
 
 from .conftest import JSON_URL, SLACK_URL, T0, SlaWorld
 
@@ -192,3 +197,34 @@ def test_failed_webhook_keeps_the_step_due(world: SlaWorld) -> None:
     world.hook_status = 200
     report = world.cycle()
     assert report.counts["remind"] == 1
+
+
+def test_reminders_go_out_as_one_task_batch_and_a_refused_task_stays_due(
+    world: SlaWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    leads = [world.new_lead(name)[0] for name in ("Una", "Dos", "Tres")]
+    world.cycle()
+    world.advance_to(T0 + timedelta(hours=3))  # accept reminders (75% of 4 h) for all three
+    real = world.crm.create_tasks
+    batches: list[list[str]] = []
+
+    def refuse_dos(obj: str, tasks: Sequence[NewTask]) -> list[str | None]:
+        batches.append([t["record_id"] for t in tasks])
+        created = iter(real(obj, [t for t in tasks if t["record_id"] != leads[1]]))
+        return [None if t["record_id"] == leads[1] else next(created) for t in tasks]
+
+    def one_by_one(*args: object, **kwargs: object) -> str:
+        raise AssertionError("reminders must not cost one call per task")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(world.crm, "create_tasks", refuse_dos)
+        patch.setattr(world.crm, "create_task", one_by_one)
+        report = world.cycle()
+    assert len(batches) == 1 and sorted(batches[0]) == sorted(leads)
+    assert report.counts["remind"] == 2
+    assert report.counts["remind_failed"] == 1
+    assert [len(world.tasks(lead)) for lead in leads] == [1, 0, 1]
+    # The refused reminder stayed due: the next cycle creates it, and only it.
+    report = world.cycle()
+    assert report.counts["remind"] == 1
+    assert [len(world.tasks(lead)) for lead in leads] == [1, 1, 1]
