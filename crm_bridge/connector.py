@@ -111,7 +111,9 @@ class ObjectSpec:
     ``version_field`` are the vendor fields behind :attr:`Record.modified_at` and
     :attr:`Record.version`; ``identity_fields`` are fields that identify the same person or deal on
     the other side (matched case-insensitively); ``max_batch`` is the largest write batch the API
-    takes.
+    takes; ``max_concurrent_writes`` is how many such batches the engine may have in flight at
+    once -- leave it at 1 unless :meth:`Connector.write` is safe to call from several threads
+    (the vendor's rate limits still apply: the connector's limiter paces every thread).
     """
 
     name: str
@@ -122,6 +124,7 @@ class ObjectSpec:
     ordering: Ordering = Ordering.ASCENDING
     max_batch: int = 1
     label: str = ""
+    max_concurrent_writes: int = 1
 
 
 @dataclass(frozen=True, slots=True)

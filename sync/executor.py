@@ -15,8 +15,10 @@ Order matters for crash safety:
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -65,6 +67,10 @@ class ExecutionReport:
     stopped: bool = False
 
 
+def _first_error(done: Iterable[Future[None]]) -> BaseException | None:
+    return next((f.exception() for f in done if f.exception() is not None), None)
+
+
 def _chunks(items: Sequence[RemoteAction], size: int) -> Iterator[Sequence[RemoteAction]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -93,6 +99,7 @@ class Executor:
         self.run_id = run_id
         self.max_attempts = max_attempts
         self.should_stop = should_stop
+        self._store_lock = threading.Lock()
 
     def execute(self, plan: Plan) -> ExecutionReport:
         """Carry out ``plan``; returns what happened.  Per-record failures never raise."""
@@ -105,12 +112,60 @@ class Executor:
             spec = self.connectors[side].object_spec(self.objects[side])
             for kind in (Create, Update, Remove):
                 batch = [a for a in remote if a.target == side and isinstance(a, kind)]
-                for chunk in _chunks(batch, max(1, spec.max_batch)):
-                    if self.should_stop():
-                        report.stopped = True
-                        return report
-                    self._write_batch(plan, side, chunk, report)
+                chunks = list(_chunks(batch, max(1, spec.max_batch)))
+                if not self._write_chunks(plan, side, chunks, spec.max_concurrent_writes, report):
+                    report.stopped = True
+                    return report
         return report
+
+    def _write_chunks(
+        self,
+        plan: Plan,
+        side: Side,
+        chunks: Sequence[Sequence[RemoteAction]],
+        workers: int,
+        report: ExecutionReport,
+    ) -> bool:
+        """Send ``chunks`` with at most ``workers`` in flight; ``False`` if asked to stop.
+
+        Why threads: a batch spends most of its time waiting -- on the vendor's answer and on
+        the rate limiter -- while the next one could be announced and the last one recorded.
+        Each batch still commits its own outcomes, so a crash leaves every batch either
+        recorded or re-planned; a stop request lets the batches in flight finish.  The store is
+        written by one batch at a time (``_store_lock``): its work is CPU under the GIL anyway,
+        and SQLite has one writer.
+        """
+        if workers <= 1 or len(chunks) <= 1:
+            for chunk in chunks:
+                if self.should_stop():
+                    return False
+                self._write_batch(plan, side, chunk, report)
+            return True
+        parts: list[ExecutionReport] = []
+        failure: BaseException | None = None
+        stopped = False
+        with ThreadPoolExecutor(workers, thread_name_prefix=f"crm-bridge-{side}") as pool:
+            in_flight: set[Future[None]] = set()
+            for chunk in chunks:
+                if len(in_flight) >= workers:
+                    done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                    failure = failure or _first_error(done)
+                if failure is not None:
+                    break
+                if self.should_stop():
+                    stopped = True
+                    break
+                parts.append(ExecutionReport())
+                in_flight.add(pool.submit(self._write_batch, plan, side, chunk, parts[-1]))
+            done, _ = wait(in_flight)
+            failure = failure or _first_error(done)
+        for part in parts:
+            report.counts.update(part.counts)
+            report.succeeded |= part.succeeded
+            report.failed |= part.failed
+        if failure is not None:
+            raise failure
+        return not stopped
 
     # -- local bookkeeping ----------------------------------------------------------------------
     def _record_local(self, plan: Plan, report: ExecutionReport) -> None:
@@ -255,7 +310,7 @@ class Executor:
                 f"{connector.name}.write returned {len(results)} results for {len(ops)} inputs"
             )
         now = self.now()
-        with self.store.transaction() as tx:
+        with self._store_lock, self.store.transaction() as tx:
             outcomes = _BatchOutcomes(tx, self.pair, plan.obj, side)
             outcomes.prefetch(
                 a.link_id for a in chunk if isinstance(a, Update) and (a.link_id or -1) >= 0
@@ -288,7 +343,7 @@ class Executor:
         rows = [_pending_row(side, a) for a in fresh]
         now = self.now()
         ids: dict[int, int | None] = {}
-        with self.store.transaction() as tx:
+        with self._store_lock, self.store.transaction() as tx:
             try:
                 made = tx.insert_links(self.pair, plan.obj, rows, now=now)
                 ids = {id(a): link.id for a, link in zip(fresh, made, strict=True)}

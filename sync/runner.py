@@ -302,9 +302,12 @@ class SyncRunner:
             now=self.now,
             run_id=run_id,
             max_attempts=self.settings.dead_letter_max_attempts,
+            should_stop=lambda: self._stop_requested,
         )
         outcome = executor.execute(plan)
         report.counts.update(outcome.counts)
+        if outcome.stopped:
+            return  # batches not sent yet are re-planned next cycle: the cursors stay
         with self.store.transaction() as tx:
             for side, newest in (("crm", plan.crm_cursor), ("map", plan.map_cursor)):
                 value = _next_cursor(

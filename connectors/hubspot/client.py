@@ -92,6 +92,7 @@ class HubSpotClient:
         )
         self.last_headers: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._counting = threading.Lock()
         self._apis: dict[str, Any] = {}
         self._hs: Any = None
         self._own_http = False
@@ -142,7 +143,8 @@ class HubSpotClient:
             # HubSpot counts the call when it arrives, somewhere before its answer: the lease is
             # released the moment the status line is back, so the limiter books it then.
             with limiter.paced():
-                self.calls[family] += 1
+                with self._counting:  # the engine may write from several threads
+                    self.calls[family] += 1
                 try:
                     raw = target(
                         *args,
@@ -221,7 +223,8 @@ class HubSpotClient:
                 api.api_client.configuration.access_token = token
 
     def _count_auth(self, request: httpx.Request) -> None:
-        self.calls["auth"] += 1
+        with self._counting:
+            self.calls["auth"] += 1
 
     # -- lifecycle -------------------------------------------------------------------------------
 

@@ -91,6 +91,7 @@ class HubSpotConnector(HubSpotAdminMixin, Connector[HubSpotSettings]):
                 identity_fields=IDENTITY_FIELDS.get(obj, ()),
                 max_batch=BATCH_MAX,
                 label=obj.capitalize(),
+                max_concurrent_writes=self.settings.write_concurrency,
             )
             for obj in self.settings.objects
         ]

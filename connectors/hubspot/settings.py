@@ -47,6 +47,13 @@ class HubSpotSettings(ConnectorSettings):
     )
     burst_window_seconds: float = Field(10.0, gt=0, description="Length of the burst window.")
     search_per_second: int = Field(5, ge=1, description="Search requests per second (portal).")
+    write_concurrency: int = Field(
+        4,
+        ge=1,
+        le=10,
+        description="Batch writes in flight at once (the burst limiter still paces them all); "
+        "hides round trips and bookkeeping behind each other during large loads.",
+    )
     objects: list[HubSpotObject] = Field(
         default_factory=lambda: list(DEFAULT_OBJECTS), description="Objects this instance serves."
     )

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, cast, get_args
+from typing import Any, Literal, get_args
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg_dialect
@@ -435,7 +435,7 @@ class StoreTx:
         if not new:
             return []
         ts = self._now(now)
-        rows = []
+        rows: list[dict[str, Any]] = []
         for n in new:
             if n.crm_id is None and n.map_id is None:
                 raise ValueError("a link needs a crm_id or a map_id (or both)")
@@ -471,11 +471,44 @@ class StoreTx:
         # to one statement per row.
         with self._guard(multi=True):
             self._conn.execute(sa.insert(links), rows)
-        by_crm = self.links_by_ids(pair, obj, "crm", [n.crm_id for n in new if n.crm_id])
-        by_map = self.links_by_ids(
-            pair, obj, "map", [n.map_id for n in new if n.crm_id is None and n.map_id]
-        )
-        return [by_crm[n.crm_id] if n.crm_id else by_map[cast(str, n.map_id)] for n in new]
+        # Only the new ids are unknown: read them alone (no baseline JSON to decode) and build
+        # the links from the rows just written.
+        ids: dict[tuple[Side, str], int] = {}
+        for side in ("crm", "map"):
+            column = _side_column(side)
+            wanted = sorted(
+                {
+                    r[column.name]
+                    for r in rows
+                    if r[column.name] and (side == "crm" or not r["crm_id"])
+                }
+            )
+            base = sa.select(links.c.id, column).where(
+                links.c.pair == pair, links.c.object == obj, links.c.status == "active"
+            )
+            for chunk in _chunks(wanted, IN_CHUNK):
+                for link_id, record_id in self._conn.execute(base.where(column.in_(chunk))):
+                    ids[(side, record_id)] = link_id
+        return [
+            Link(
+                id=ids[("crm", r["crm_id"]) if r["crm_id"] else ("map", r["map_id"])],
+                pair=pair,
+                obj=obj,
+                crm_id=r["crm_id"],
+                map_id=r["map_id"],
+                crm_version=r["crm_version"],
+                map_version=r["map_version"],
+                crm_hash=r["crm_hash"],
+                map_hash=r["map_hash"],
+                synced=r["synced"] or {},
+                status="active",
+                merged_into=None,
+                created_at=ts,
+                updated_at=ts,
+                identity=r["identity"],
+            )
+            for r in rows
+        ]
 
     def update_link(
         self, link_id: int, *, now: datetime | None = None, **changes: LinkChange

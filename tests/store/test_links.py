@@ -260,3 +260,19 @@ def test_links_by_link_ids_reads_many_at_once(store: Store) -> None:
     assert set(found) == {made[0].id, made[2].id, tombstone.id}  # unknown ids are absent
     assert found[made[2].id] == made[2]
     assert not found[tombstone.id].active
+
+
+def test_insert_links_returns_exactly_what_is_stored(store: Store) -> None:
+    rows = [
+        LinkIn("C1", "M1", "v1", "w1", "hc", "hm", {"crm": {"email": "a@x.io"}}, "a@x.io"),
+        LinkIn(None, "M2", None, "w2", None, "hm", {"map": {"~pending": ["email"]}}, "b@x.io"),
+        LinkIn("C3", None, "v3"),
+    ]
+    with store.transaction() as tx:
+        made = tx.insert_links("p", "contact", rows)
+        assert made == [tx.link(link.id) for link in made]
+    assert [(m.crm_id, m.map_id, m.identity) for m in made] == [
+        ("C1", "M1", "a@x.io"),
+        (None, "M2", "b@x.io"),
+        ("C3", None, None),
+    ]
