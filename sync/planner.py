@@ -811,7 +811,12 @@ def _plan_unlinked(
         _pair(ctx, plan, crm_rec, crm_values, map_rec, map_values)
     loose["map"].extend(keyed["map"].values())
 
-    held = _identities_held_by_linked_changes(ctx, changes, by_id)
+    # Only worth computing when something is about to be created by identity.
+    held = (
+        _identities_held_by_linked_changes(ctx, changes, by_id)
+        if identity and (loose["crm"] or loose["map"])
+        else {"crm": {}, "map": {}}
+    )
     for side in SIDES:
         target: Side = other(side)
         allowed = ctx.objmap.create_on_crm if target == "crm" else ctx.objmap.create_on_map
