@@ -234,21 +234,21 @@ def _plan_merges(
     by_id: dict[Side, dict[str, LinkState]],
     handled: dict[Side, set[str]],
 ) -> None:
-    # Survivors of merges that will re-key a link this cycle.  A survivor whose losers were
-    # never linked (or whose merge was already handled in an earlier cycle and is merely re-read
-    # in the overlap window) re-keys nothing, so it earns no protection below.
-    survivors: dict[Side, set[str]] = {s: set() for s in SIDES}
+    # Per side: merge survivor -> the other side's ids of the linked records it absorbs this
+    # cycle.  Both sides merged the same two people exactly when a loser's counterpart is such a
+    # survivor absorbing our survivor's partner; only then is that counterpart kept for the other
+    # side's merge to re-key onto.  (A survivor re-read in the overlap window, or one whose
+    # losers were never linked, re-keys nothing and earns no protection.)
+    absorbs: dict[Side, dict[str, set[str]]] = {s: {} for s in SIDES}
     for s in SIDES:
-
-        def rekeys(loser: str, s: Side = s) -> bool:
-            link = by_id[s].get(loser)
-            return link is not None and link.active
-
         for record in changes[s].values():
-            if record.merged_into and rekeys(record.id):
-                survivors[s].add(record.merged_into)
-            if any(rekeys(loser) for loser in record.merged_from):
-                survivors[s].add(record.id)
+            merges = [(record.id, record.merged_into)] if record.merged_into else []
+            merges += [(loser, record.id) for loser in record.merged_from]
+            for loser, survivor in merges:
+                link = by_id[s].get(loser)
+                partner = link.id_on(other(s)) if link is not None and link.active else None
+                if partner is not None:
+                    absorbs[s].setdefault(survivor, set()).add(partner)
     for side in SIDES:
         pairs: list[tuple[str, str]] = []
         for record in changes[side].values():
@@ -290,7 +290,7 @@ def _plan_merges(
                 if (
                     counterpart is not None
                     and ctx.objmap.delete_policy != "flag"
-                    and counterpart not in survivors[other(side)]
+                    and survivor not in absorbs[other(side)].get(counterpart, set())
                 ):
                     # (A counterpart that survives a merge on its own side is kept: both sides
                     # merged the same two people, and the other side's merge re-keys onto it.)

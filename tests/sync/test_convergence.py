@@ -271,6 +271,25 @@ def test_regression_a_crash_between_two_sides_writes_keeps_the_second_write() ->
         m.teardown()
 
 
+def test_regression_merges_of_different_people_on_each_side_leave_no_orphan() -> None:
+    """CRM merges p0 into p2 while the platform merges p2 into p1 (state machine)."""
+    m = SyncMachine()
+    m.setup()
+    try:
+        m.same_person_created_on_both_sides(name1="Ann", name2="Ann", score="")
+        m.human_duplicate(data=_Draws("c1"), name="Ann", side="crm")
+        m.same_person_created_on_both_sides(name1="Ann", name2="Ann", score="")
+        m.same_person_created_on_both_sides(name1="Ann", name2="Ann", score="")
+        m.converges()
+        m.delete(data=_Draws("m1"), side="map")
+        m.merge(data=_Draws(["c4", "c2"]), side="crm")
+        m.merge(data=_Draws(["m2", "m3"]), side="map")
+        m.converges()
+        assert set(m.live("map")) == {"m2"} and "c4" not in m.live("crm")
+    finally:
+        m.teardown()
+
+
 SyncMachine.TestCase.settings = settings(
     max_examples=40,
     phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],

@@ -240,3 +240,22 @@ def test_new_record_with_an_identity_a_linked_record_just_took_is_not_upserted(
         (letter,) = tx.dead_letters()
     assert (letter.record_key, letter.error_code) == (c2, "DUPLICATE_IDENTITY")
     assert h1 in letter.reason
+
+
+def test_both_sides_merging_the_same_two_people_keep_both_survivors(tmp_path: Path) -> None:
+    base = World(tmp_path).settings.model_dump()
+    base["objects"]["people"]["delete_policy"] = "archive"
+    w = World(tmp_path / "b", **{"objects": base["objects"]})
+    a = w.crm.create("contacts", {"email": "a@x.io", "name": "A"})
+    b = w.crm.create("contacts", {"email": "b@x.io", "name": "B"})
+    w.sync()
+    by_email = {v["email"]: k for k, v in w.people("map").items()}
+    w.crm.merge("contacts", a, b)
+    w.map.merge("contacts", by_email["b@x.io"], by_email["a@x.io"])  # the other way round
+    w.sync()
+    w.sync()
+    assert set(w.people("crm")) == {a} and set(w.people("map")) == {by_email["b@x.io"]}
+    with w.store.transaction(readonly=True) as tx:
+        (link,) = list(tx.iter_links("p", "people"))
+    assert (link.crm_id, link.map_id) == (a, by_email["b@x.io"])
+    w.store.close()
