@@ -291,7 +291,10 @@ def test_regression_merges_of_different_people_on_each_side_leave_no_orphan() ->
 
 
 SyncMachine.TestCase.settings = settings(
-    max_examples=40,
+    # 40 keeps the suite quick; the "thorough" profile (tests/conftest.py) asks for far more.
+    max_examples=max(40, settings.default.max_examples)
+    if settings.default.max_examples > 100
+    else 40,
     phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
     stateful_step_count=25,
     deadline=None,
