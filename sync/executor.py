@@ -355,20 +355,7 @@ class Executor:
                         ids[id(action)] = tx.insert_links(self.pair, plan.obj, [row], now=now)[0].id
                     except StoreConflictError as exc:
                         ids[id(action)] = None
-                        self._dead_letter(
-                            tx,
-                            plan,
-                            side,
-                            action.source_id,
-                            "create",
-                            dict(action.fields),
-                            str(exc),
-                            "ALREADY_LINKED",
-                            False,
-                            now,
-                        )
-                        report.counts["dead_lettered"] += 1
-                        report.failed.add((other(side), action.source_id))
+                        self._refuse_create(tx, plan, side, action, str(exc), report, now)
         out: list[RemoteAction] = []
         for item in chunk:
             if isinstance(item, Create) and item.link_id is None:
@@ -474,6 +461,24 @@ class Executor:
         """Undo a create's success: its target already belongs to another link."""
         assert action.link_id is not None
         tx.delete_pending_link(action.link_id)
+        reason = (
+            f"{side} record {result.id} matched by identity is already linked to another record"
+        )
+        self._refuse_create(tx, plan, side, action, reason, report, now)
+        report.counts["matched" if not result.created else "created"] -= 1
+        report.succeeded.discard((other(side), action.source_id))
+
+    def _refuse_create(
+        self,
+        tx: StoreTx,
+        plan: Plan,
+        side: Side,
+        action: Create,
+        reason: str,
+        report: ExecutionReport,
+        now: datetime,
+    ) -> None:
+        """Dead-letter a create whose record would be (or was found) linked twice."""
         self._dead_letter(
             tx,
             plan,
@@ -481,14 +486,12 @@ class Executor:
             action.source_id,
             "create",
             dict(action.fields),
-            f"{side} record {result.id} matched by identity is already linked to another record",
+            reason,
             "ALREADY_LINKED",
             False,
             now,
         )
         report.counts["dead_lettered"] += 1
-        report.counts["matched" if not result.created else "created"] -= 1
-        report.succeeded.discard((other(side), action.source_id))
         report.failed.add((other(side), action.source_id))
 
     def _failed(

@@ -178,7 +178,11 @@ def _check(value: str, allowed: object, what: str) -> None:
 
 
 def _link(row: sa.Row[Any]) -> Link:
-    m = row._mapping
+    return _link_from(row._mapping)
+
+
+def _link_from(m: Mapping[Any, Any]) -> Link:
+    """A :class:`Link` from column values (a fetched row, or a row just inserted plus its id)."""
     return Link(
         id=m["id"],
         pair=m["pair"],
@@ -490,22 +494,8 @@ class StoreTx:
                 for link_id, record_id in self._conn.execute(base.where(column.in_(chunk))):
                     ids[(side, record_id)] = link_id
         return [
-            Link(
-                id=ids[("crm", r["crm_id"]) if r["crm_id"] else ("map", r["map_id"])],
-                pair=pair,
-                obj=obj,
-                crm_id=r["crm_id"],
-                map_id=r["map_id"],
-                crm_version=r["crm_version"],
-                map_version=r["map_version"],
-                crm_hash=r["crm_hash"],
-                map_hash=r["map_hash"],
-                synced=r["synced"] or {},
-                status="active",
-                merged_into=None,
-                created_at=ts,
-                updated_at=ts,
-                identity=r["identity"],
+            _link_from(
+                {**r, "id": ids[("crm", r["crm_id"]) if r["crm_id"] else ("map", r["map_id"])]}
             )
             for r in rows
         ]
