@@ -23,6 +23,7 @@ not, so it is only resent when the request provably never reached HubSpot.
 from __future__ import annotations
 
 import json
+from collections import Counter, deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -234,10 +235,17 @@ def _input(kind: Kind, item: _Item) -> dict[str, Any]:
 def _assign(
     kind: Kind, items: list[_Item], body: Mapping[str, Any], identity: tuple[str, ...]
 ) -> dict[int, WriteResult]:
-    """Map a batch answer (200/201/207) back to its inputs; see the module docstring."""
+    """Map a batch answer (200/201/207) back to its inputs; see the module docstring.
+
+    The inputs are indexed once (:class:`_Inputs`), so an answer of n results costs O(n) rather
+    than a scan of every remaining input per result -- at 100 inputs a batch the scans cost more
+    CPU than the HTTP call.  Which input each result gets is unchanged: the first input, in input
+    order, that is still unanswered and matches.
+    """
     out: dict[int, WriteResult] = {}
     left = {i.index: i for i in items}
     by_trace = {i.trace: i for i in items}
+    inputs = _Inputs(items, identity)
 
     def fail(item: _Item, error: Mapping[str, Any]) -> None:
         code, message = _error_code(error), str(error.get("message") or "rejected by HubSpot")
@@ -252,9 +260,8 @@ def _assign(
             if str(trace) in by_trace and by_trace[str(trace)].index in left:
                 fail(by_trace[str(trace)], error)
         wanted = {str(x).lower() for x in context.get("ids") or []}
-        for item in list(left.values()):
-            if _item_id(item).lower() in wanted:
-                fail(item, error)
+        for item in inputs.named(wanted, left):
+            fail(item, error)
 
     def success(item: _Item, raw: Mapping[str, Any]) -> None:
         created = kind == "create" or bool(raw.get("new"))
@@ -267,7 +274,7 @@ def _assign(
     for raw in body.get("results") or []:
         if not isinstance(raw, Mapping) or "id" not in raw:
             continue
-        found = _match(kind, raw, left, by_trace, identity)
+        found = _match(kind, raw, left, by_trace, inputs)
         if found is None:
             unmatched.append(raw)
         else:
@@ -283,50 +290,149 @@ def _assign(
     return out
 
 
+class _Inputs:
+    """One batch's inputs indexed by what a result or an error can name them by.
+
+    Each index keeps its inputs in input order, and an input that got its answer is dropped from
+    the front of a queue lazily, the first time a lookup meets it: every input leaves every queue
+    at most once, so all lookups of one answer together cost O(inputs + results).
+    """
+
+    def __init__(self, items: list[_Item], identity: tuple[str, ...]) -> None:
+        self.items = items
+        self.rank = {item.index: n for n, item in enumerate(items)}
+        # by lower-cased id as ``context.ids`` names them; built by the first error naming ids
+        self.by_error_id: dict[str, list[_Item]] | None = None
+        self.by_id: dict[str, deque[_Item]] = {}
+        self.by_identity: dict[tuple[str, str], deque[_Item]] = {}
+        names: dict[str, None] = {}  # every property some input is identified by, ordered
+        for item in items:
+            if isinstance(item.op, Upsert) and item.op.id is not None:
+                self.by_id.setdefault(item.op.id, deque()).append(item)
+            for name in (item.match_on,) if item.match_on else identity:
+                names[name] = None
+                mine = item.props.get(name)
+                if mine:
+                    key = (name, mine.strip().lower())
+                    self.by_identity.setdefault(key, deque()).append(item)
+        self.names = tuple(names)
+
+    def named(self, wanted: set[str], left: Mapping[int, _Item]) -> list[_Item]:
+        """Unanswered inputs whose id (lower-cased) an error's ``context.ids`` lists."""
+        if not wanted:
+            return []
+        if self.by_error_id is None:
+            self.by_error_id = {}
+            for item in self.items:
+                self.by_error_id.setdefault(_item_id(item).lower(), []).append(item)
+        found = [i for w in wanted for i in self.by_error_id.get(w, ()) if i.index in left]
+        return sorted(found, key=lambda i: self.rank[i.index])  # input order, as a scan gives
+
+    def with_id(self, rid: str, left: Mapping[int, _Item]) -> _Item | None:
+        """The first unanswered update of record ``rid``."""
+        return _first_left(self.by_id.get(rid), left)
+
+    def with_identity(self, props: Mapping[str, Any], left: Mapping[int, _Item]) -> _Item | None:
+        """The first unanswered input whose identity value (trimmed, any case) ``props`` echoes.
+
+        An input is identified by its ``match_on`` property if it has one, else by each of the
+        object's identity properties; the earliest input matching on any of them wins.
+        """
+        best: _Item | None = None
+        for name in self.names:
+            theirs = props.get(name)
+            if not theirs:
+                continue
+            item = _first_left(self.by_identity.get((name, str(theirs).strip().lower())), left)
+            if item is not None and (best is None or self.rank[item.index] < self.rank[best.index]):
+                best = item
+        return best
+
+
+def _first_left(queue: deque[_Item] | None, left: Mapping[int, _Item]) -> _Item | None:
+    """The first input of ``queue`` still unanswered, dropping the answered ones before it."""
+    if queue is None:
+        return None
+    while queue and queue[0].index not in left:
+        queue.popleft()
+    return queue[0] if queue else None
+
+
 def _match(
     kind: Kind,
     raw: Mapping[str, Any],
     left: Mapping[int, _Item],
     by_trace: Mapping[str, _Item],
-    identity: tuple[str, ...],
+    inputs: _Inputs,
 ) -> _Item | None:
     trace = raw.get("objectWriteTraceId")
     if trace is not None and str(trace) in by_trace and by_trace[str(trace)].index in left:
         return by_trace[str(trace)]
-    rid = str(raw["id"])
-    props = raw.get("properties") or {}
-    for item in left.values():
-        if kind == "update" and isinstance(item.op, Upsert) and item.op.id == rid:
-            return item
-    for item in left.values():
-        names = (item.match_on,) if item.match_on else identity
-        for name in names:
-            mine, theirs = item.props.get(name), props.get(name)
-            if mine and theirs and mine.strip().lower() == str(theirs).strip().lower():
-                return item
-    return None
+    if not left:
+        return None
+    if kind == "update":
+        found = inputs.with_id(str(raw["id"]), left)
+        if found is not None:
+            return found
+    return inputs.with_identity(raw.get("properties") or {}, left)
 
 
 def _by_resemblance(
     results: list[Mapping[str, Any]], items: list[_Item]
 ) -> Iterable[tuple[Mapping[str, Any], _Item]]:
-    """Pair leftover results and inputs by how many written values the result echoes."""
-    free = list(items)
+    """Pair leftover results and inputs by how many written values the result echoes.
+
+    Each result, in answer order, takes the free input whose written values it echoes most
+    (trimmed, any case; a value not echoed counts as ``""``), the earliest input on a tie.
+    HubSpot echoes every written property, so that input normally echoes *all* its values; it is
+    then found by a dict lookup instead of scoring every free input (deals have no identity
+    property, so every deal result lands here).  An input echoed in full scores its property
+    count, which no input with fewer properties can reach: among the free inputs with the most
+    properties, the earliest echoed in full is exactly what the scoring would pick.  A result
+    that echoes none of those in full is scored against every free input, as before.
+    """
+    if not results or not items:
+        return
+    free = dict(enumerate(items))  # position -> input, in input order
+    sizes: Counter[int] = Counter()
+    # property count -> property names (as written) -> normalised values -> positions, in order
+    by_values: dict[int, dict[tuple[str, ...], dict[tuple[str, ...], deque[int]]]] = {}
+    for pos, item in free.items():
+        names = tuple(item.props)
+        values = tuple([v.strip().lower() for v in item.props.values()])
+        shapes = by_values.setdefault(len(names), {})
+        shapes.setdefault(names, {}).setdefault(values, deque()).append(pos)
+        sizes[len(names)] += 1
     for raw in results:
         if not free:
             return
         props = raw.get("properties") or {}
+        widest = max(size for size, count in sizes.items() if count)
+        best: int | None = None
+        for names, table in by_values[widest].items():
+            # _echoed, inlined: this runs once per result and property
+            echoed = tuple([str(props.get(k) or "").strip().lower() for k in names])
+            queue = table.get(echoed)
+            while queue and queue[0] not in free:
+                queue.popleft()
+            if queue and (best is None or queue[0] < best):
+                best = queue[0]
+        if best is None:
 
-        def score(item: _Item, props: Mapping[str, Any] = props) -> int:
-            return sum(
-                1
-                for k, v in item.props.items()
-                if str(props.get(k) or "").strip().lower() == v.strip().lower()
-            )
+            def score(pos: int, props: Mapping[str, Any] = props) -> int:
+                return sum(
+                    1 for k, v in free[pos].props.items() if _echoed(props, k) == v.strip().lower()
+                )
 
-        best = max(free, key=score)
-        free.remove(best)
-        yield raw, best
+            best = max(free, key=score)
+        item = free.pop(best)
+        sizes[len(item.props)] -= 1
+        yield raw, item
+
+
+def _echoed(props: Mapping[str, Any], name: str) -> str:
+    """The value a result echoes for ``name``, normalised for comparing with a written one."""
+    return str(props.get(name) or "").strip().lower()
 
 
 def _item_id(item: _Item) -> str:
