@@ -139,6 +139,14 @@ def identity_of(ctx: PlanContext, values: Mapping[str, Any]) -> str | None:
     return None if value is None else str(value)
 
 
+def record_identity(ctx: PlanContext, side: Side, record: Record) -> str | None:
+    """A record's identity value alone: the one field duplicate checks need, not all of them."""
+    name = ctx.objmap.identity
+    if name is None:
+        return None
+    return identity_of(ctx, _logical(ctx, side, record.fields, {name: ctx.objmap.fields[name]}))
+
+
 def _field_name(fm: FieldMap, side: Side) -> str:
     return fm.crm if side == "crm" else fm.map
 
@@ -158,7 +166,12 @@ def _as_written(
     back as its round trip.  Remembering the request instead would mistake the vendor's copy
     for an edit (and re-write it every cycle).
     """
-    return _logical(ctx, target, fields, {n: ctx.objmap.fields[n] for n in logical})
+    maps = ctx.objmap.fields
+    # Only owners and value maps can change a value on its way out and back; every other kind
+    # is written as its logical value, which canonical() leaves as it is.
+    lossy = {n: maps[n] for n in logical if maps[n].kind == "owner" or maps[n].values}
+    exact = {n: v for n, v in logical.items() if n not in lossy}
+    return {**exact, **_logical(ctx, target, fields, lossy)}
 
 
 def _logical(
@@ -338,7 +351,7 @@ def _survivor_belongs_elsewhere(
     record = changes[side].get(survivor)
     if record is None or ctx.objmap.identity is None:
         return False
-    key = identity_of(ctx, logical_values(ctx, side, record))
+    key = record_identity(ctx, side, record)
     if key is None:
         return False
     linked = (ctx.linked_identities or {}).get(key)
@@ -351,7 +364,7 @@ def _survivor_belongs_elsewhere(
         link = by_id[there].get(candidate.id)
         if link is not None and link.active:
             continue
-        if identity_of(ctx, logical_values(ctx, there, candidate)) == key:
+        if record_identity(ctx, there, candidate) == key:
             return True
     return False
 
@@ -857,7 +870,7 @@ def _identities_held_by_linked_changes(
             link = by_id[side].get(record.id)
             if link is None or not link.active or record.deleted or record.merged_into:
                 continue
-            key = identity_of(ctx, logical_values(ctx, side, record))
+            key = record_identity(ctx, side, record)
             if key is not None:
                 held[side].setdefault(key, record.id)
     return held
