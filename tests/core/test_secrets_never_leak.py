@@ -123,6 +123,18 @@ def test_reprs_and_errors_do_not_show_secrets(secret_env: None) -> None:
     assert SENTINEL not in repr(conn.create())
 
 
+def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run the CLI as an admin would, in a fresh process with only ``env``."""
+    return subprocess.run(
+        [sys.executable, "-m", "crm_bridge", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=60,
+    )
+
+
 def test_cli_output_never_shows_secrets(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_BRIDGE_")}
     env["CRM_BRIDGE_CONNECTORS__CRM_DEMO__API_TOKEN"] = SENTINEL
@@ -134,14 +146,7 @@ def test_cli_output_never_shows_secrets(tmp_path: Path) -> None:
         ["check", "--config", "tests/fixtures/memory.toml"],
         ["config", "check", "--config", str(bad)],
     ):
-        result = subprocess.run(
-            [sys.executable, "-m", "crm_bridge", *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=ROOT,
-            timeout=60,
-        )
+        result = _cli(args, env)
         assert SENTINEL not in result.stdout + result.stderr, args
 
 
@@ -165,14 +170,7 @@ def test_cli_output_never_shows_webhook_urls(tmp_path: Path) -> None:
         (["sla", "status", "--config", fixture, "--secrets-file", str(secrets)], 0),
         (["config", "check", "--config", str(bad)], 2),
     ):
-        result = subprocess.run(
-            [sys.executable, "-m", "crm_bridge", *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=ROOT,
-            timeout=60,
-        )
+        result = _cli(args, env)
         assert result.returncode == code, (args, result.stderr)
         assert not shows_hook(result.stdout + result.stderr), args
     assert "sla.webhooks.ops.url" in result.stderr
