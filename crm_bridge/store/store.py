@@ -766,18 +766,7 @@ class StoreTx:
         Returns how many items were closed (0 or 1).  Call it in the transaction that records the
         successful write, so "synced" and "no longer dead-lettered" commit together.
         """
-        result = self._conn.execute(
-            sa.update(dead_letters)
-            .where(
-                dead_letters.c.pair == pair,
-                dead_letters.c.side == side,
-                dead_letters.c.object == obj,
-                dead_letters.c.record_key == record_key,
-                dead_letters.c.status == "open",
-            )
-            .values(status="replayed", resolved_at=self._now(now))
-        )
-        return int(result.rowcount)
+        return self.resolve_dead_letters_for(pair, side, obj, [record_key], now=now)
 
     def resolve_dead_letters_for(
         self,
