@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from crm_bridge.store import DecisionIn, Side
+from crm_bridge.store import DecisionIn, PendingWrite, Side
 
 __all__ = [
     "SIDES",
@@ -58,6 +58,8 @@ class Create:
     match_on: str | None = None
     identity: str | None = None
     link_id: int | None = None
+    written: frozenset[str] = frozenset()
+    """The logical fields the create carries: what finds the record again after a crash."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,30 +77,43 @@ class Update:
     identity: str | None = None
     confirm: bool = True
     """Record the target's new version.  ``False`` when the other side gets a write too: the
-    target then stays *unconfirmed* until read back, so its own changes still flowing to the
-    other side are found again if that second write never lands."""
+    target's version is then left unknown until read back, so its own changes still flowing to
+    the other side are found again if that second write never lands."""
+    written: PendingWrite = PendingWrite(frozenset(), {})
+    """The logical fields this write carries and what the target held in them before."""
+    still_pending: PendingWrite | None = None
+    """An earlier unconfirmed write to the target that this one does not cover (the target was
+    not read this cycle): the target stays ``written`` with it after this write lands."""
 
 
 @dataclass(frozen=True, slots=True)
 class Pairing:
-    """Link two unlinked records found to be the same (matched by identity) before any write."""
+    """Link two unlinked records found to be the same (matched by identity) before any write.
+
+    ``pending`` names the sides that get a write right after: they are stored as ``written``
+    (outcome unknown) until that write is acknowledged or read back.
+    """
 
     crm_id: str
     map_id: str
     crm_version: str | None
     map_version: str | None
-    synced: Mapping[str, Mapping[str, Any]]
+    synced: Mapping[Side, Mapping[str, Any]]
     identity: str | None = None
+    pending: Mapping[Side, PendingWrite] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
 class LinkRefresh:
-    """Nothing to write (an echo, or both sides already agree): remember the versions seen."""
+    """Nothing to write (an echo, or both sides already agree): remember what was read.
+
+    ``confirmed`` holds the sides read this cycle with the version read: their baselines are
+    now confirmed.  A side not read keeps its state.
+    """
 
     link_id: int
-    crm_version: str | None
-    map_version: str | None
-    synced: Mapping[str, Mapping[str, Any]]
+    confirmed: Mapping[Side, str | None]
+    synced: Mapping[Side, Mapping[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)

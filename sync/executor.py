@@ -32,7 +32,16 @@ from crm_bridge.connector import (
     WriteOp,
     WriteResult,
 )
-from crm_bridge.store import DecisionIn, Link, LinkIn, Side, Store, StoreConflictError, StoreTx
+from crm_bridge.store import (
+    DecisionIn,
+    Link,
+    LinkIn,
+    PendingWrite,
+    Side,
+    Store,
+    StoreConflictError,
+    StoreTx,
+)
 from crm_bridge.sync.actions import (
     SIDES,
     Adopt,
@@ -49,8 +58,6 @@ from crm_bridge.sync.actions import (
     Update,
     other,
 )
-from crm_bridge.sync.planner import PENDING
-from crm_bridge.sync.values import fingerprint
 
 __all__ = ["ExecutionReport", "Executor"]
 
@@ -173,14 +180,12 @@ class Executor:
         with self.store.transaction() as tx:
             for action in plan.actions:
                 if isinstance(action, Rekey):
-                    column = "crm_id" if action.side == "crm" else "map_id"
-                    version = "crm_version" if action.side == "crm" else "map_version"
+                    # The survivor's version is not known: its next read is compared with the
+                    # loser's baseline, so its merged values flow on.
                     tx.update_link(
-                        # "" is no vendor's version: the survivor reads as changed (its merged
-                        # values flow on), never as "unconfirmed" (which would overwrite it).
                         action.link_id,
                         now=now,
-                        **{column: action.new_id, version: ""},
+                        **_side_columns(action.side, action.new_id, None),
                     )
                     tx.audit(
                         "sync.merge.rekeyed",
@@ -202,11 +207,8 @@ class Executor:
                     tx.update_link(
                         action.link_id,
                         now=now,
-                        **{
-                            f"{action.side}_id": action.record_id,
-                            f"{action.side}_version": None,
-                        },
-                        **_baseline_columns(synced),
+                        **_side_columns(action.side, action.record_id, None),
+                        synced=synced,
                     )
                     tx.audit(
                         "sync.create.recovered",
@@ -221,11 +223,9 @@ class Executor:
                 elif isinstance(action, Pairing):
                     self._pair(tx, plan, action, report, now)
                 elif isinstance(action, LinkRefresh):
-                    changes: dict[str, Any] = _baseline_columns(action.synced)
-                    if action.crm_version is not None:
-                        changes["crm_version"] = action.crm_version
-                    if action.map_version is not None:
-                        changes["map_version"] = action.map_version
+                    changes: dict[str, Any] = {"synced": _baselines(action.synced)}
+                    for side, version in action.confirmed.items():
+                        changes |= _confirmed(side, version)
                     tx.update_link(action.link_id, now=now, **changes)
                 elif isinstance(action, FlagDeleted):
                     tx.mark_link(action.link_id, "deleted")
@@ -276,18 +276,21 @@ class Executor:
     def _pair(
         self, tx: StoreTx, plan: Plan, action: Pairing, report: ExecutionReport, now: datetime
     ) -> None:
+        pending = action.pending
+        row = LinkIn(
+            action.crm_id,
+            action.map_id,
+            action.crm_version,
+            action.map_version,
+            _baselines(action.synced),
+            action.identity,
+            crm_state="written" if "crm" in pending else "synced",
+            map_state="written" if "map" in pending else "synced",
+            crm_pending=pending.get("crm"),
+            map_pending=pending.get("map"),
+        )
         try:
-            tx.insert_link(
-                self.pair,
-                plan.obj,
-                crm_id=action.crm_id,
-                map_id=action.map_id,
-                crm_version=action.crm_version,
-                map_version=action.map_version,
-                **_baseline_columns(action.synced),
-                identity=action.identity,
-                now=now,
-            )
+            tx.insert_links(self.pair, plan.obj, [row], now=now)
             report.counts["linked"] += 1
         except StoreConflictError as exc:
             self._dead_letter(
@@ -398,17 +401,12 @@ class Executor:
                 # We have not seen the record as created: what the vendor filled into fields
                 # we did not write (a default status, an owner) is adopted on its first read
                 # instead of being mistaken for an edit.
-                written = set(synced[side].get(PENDING, ()))
-                synced[side] = {
-                    k: v for k, v in synced[side].items() if k == PENDING or k in written
-                }
+                synced[side] = {k: v for k, v in synced[side].items() if k in action.written}
             assert action.link_id is not None  # announced before the write
             outcomes.link_changes[action.link_id] = {
-                "crm_id": ids["crm"],
-                "map_id": ids["map"],
-                "crm_version": versions["crm"],
-                "map_version": versions["map"],
-                **_baseline_columns(synced),
+                **_side_columns(side, ids[side], versions[side]),
+                **_side_columns(source, ids[source], versions[source]),
+                "synced": _baselines(synced),
                 "identity": action.identity,
             }
             outcomes.creates[action.link_id] = (action, result)
@@ -424,12 +422,15 @@ class Executor:
                     s: dict(stored.synced.get(s, {})) for s in SIDES
                 }
                 merged.update({s: dict(v) for s, v in action.synced.items()})
-                changes = _baseline_columns(merged)
-                changes[f"{side}_version"] = result.version if action.confirm else None
+                changes: dict[str, Any] = {"synced": merged}
+                changes |= _confirmed(side, result.version if action.confirm else None)
+                if action.still_pending is not None:
+                    changes[f"{side}_state"] = "written"
+                    changes[f"{side}_pending"] = action.still_pending
                 if action.identity is not None:
                     changes["identity"] = action.identity
                 if action.source_version is not None:
-                    changes[f"{source}_version"] = action.source_version
+                    changes |= _confirmed(source, action.source_version)
                 outcomes.link_changes[stored.id] = changes
             report.counts["updated"] += 1
         else:
@@ -609,26 +610,34 @@ def _pending_row(target: Side, action: Create) -> LinkIn:
     source = other(target)
     ids: dict[Side, str | None] = {target: None, source: action.source_id}
     versions: dict[Side, str | None] = {target: None, source: action.source_version}
-    columns = _baseline_columns(action.synced)
+    creating = PendingWrite(action.written, {})
     return LinkIn(
         ids["crm"],
         ids["map"],
         versions["crm"],
         versions["map"],
-        columns["crm_hash"],
-        columns["map_hash"],
-        columns["synced"],
+        _baselines(action.synced),
         action.identity,
+        crm_state="creating" if target == "crm" else "synced",
+        map_state="creating" if target == "map" else "synced",
+        crm_pending=creating if target == "crm" else None,
+        map_pending=creating if target == "map" else None,
     )
 
 
-def _baseline_columns(synced: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """The link columns for per-side baselines: the JSON and each side's hash."""
-    return {
-        "synced": {s: dict(synced.get(s, {})) for s in SIDES},
-        "crm_hash": fingerprint({k: v for k, v in synced.get("crm", {}).items() if k != PENDING}),
-        "map_hash": fingerprint({k: v for k, v in synced.get("map", {}).items() if k != PENDING}),
-    }
+def _baselines(synced: Mapping[Any, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per-side baselines as the link's ``synced`` column holds them."""
+    return {s: dict(synced.get(s, {})) for s in SIDES}
+
+
+def _confirmed(side: Side, version: str | None) -> dict[str, Any]:
+    """Link columns for a side whose baseline is now confirmed (``version``: if known)."""
+    return {f"{side}_version": version, f"{side}_state": "synced", f"{side}_pending": None}
+
+
+def _side_columns(side: Side, record_id: str | None, version: str | None) -> dict[str, Any]:
+    """Link columns for a side whose record is known and whose baseline is confirmed."""
+    return {f"{side}_id": record_id, **_confirmed(side, version)}
 
 
 def _with_run(decision: DecisionIn, run_id: int | None) -> DecisionIn:

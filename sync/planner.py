@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from crm_bridge.connector import Record
-from crm_bridge.store import DecisionIn, Side
+from crm_bridge.store import DecisionIn, PendingWrite, Side, SideState
 from crm_bridge.sync.actions import (
     SIDES,
     Adopt,
@@ -50,13 +50,6 @@ __all__ = ["LinkState", "PlanContext", "plan_object"]
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
-PENDING = "~pending"
-"""Key in a side's baseline listing the fields our last write to that side carried.
-
-While that write is unconfirmed (version ``None``), a difference in one of these fields means
-"not landed yet" and is re-written; a difference in any other field is a person's edit."""
-
-
 @dataclass(frozen=True, slots=True)
 class LinkState:
     """What the planner needs of a stored link.
@@ -64,34 +57,56 @@ class LinkState:
     ``synced`` holds, per side, the logical values that side was last known to hold (read back,
     or written by us).  A change on a side is a difference from *its own* baseline, so a default
     one vendor fills in (an owner, a status) is never mistaken for an edit, and a value one side
-    cannot hold never loops.  A version of ``None`` means "our write to that side is not
-    confirmed yet": its baseline then says what it *should* hold, and differences are re-written.
+    cannot hold never loops.  ``*_state`` says how far that baseline is confirmed (see
+    :data:`~crm_bridge.store.SideState`); ``*_pending`` is the write whose outcome is unknown.
+    ``id`` is ``None`` for a pairing planned in this very cycle (not stored yet).
     """
 
-    id: int
+    id: int | None
     crm_id: str | None
     map_id: str | None
     crm_version: str | None
     map_version: str | None
     synced: Mapping[str, Mapping[str, Any]]
     active: bool = True
+    crm_state: SideState = "synced"
+    map_state: SideState = "synced"
+    crm_pending: PendingWrite | None = None
+    map_pending: PendingWrite | None = None
 
     def id_on(self, side: Side) -> str | None:
         """The record id on ``side``."""
         return self.crm_id if side == "crm" else self.map_id
 
     def version_on(self, side: Side) -> str | None:
-        """The version token last seen on ``side``."""
+        """The version token last seen on ``side`` (``None``: not known)."""
         return self.crm_version if side == "crm" else self.map_version
 
-    def baseline(self, side: Side) -> dict[str, Any]:
-        """The logical values ``side`` was last known to hold."""
-        return {k: v for k, v in self.synced.get(side, {}).items() if k != PENDING}
+    def state_on(self, side: Side) -> SideState:
+        """How far the baseline of ``side`` is confirmed."""
+        return self.crm_state if side == "crm" else self.map_state
 
-    def pending(self, side: Side) -> frozenset[str] | None:
-        """The fields of our last, unconfirmed write to ``side`` (``None``: not recorded)."""
-        names = self.synced.get(side, {}).get(PENDING)
-        return None if names is None else frozenset(names)
+    def pending_on(self, side: Side) -> PendingWrite | None:
+        """The write to ``side`` whose outcome is unknown, if any."""
+        return self.crm_pending if side == "crm" else self.map_pending
+
+    def baseline(self, side: Side) -> dict[str, Any]:
+        """The logical values ``side`` was last known to hold (a copy)."""
+        return dict(self.synced.get(side, {}))
+
+    def news(self, record: Record | None, side: Side) -> bool:
+        """Whether ``record`` says something the link does not know yet.
+
+        A confirmed side with the same version is an overlap re-read (nothing to do); a side
+        whose version is not known, or whose last write is unconfirmed, must be compared.
+        """
+        if record is None:
+            return False
+        return self.state_on(side) != "synced" or record.version != self.version_on(side)
+
+    def with_side(self, side: Side, **changes: Any) -> LinkState:
+        """A copy with ``id``/``version``/``state``/``pending`` of ``side`` replaced."""
+        return replace(self, **{f"{side}_{k}": v for k, v in changes.items()})
 
 
 @dataclass(frozen=True)
@@ -273,23 +288,23 @@ def _plan_merges(
             loser_link = by_id[side].get(loser)
             if loser_link is None or not loser_link.active:
                 continue
+            assert loser_link.id is not None  # stored links only
             survivor_link = by_id[side].get(survivor)
             into: int | None = None
+            closes = False
             if (
                 survivor_link is not None
                 and survivor_link.active
                 and survivor_link.id != loser_link.id
             ):
-                into = survivor_link.id
+                into, closes = survivor_link.id, True
             elif _survivor_belongs_elsewhere(ctx, changes, by_id, side, survivor, loser_link):
                 # The survivor is (or will be) someone else's pair: re-keying the loser's link
                 # onto it would give one person two links.  Close the loser's link instead and
                 # let the survivor be matched on its own below.
-                into = -1
-            if into is not None:
-                merge = MarkMerged(
-                    loser_link.id, into if into >= 0 else None, side, loser, survivor
-                )
+                closes = True
+            if closes:
+                merge = MarkMerged(loser_link.id, into, side, loser, survivor)
                 by_id[side].pop(loser, None)
                 # The loser's counterpart is now a second record for one person on the other
                 # side: it follows the delete policy (with "flag" it stays for a human).  The
@@ -318,15 +333,10 @@ def _plan_merges(
                     plan.actions.append(merge)
                 continue
             plan.actions.append(Rekey(loser_link.id, side, survivor, loser))
-            rekeyed = LinkState(
-                id=loser_link.id,
-                crm_id=survivor if side == "crm" else loser_link.crm_id,
-                map_id=survivor if side == "map" else loser_link.map_id,
-                # "" is no vendor's version: the survivor is read as changed (not unconfirmed),
-                # so its merged values flow to the other side.
-                crm_version="" if side == "crm" else loser_link.crm_version,
-                map_version="" if side == "map" else loser_link.map_version,
-                synced=loser_link.synced,
+            # The survivor's version is not known: it is compared with the loser's baseline,
+            # so its merged values flow to the other side.
+            rekeyed = loser_link.with_side(
+                side, id=survivor, version=None, state="synced", pending=None
             )
             by_id[side].pop(loser, None)
             by_id[side][survivor] = rekeyed
@@ -402,6 +412,7 @@ def _plan_delete_of(
     link: LinkState,
 ) -> None:
     """Carry one linked record's delete to its counterpart, as the delete policy says."""
+    assert link.id is not None  # stored links only
     target = other(side)
     target_id = link.id_on(target)
     counterpart = changes[target].get(target_id) if target_id else None
@@ -450,20 +461,15 @@ def _plan_pending(
         handled[source].add(source_id)
         found = _find_created(ctx, changes, by_id, handled, claimed, link, target)
         source_rec = changes[source].get(source_id)
+        assert link.id is not None  # stored links only
         if found is not None:
             claimed.add(found.id)
-            written = link.pending(target)
-            adopted: dict[str, Any] = {
-                k: v for k, v in link.baseline(target).items() if written is None or k in written
-            }
-            adopted[PENDING] = sorted(written if written is not None else adopted)
+            # The create landed: its fields are the target's baseline (confirmed by the find),
+            # and whatever the vendor filled in elsewhere is adopted on this very read.
+            adopted = _created_values(link, target)
             plan.actions.append(Adopt(link.id, target, found.id, adopted))
-            state = LinkState(
-                id=link.id,
-                crm_id=found.id if target == "crm" else link.crm_id,
-                map_id=found.id if target == "map" else link.map_id,
-                crm_version=None if target == "crm" else link.crm_version,
-                map_version=None if target == "map" else link.map_version,
+            state = replace(
+                link.with_side(target, id=found.id, version=None, state="synced", pending=None),
                 synced={source: link.synced.get(source, {}), target: adopted},
             )
             by_id[target][found.id] = state
@@ -478,12 +484,20 @@ def _plan_pending(
         if source_rec is not None and (source_rec.deleted or source_rec.merged_into):
             plan.actions.append(Forget(link.id, source_id))
             continue
-        if source_rec is not None and fresh_read(source_rec, link, source):
+        if source_rec is not None and link.news(source_rec, source):
             values = logical_values(ctx, source, source_rec)
             version: str | None = source_rec.version
         else:
             values, version = link.baseline(source), link.version_on(source)
         _create(ctx, plan, source, target, source_id, version, values, link_id=link.id)
+
+
+def _created_values(link: LinkState, target: Side) -> dict[str, Any]:
+    """The logical values a pending link's create writes to ``target``."""
+    written = link.pending_on(target)
+    return {
+        k: v for k, v in link.baseline(target).items() if written is None or k in written.fields
+    }
 
 
 def _find_created(
@@ -496,8 +510,7 @@ def _find_created(
     target: Side,
 ) -> Record | None:
     """An unlinked record on ``target`` that is the pending link's create."""
-    written = link.pending(target)
-    expected = {k: v for k, v in link.baseline(target).items() if written is None or k in written}
+    expected = _created_values(link, target)
     identity = ctx.objmap.identity
     for record in sorted(changes[target].values(), key=lambda r: (r.modified_at, r.id)):
         if (
@@ -526,7 +539,7 @@ def _plan_linked(
     by_id: dict[Side, dict[str, LinkState]],
     handled: dict[Side, set[str]],
 ) -> None:
-    seen_links: set[int] = set()
+    seen_links: set[int | None] = set()
     for side in SIDES:
         for record in changes[side].values():
             if record.id in handled[side] or record.deleted:
@@ -558,21 +571,19 @@ def _reconcile(
     map_rec: Record | None,
 ) -> None:
     records: dict[Side, Record | None] = {"crm": crm_rec, "map": map_rec}
-    fresh: dict[Side, bool] = {}
-    for s in SIDES:
-        rec = records[s]
-        fresh[s] = rec is not None and rec.version != link.version_on(s)
+    fresh = {s: link.news(records[s], s) for s in SIDES}
     if not fresh["crm"] and not fresh["map"]:
         plan.already_applied += 1
         return
     base = {s: link.baseline(s) for s in SIDES}
     actual: dict[Side, dict[str, Any]] = {}
     changed: dict[Side, set[str]] = {}
+    rewrite: dict[Side, set[str]] = {}
     for s in SIDES:
         rec = records[s]
+        changed[s], rewrite[s] = set(), set()
         if rec is None or not fresh[s]:
             actual[s] = dict(base[s])
-            changed[s] = set()
             continue
         actual[s] = logical_values(ctx, s, rec)
         # Fields missing from the baseline were never written or seen (a vendor default, a
@@ -580,27 +591,34 @@ def _reconcile(
         for name in ctx.objmap.fields:
             if name not in base[s]:
                 base[s][name] = actual[s].get(name)
-        pending = link.pending(s)
-        if link.version_on(s) is None and pending is None:
-            # Unconfirmed, from before writes recorded their fields: what we wrote must be
-            # there (differences are re-written, not edits); where we wrote nothing, the
-            # vendor's default becomes the baseline.
-            for name in ctx.objmap.fields:
-                if base[s].get(name) is None:
-                    base[s][name] = actual[s].get(name)
-            changed[s] = set()
-        elif link.version_on(s) is None:
-            # Unconfirmed: our pending fields are re-written if they differ; any other field
-            # that differs was edited by a person since we read it.
-            assert pending is not None
-            changed[s] = {
-                f
-                for f in ctx.objmap.fields
-                if f not in pending and actual[s].get(f) != base[s].get(f)
-            }
-        else:
-            changed[s] = {f for f in ctx.objmap.fields if actual[s].get(f) != base[s].get(f)}
-    _settle_and_write(ctx, plan, link, records, actual, changed, base)
+        changed[s], rewrite[s] = _side_changes(ctx, link, s, actual[s], base[s])
+    _settle_and_write(ctx, plan, link, records, fresh, actual, changed, base, rewrite)
+
+
+def _side_changes(
+    ctx: PlanContext,
+    link: LinkState,
+    side: Side,
+    actual: Mapping[str, Any],
+    base: Mapping[str, Any],
+) -> tuple[set[str], set[str]]:
+    """Split the fields where a read differs from its side's baseline: (edits, writes to redo).
+
+    On a confirmed side every difference is a person's edit.  On a side whose last write is
+    unconfirmed, a written field still holding what it held before (its *prior*, or when that
+    is not known, anything) did not land and is written again; any other value there was put
+    in by a person after we read the record, and must not be overwritten by our stale plan.
+    """
+    differ = {f for f in ctx.objmap.fields if actual.get(f) != base.get(f)}
+    pending = link.pending_on(side)
+    if link.state_on(side) != "written" or pending is None:
+        return differ, set()
+    redo = {
+        f
+        for f in differ & pending.fields
+        if f not in pending.prior or actual.get(f) == pending.prior[f]
+    }
+    return differ - redo, redo
 
 
 def _version(record: Record | None) -> str | None:
@@ -612,9 +630,11 @@ def _settle_and_write(
     plan: Plan,
     link: LinkState,
     records: dict[Side, Record | None],
+    fresh: Mapping[Side, bool],
     actual: dict[Side, dict[str, Any]],
     changed: dict[Side, set[str]],
     base: dict[Side, dict[str, Any]],
+    rewrite: Mapping[Side, set[str]],
 ) -> None:
     """Decide each field's value per side, then emit writes and the new baselines."""
     target_values: dict[Side, dict[str, Any]] = {"crm": {}, "map": {}}
@@ -645,7 +665,7 @@ def _settle_and_write(
                     rule=f"{fm.rule}: {verdict.reason}",
                     winner=verdict.winner,
                     at=ctx.now,
-                    link_id=link.id if link.id >= 0 else None,
+                    link_id=link.id,
                     crm_modified_at=records["crm"].modified_at if records["crm"] else None,
                     map_modified_at=records["map"].modified_at if records["map"] else None,
                 )
@@ -666,32 +686,26 @@ def _settle_and_write(
         for target in SIDES:
             if fm.flows_to(target) and actual[target].get(name) != value:
                 target_values[target][name] = value
-    # Pending writes to unconfirmed sides: the baseline says what they should hold.
+    # Writes that did not land: the baseline says what the side should hold.
     for s in SIDES:
-        if records[s] is not None and link.version_on(s) is None:
-            pending = link.pending(s)
-            for name, should in base[s].items():
-                if (
-                    name in ctx.objmap.fields
-                    and (pending is None or name in pending)
-                    and name not in decided
-                    and actual[s].get(name) != should
-                ):
-                    target_values[s].setdefault(name, should)
+        for name in rewrite[s] - decided:
+            target_values[s].setdefault(name, base[s].get(name))
 
-    # A side not read this cycle keeps its stored baseline as is (its pending fields included).
-    new_base: dict[str, dict[str, Any]] = {
-        s: {**base[s], **actual[s]}
-        if fresh_read(records[s], link, s)
-        else dict(link.synced.get(s, {}))
-        for s in SIDES
+    # A side not read this cycle keeps its stored baseline as is.
+    new_base: dict[Side, dict[str, Any]] = {
+        s: {**base[s], **actual[s]} if fresh[s] else link.baseline(s) for s in SIDES
     }
     writes = {s: target_values[s] for s in SIDES if target_values[s] and link.id_on(s) is not None}
     if not writes:
         plan.echoes += 1
-        plan.actions.append(
-            LinkRefresh(link.id, _version(records["crm"]), _version(records["map"]), new_base)
-        )
+        if link.id is not None:
+            plan.actions.append(
+                LinkRefresh(
+                    link.id,
+                    {s: _version(records[s]) for s in SIDES if fresh[s]},
+                    new_base,
+                )
+            )
         return
     for target, values in writes.items():
         source_side = other(target)
@@ -708,14 +722,12 @@ def _settle_and_write(
                 )
             )
             continue
-        still_pending = link.pending(target) if link.version_on(target) is None else None
         target_base = {
             **new_base[target],
             # The target's own changes that still flow to the other side keep their old
             # baseline until that write lands, so a crash in between cannot absorb them.
             **{name: base[target].get(name) for name in writes.get(source_side, {})},
             **_as_written(ctx, target, fields, values),
-            PENDING: sorted(set(values) | (still_pending or set())),
         }
         source_rec = records[source_side]
         plan.actions.append(
@@ -730,16 +742,32 @@ def _settle_and_write(
                 synced={target: target_base}
                 if source_side in writes
                 else {target: target_base, source_side: new_base[source_side]},
-                link_id=link.id if link.id >= 0 else None,
+                link_id=link.id,
                 identity=identity_of(ctx, target_base),
                 confirm=source_side not in writes,
+                written=PendingWrite(
+                    frozenset(values), {n: actual[target].get(n) for n in values}
+                ),
+                still_pending=_unread_pending(link, target, fresh, values),
             )
         )
 
 
-def fresh_read(record: Record | None, link: LinkState, side: Side) -> bool:
-    """Whether ``record`` is a newer read than the link's version for ``side``."""
-    return record is not None and record.version != link.version_on(side)
+def _unread_pending(
+    link: LinkState, side: Side, fresh: Mapping[Side, bool], values: Mapping[str, Any]
+) -> PendingWrite | None:
+    """What stays unconfirmed on ``side`` after a write of ``values`` lands.
+
+    Only a side that was not read this cycle can hold on to an earlier unconfirmed write: its
+    fields that this write does not carry are still unknown.
+    """
+    pending = link.pending_on(side)
+    if fresh[side] or link.state_on(side) != "written" or pending is None:
+        return None
+    left = pending.fields - set(values)
+    if not left:
+        return None
+    return PendingWrite(frozenset(left), {k: v for k, v in pending.prior.items() if k in left})
 
 
 def _modified(record: Record | None, ctx: PlanContext) -> datetime:
@@ -887,40 +915,49 @@ def _pair(
     """Two unlinked records with the same identity become one link; contested fields are settled.
 
     The link is recorded before any write, with each side that still needs a write marked
-    unconfirmed (version ``None``) and its baseline set to what it should hold -- so a crash
-    between here and the writes is repaired by the next cycle, never forgotten.
+    ``written`` -- its baseline what it should hold, its pending write what it held before --
+    so a crash or a failed batch between here and the writes is repaired by the next cycle,
+    and a person's edit made in between is recognised as such rather than overwritten.
     """
     actual: dict[Side, dict[str, Any]] = {"crm": crm_values, "map": map_values}
     changed: dict[Side, set[str]] = {
         s: {f for f, v in actual[s].items() if v is not None} for s in SIDES
     }
-    probe = LinkState(-1, crm_rec.id, map_rec.id, crm_rec.version + "~", map_rec.version + "~", {})
+    unstored = LinkState(None, crm_rec.id, map_rec.id, crm_rec.version, map_rec.version, {})
     records: dict[Side, Record | None] = {"crm": crm_rec, "map": map_rec}
-    before = len(plan.actions)
-    _settle_and_write(ctx, plan, probe, records, actual, changed, {"crm": {}, "map": {}})
+    before, echoes = len(plan.actions), plan.echoes
+    _settle_and_write(
+        ctx,
+        plan,
+        unstored,
+        records,
+        {"crm": True, "map": True},
+        actual,
+        changed,
+        {"crm": {}, "map": {}},
+        {"crm": set(), "map": set()},
+    )
+    plan.echoes = echoes  # agreeing at first sight is a match, not an echo of ours
     emitted = plan.actions[before:]
     del plan.actions[before:]
-    synced: dict[str, dict[str, Any]] = {s: dict(actual[s]) for s in SIDES}
-    versions: dict[Side, str | None] = {"crm": crm_rec.version, "map": map_rec.version}
+    synced: dict[Side, dict[str, Any]] = {s: dict(actual[s]) for s in SIDES}
+    pending: dict[Side, PendingWrite] = {}
     for action in emitted:
         if isinstance(action, Update):
             synced[action.target] = dict(action.synced[action.target])
-            versions[action.target] = None
+            pending[action.target] = action.written
     plan.actions.append(
         Pairing(
             crm_rec.id,
             map_rec.id,
-            versions["crm"],
-            versions["map"],
+            crm_rec.version,
+            map_rec.version,
             synced,
             identity=identity_of(ctx, crm_values),
+            pending=pending,
         )
     )
-    for action in emitted:
-        if isinstance(action, LinkRefresh):
-            plan.echoes -= 1
-            continue
-        plan.actions.append(action)
+    plan.actions.extend(emitted)
 
 
 def _create(
@@ -959,11 +996,9 @@ def _create(
             fields=fields,
             synced={
                 source: dict(values),
-                target: {
-                    **{n: written.get(n) for n in ctx.objmap.fields},
-                    PENDING: sorted(names),
-                },
+                target: {n: written.get(n) for n in ctx.objmap.fields},
             },
+            written=frozenset(names),
             match_on=match_on,
             identity=identity_of(ctx, values),
             link_id=link_id,

@@ -83,6 +83,10 @@ def _link_state(link: Link) -> LinkState:
         map_version=link.map_version,
         synced=link.synced,
         active=link.active,
+        crm_state=link.crm_state,
+        map_state=link.map_state,
+        crm_pending=link.crm_pending,
+        map_pending=link.map_pending,
     )
 
 

@@ -8,16 +8,13 @@ before any comparison, hash or decision.
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from crm_bridge.sync.mapping import FieldKind
 
-__all__ = ["canonical", "fingerprint", "is_blank"]
+__all__ = ["canonical", "is_blank"]
 
 
 def is_blank(value: Any) -> bool:
@@ -55,9 +52,3 @@ def _date(value: Any) -> str:
     if text.isdigit():  # HubSpot date properties may be epoch milliseconds
         return datetime.fromtimestamp(int(text) / 1000, tz=UTC).date().isoformat()
     return text[:10]
-
-
-def fingerprint(values: Mapping[str, Any]) -> str:
-    """A stable hash of logical values: equal mappings hash equal, whatever their key order."""
-    blob = json.dumps(values, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:32]

@@ -283,8 +283,6 @@ def _new_mql(
             map_id=created.id,
             crm_version=None,
             map_version=None,
-            crm_hash=None,
-            map_hash=None,
             now=now,
         )
     return str(lead["id"]), created.id

@@ -20,9 +20,11 @@ from crm_bridge.store.models import (
     DecisionIn,
     Link,
     LinkStatus,
+    PendingWrite,
     Run,
     RunStatus,
     Side,
+    SideState,
 )
 from crm_bridge.store.store import Backend, LinkIn, Store, StoreTx, display_url
 
@@ -36,9 +38,11 @@ __all__ = [
     "Link",
     "LinkIn",
     "LinkStatus",
+    "PendingWrite",
     "Run",
     "RunStatus",
     "Side",
+    "SideState",
     "Store",
     "StoreConflictError",
     "StoreError",

@@ -20,15 +20,51 @@ __all__ = [
     "DecisionIn",
     "Link",
     "LinkStatus",
+    "PendingWrite",
     "Run",
     "RunStatus",
     "Side",
+    "SideState",
 ]
 
 Side = Literal["crm", "map"]
-"""Which system a record id / version / hash belongs to: the CRM or the marketing platform."""
+"""Which system a record id / version / state belongs to: the CRM or the marketing platform."""
 
 LinkStatus = Literal["active", "deleted", "merged"]
+SideState = Literal["synced", "written", "creating"]
+"""What a link knows of one side's record.
+
+``synced``: the side's baseline is what it holds -- read back at ``*_version``, or written by us
+and acknowledged (version ``None`` until read back: any read is then compared with the baseline,
+and every difference is a person's edit).  ``written``: a write to the side was planned (and
+perhaps sent) but its outcome is unknown -- a crash or a failed batch came in between; the
+baseline is what the side *should* hold and :class:`PendingWrite` says what it held before.
+``creating``: a create was announced and its record id is not known yet."""
+
+
+@dataclass(frozen=True, slots=True)
+class PendingWrite:
+    """A write to one side whose outcome is unknown (the side's state is ``written``/``creating``).
+
+    ``fields`` are the logical fields the write carries; ``prior`` what the side held in them
+    when the write was planned (absent for a create, or when not known).  On the next read, a
+    field equal to the baseline landed, one equal to its prior did not (it is written again),
+    and any other value is a person's edit made since -- which must win over our stale plan.
+    """
+
+    fields: frozenset[str]
+    prior: Mapping[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON the store keeps."""
+        return {"fields": sorted(self.fields), "prior": dict(self.prior)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> PendingWrite | None:
+        """Back from the store's JSON (``None`` stays ``None``)."""
+        if data is None:
+            return None
+        return cls(frozenset(data.get("fields", ())), dict(data.get("prior", {})))
 DeadLetterStatus = Literal["open", "replayed", "dismissed"]
 RunStatus = Literal["running", "ok", "failed", "aborted"]
 
@@ -38,11 +74,12 @@ class Link:
     """The pairing of one CRM record with one marketing-platform record.
 
     ``crm_id`` or ``map_id`` is ``None`` while the create on that side is still pending (never
-    both).  ``*_version`` is the opaque change token last seen on that side (e.g. SystemModstamp
-    or HubSpot's ``updatedAt``); ``*_hash`` is the hash of the mapped fields as last written to or
-    read from that side, which is what echo suppression compares against.  ``synced`` holds the
-    mapped field values as last synced (``{}`` if never recorded): the baseline that tells which
-    side changed a field.
+    both; that side's state is then ``creating``).  ``*_version`` is the opaque change token last
+    seen on that side (e.g. SystemModstamp or HubSpot's ``updatedAt``), ``None`` when not known.
+    ``synced`` holds, per side, the mapped field values that side was last known to hold (``{}``
+    if never recorded): the baseline that tells which side changed a field, and what echo
+    suppression compares a read with.  ``*_state`` and ``*_pending`` say whether that baseline is
+    confirmed (see :data:`SideState`).
     """
 
     id: int
@@ -52,8 +89,6 @@ class Link:
     map_id: str | None
     crm_version: str | None
     map_version: str | None
-    crm_hash: str | None
-    map_hash: str | None
     synced: Mapping[str, Any]
     status: LinkStatus
     merged_into: int | None
@@ -61,6 +96,10 @@ class Link:
     updated_at: datetime
     identity: str | None = None
     """The normalised identity (e.g. e-mail) the link was matched on, for duplicate checks."""
+    crm_state: SideState = "synced"
+    map_state: SideState = "synced"
+    crm_pending: PendingWrite | None = None
+    map_pending: PendingWrite | None = None
 
     @property
     def active(self) -> bool:
@@ -75,9 +114,13 @@ class Link:
         """The last seen version token on ``side``."""
         return self.crm_version if side == "crm" else self.map_version
 
-    def hash_on(self, side: Side) -> str | None:
-        """The hash of the mapped fields last written to / seen on ``side``."""
-        return self.crm_hash if side == "crm" else self.map_hash
+    def state_on(self, side: Side) -> SideState:
+        """What the link knows of ``side``'s record."""
+        return self.crm_state if side == "crm" else self.map_state
+
+    def pending_on(self, side: Side) -> PendingWrite | None:
+        """The write to ``side`` whose outcome is unknown, if any."""
+        return self.crm_pending if side == "crm" else self.map_pending
 
 
 @dataclass(frozen=True, slots=True)

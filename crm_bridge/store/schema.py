@@ -21,6 +21,7 @@ __all__ = [
     "LINK_STATUSES",
     "RUN_STATUSES",
     "SIDES",
+    "SIDE_STATES",
     "Id",
     "UtcDateTime",
     "audit_log",
@@ -34,6 +35,7 @@ __all__ = [
 
 SIDES = ("crm", "map")
 LINK_STATUSES = ("active", "deleted", "merged")
+SIDE_STATES = ("synced", "written", "creating")
 DEAD_LETTER_STATUSES = ("open", "replayed", "dismissed")
 RUN_STATUSES = ("running", "ok", "failed", "aborted")
 
@@ -107,16 +109,22 @@ links = sa.Table(
     sa.Column("map_id", sa.String(255)),
     sa.Column("crm_version", sa.String(255)),
     sa.Column("map_version", sa.String(255)),
-    sa.Column("crm_hash", sa.String(128)),
-    sa.Column("map_hash", sa.String(128)),
-    # The mapped field values as last synced (the baseline for field-level conflict detection).
+    # Per side, the mapped field values that side was last known to hold (the baseline for
+    # field-level change detection), and whether that baseline is confirmed (migration 0005).
     sa.Column("synced", sa.JSON()),
+    sa.Column("crm_state", sa.String(16), nullable=False, server_default="synced"),
+    sa.Column("map_state", sa.String(16), nullable=False, server_default="synced"),
+    # A write whose outcome is unknown: {"fields": [...], "prior": {...}} (see PendingWrite).
+    sa.Column("crm_pending", sa.JSON()),
+    sa.Column("map_pending", sa.JSON()),
     sa.Column("status", sa.String(16), nullable=False, server_default="active"),
     sa.Column("merged_into", Id, sa.ForeignKey("links.id", ondelete="SET NULL")),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
     sa.Column("identity", sa.String(320)),
     sa.CheckConstraint(_in("status", LINK_STATUSES), name="status"),
+    sa.CheckConstraint(_in("crm_state", SIDE_STATES), name="crm_state"),
+    sa.CheckConstraint(_in("map_state", SIDE_STATES), name="map_state"),
     sa.CheckConstraint("crm_id IS NOT NULL OR map_id IS NOT NULL", name="has_an_id"),
     sa.CheckConstraint(
         "status = 'merged' OR merged_into IS NULL", name="merged_into_only_if_merged"

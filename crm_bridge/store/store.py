@@ -39,9 +39,11 @@ from crm_bridge.store.models import (
     DecisionIn,
     Link,
     LinkStatus,
+    PendingWrite,
     Run,
     RunStatus,
     Side,
+    SideState,
 )
 from crm_bridge.store.schema import (
     audit_log,
@@ -69,8 +71,10 @@ _LINK_FIELDS = frozenset(
         "map_id",
         "crm_version",
         "map_version",
-        "crm_hash",
-        "map_hash",
+        "crm_state",
+        "map_state",
+        "crm_pending",
+        "map_pending",
         "synced",
         "status",
         "merged_into",
@@ -116,10 +120,12 @@ class LinkIn:
     map_id: str | None
     crm_version: str | None = None
     map_version: str | None = None
-    crm_hash: str | None = None
-    map_hash: str | None = None
     synced: Mapping[str, Any] | None = None
     identity: str | None = None
+    crm_state: SideState = "synced"
+    map_state: SideState = "synced"
+    crm_pending: PendingWrite | None = None
+    map_pending: PendingWrite | None = None
 
 
 def _dialect_insert(backend: Backend, table: sa.Table) -> Any:
@@ -141,9 +147,10 @@ def _insert_link_stmt(backend: Backend) -> Any:
 _CONFLICTING = frozenset({"crm_id", "map_id", "status"})
 
 
-LinkChange = str | int | Mapping[str, Any] | None
-"""A value for :meth:`StoreTx.update_link`: ids/versions/hashes/status are ``str``,
-``merged_into`` is ``int``, ``synced`` is a JSON-serialisable mapping."""
+LinkChange = str | int | Mapping[str, Any] | PendingWrite | None
+"""A value for :meth:`StoreTx.update_link`: ids/versions/states/status are ``str``,
+``merged_into`` is ``int``, ``synced`` is a JSON-serialisable mapping, ``*_pending`` a
+:class:`PendingWrite` (or ``None``)."""
 
 
 def _link_changes(changes: Mapping[str, LinkChange]) -> dict[str, Any]:
@@ -157,12 +164,23 @@ def _link_changes(changes: Mapping[str, LinkChange]) -> dict[str, Any]:
         _check(str(status), LinkStatus, "status")
         if status != "merged" and "merged_into" not in values:
             values["merged_into"] = None
+    for key in ("crm_state", "map_state"):
+        if key in values:
+            _check(str(values[key]), SideState, key)
     for key, value in values.items():
-        expected: type = {"merged_into": int, "synced": Mapping}.get(key, str)
+        expected: type = {
+            "merged_into": int,
+            "synced": Mapping,
+            "crm_pending": PendingWrite,
+            "map_pending": PendingWrite,
+        }.get(key, str)
         if value is not None and not isinstance(value, expected):
             raise TypeError(f"{key} must be {expected.__name__} or None, not {value!r}")
     if values.get("synced") is not None:
         values["synced"] = dict(values["synced"])
+    for key in ("crm_pending", "map_pending"):
+        if values.get(key) is not None:
+            values[key] = values[key].to_json()
     return values
 
 
@@ -191,15 +209,24 @@ def _link_from(m: Mapping[Any, Any]) -> Link:
         map_id=m["map_id"],
         crm_version=m["crm_version"],
         map_version=m["map_version"],
-        crm_hash=m["crm_hash"],
-        map_hash=m["map_hash"],
         synced=m["synced"] or {},
         status=m["status"],
         merged_into=m["merged_into"],
         created_at=m["created_at"],
         updated_at=m["updated_at"],
         identity=m["identity"],
+        crm_state=m["crm_state"],
+        map_state=m["map_state"],
+        crm_pending=_pending_from(m["crm_pending"]),
+        map_pending=_pending_from(m["map_pending"]),
     )
+
+
+def _pending_from(value: Any) -> PendingWrite | None:
+    """A stored pending write (JSON), or the object itself for rows built in memory."""
+    if value is None or isinstance(value, PendingWrite):
+        return value
+    return PendingWrite.from_json(value)
 
 
 def _dead_letter(row: sa.Row[Any]) -> DeadLetter:
@@ -405,8 +432,6 @@ class StoreTx:
         map_id: str | None,
         crm_version: str | None,
         map_version: str | None,
-        crm_hash: str | None,
-        map_hash: str | None,
         synced: Mapping[str, Any] | None = None,
         identity: str | None = None,
         now: datetime | None = None,
@@ -422,9 +447,7 @@ class StoreTx:
             pair,
             obj,
             [
-                LinkIn(
-                    crm_id, map_id, crm_version, map_version, crm_hash, map_hash, synced, identity
-                )
+                LinkIn(crm_id, map_id, crm_version, map_version, synced, identity)
             ],
             now=now,
         )[0]
@@ -451,9 +474,11 @@ class StoreTx:
                     "map_id": n.map_id,
                     "crm_version": n.crm_version,
                     "map_version": n.map_version,
-                    "crm_hash": n.crm_hash,
-                    "map_hash": n.map_hash,
                     "synced": None if n.synced is None else dict(n.synced),
+                    "crm_state": n.crm_state,
+                    "map_state": n.map_state,
+                    "crm_pending": None if n.crm_pending is None else n.crm_pending.to_json(),
+                    "map_pending": None if n.map_pending is None else n.map_pending.to_json(),
                     "identity": n.identity,
                     "status": "active",
                     "merged_into": None,
@@ -503,7 +528,7 @@ class StoreTx:
     def update_link(
         self, link_id: int, *, now: datetime | None = None, **changes: LinkChange
     ) -> None:
-        """Change ids, versions, hashes, ``synced``, ``status`` or ``merged_into`` of a link.
+        """Change ids, versions, states, ``synced``, ``status`` or ``merged_into`` of a link.
 
         Unknown keys raise :class:`TypeError`.  Leaving ``merged`` status clears ``merged_into``.
         Raises :class:`StoreNotFoundError` for an unknown id, :class:`StoreConflictError` if the
@@ -512,7 +537,7 @@ class StoreTx:
         values = _link_changes(changes)
         values["updated_at"] = self._now(now)
         stmt = sa.update(links).where(links.c.id == link_id).values(values)
-        # Only id and status changes can collide with another active link; version/hash
+        # Only id and status changes can collide with another active link; version/baseline
         # write-backs (the hot path) skip the savepoint round trips.
         guard = self._guard() if _CONFLICTING.intersection(values) else contextlib.nullcontext()
         with guard:
@@ -528,7 +553,7 @@ class StoreTx:
     ) -> None:
         """Apply :meth:`update_link` changes to many links with one ``executemany`` per shape.
 
-        Meant for writing back versions and hashes after a batch.  All-or-nothing; raises
+        Meant for writing back versions and baselines after a batch.  All-or-nothing; raises
         :class:`StoreNotFoundError` if any id is unknown.
         """
         ts = self._now(now)

@@ -263,8 +263,6 @@ class SlaWorld:
                 map_id=created.id,
                 crm_version=None,
                 map_version=None,
-                crm_hash=None,
-                map_hash=None,
             )
         return lead["id"], created.id
 

@@ -58,8 +58,6 @@ def test_decisions_round_trip_json_values(store: Store) -> None:
             map_id="a",
             crm_version=None,
             map_version=None,
-            crm_hash=None,
-            map_hash=None,
         )
         first = DecisionIn(
             pair="p",

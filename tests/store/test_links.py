@@ -10,7 +10,15 @@ from typing import cast
 import pytest
 import sqlalchemy as sa
 
-from crm_bridge.store import Link, LinkIn, Store, StoreConflictError, StoreNotFoundError, StoreTx
+from crm_bridge.store import (
+    Link,
+    LinkIn,
+    PendingWrite,
+    Store,
+    StoreConflictError,
+    StoreNotFoundError,
+    StoreTx,
+)
 
 from .conftest import T0, FakeClock
 
@@ -25,8 +33,6 @@ def _add(
         map_id=map_id,
         crm_version="v1",
         map_version="w1",
-        crm_hash="hc",
-        map_hash="hm",
     )
 
 
@@ -46,10 +52,19 @@ def test_update_link_changes_fields_and_timestamp(store: Store, clock: FakeClock
     with store.transaction() as tx:
         link = _add(tx, "003A", None)  # HubSpot create pending
         later = clock.advance(minutes=5)
-        tx.update_link(link.id, map_id="501", map_version="w2", map_hash="h2")
+        written = PendingWrite(frozenset({"title"}), {"title": "CTO"})
+        tx.update_link(
+            link.id, map_id="501", map_version="w2", map_state="written", map_pending=written
+        )
         got = tx.link_for("p", "contact", "map", "501")
     assert got is not None
-    assert (got.id, got.map_version, got.map_hash, got.crm_version) == (link.id, "w2", "h2", "v1")
+    assert (got.id, got.map_version, got.crm_version) == (link.id, "w2", "v1")
+    assert (got.map_state, got.map_pending, got.crm_state, got.crm_pending) == (
+        "written",
+        written,
+        "synced",
+        None,
+    )
     assert got.updated_at == later and got.created_at == T0
 
 
@@ -60,6 +75,10 @@ def test_update_link_rejects_bad_input(store: Store) -> None:
             tx.update_link(link.id, colour="red")
         with pytest.raises(ValueError, match="status"):
             tx.update_link(link.id, status="gone")
+        with pytest.raises(ValueError, match="crm_state"):
+            tx.update_link(link.id, crm_state="unconfirmed")
+        with pytest.raises(TypeError, match="map_pending"):
+            tx.update_link(link.id, map_pending={"fields": ["title"]})
         with pytest.raises(StoreNotFoundError):
             tx.update_link(link.id + 1000, crm_version="x")
 
@@ -154,17 +173,17 @@ def test_update_links_bulk(store: Store, clock: FakeClock) -> None:
         made = tx.insert_links("p", "contact", [LinkIn(f"C{i}", f"M{i}") for i in range(50)])
         clock.advance(hours=1)
         tx.update_links(
-            {m.id: {"crm_version": f"v{m.id}", "crm_hash": "H"} for m in made[:40]}
+            {m.id: {"crm_version": f"v{m.id}", "crm_state": "written"} for m in made[:40]}
             | {made[45].id: {"map_id": "M45b"}}
         )
         with pytest.raises(StoreNotFoundError):
-            tx.update_links({made[0].id: {"crm_hash": "Z"}, 10**9: {"crm_hash": "Z"}})
+            tx.update_links({made[0].id: {"crm_state": "synced"}, 10**9: {"crm_state": "synced"}})
         after = tx.links_by_ids("p", "contact", "crm", [m.crm_id or "" for m in made])
-    assert after["C3"].crm_version == f"v{made[3].id}" and after["C3"].crm_hash == "H"
+    assert after["C3"].crm_version == f"v{made[3].id}" and after["C3"].crm_state == "written"
     assert after["C3"].updated_at == T0 + timedelta(hours=1)
     assert after["C45"].map_id == "M45b"
-    assert after["C41"].crm_hash is None
-    assert after["C0"].crm_hash == "H"  # the failed bulk update changed nothing
+    assert after["C41"].crm_state == "synced"
+    assert after["C0"].crm_state == "written"  # the failed bulk update changed nothing
 
 
 def test_ten_thousand_links_are_bulk_operations(store: Store) -> None:
@@ -186,7 +205,7 @@ def test_ten_thousand_links_are_bulk_operations(store: Store) -> None:
             "p",
             "contact",
             [
-                LinkIn(f"C{i}" if i % 3 else None, f"M{i}", "1", "1", "h", "h")
+                LinkIn(f"C{i}" if i % 3 else None, f"M{i}", "1", "1")
                 for i in range(10_000)
             ],
         )
@@ -212,8 +231,6 @@ def test_synced_baseline_round_trips(store: Store) -> None:
             map_id="a",
             crm_version=None,
             map_version=None,
-            crm_hash=None,
-            map_hash=None,
             synced=baseline,
         )
         bare = _add(tx, "B", "b")
@@ -264,9 +281,18 @@ def test_links_by_link_ids_reads_many_at_once(store: Store) -> None:
 
 def test_insert_links_returns_exactly_what_is_stored(store: Store) -> None:
     rows = [
-        LinkIn("C1", "M1", "v1", "w1", "hc", "hm", {"crm": {"email": "a@x.io"}}, "a@x.io"),
-        LinkIn(None, "M2", None, "w2", None, "hm", {"map": {"~pending": ["email"]}}, "b@x.io"),
-        LinkIn("C3", None, "v3"),
+        LinkIn("C1", "M1", "v1", "w1", {"crm": {"email": "a@x.io"}}, "a@x.io"),
+        LinkIn(
+            None,
+            "M2",
+            None,
+            "w2",
+            {"crm": {"email": "b@x.io"}},
+            "b@x.io",
+            crm_state="creating",
+            crm_pending=PendingWrite(frozenset({"email"}), {}),
+        ),
+        LinkIn("C3", None, "v3", map_state="creating"),
     ]
     with store.transaction() as tx:
         made = tx.insert_links("p", "contact", rows)

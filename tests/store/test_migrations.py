@@ -121,8 +121,6 @@ def test_old_schema_is_upgraded_keeping_data(
             map_id="a",
             crm_version=None,
             map_version=None,
-            crm_hash=None,
-            map_hash=None,
         )
         b = tx.insert_link(
             "p",
@@ -131,8 +129,6 @@ def test_old_schema_is_upgraded_keeping_data(
             map_id="b",
             crm_version=None,
             map_version=None,
-            crm_hash=None,
-            map_hash=None,
         )
         tx.mark_link(a.id, "merged", merged_into=b.id)
         run_id = tx.start_run("p", T0)

@@ -42,8 +42,6 @@ def test_rollback_discards_cursor_and_outcomes_together(store: Store) -> None:
             map_id="a",
             crm_version=None,
             map_version=None,
-            crm_hash=None,
-            map_hash=None,
         )
         tx.add_dead_letter(
             pair="p",
@@ -74,8 +72,6 @@ def test_commit_is_visible_to_another_store(open_store: Callable[..., Store]) ->
             map_id="a",
             crm_version=None,
             map_version=None,
-            crm_hash=None,
-            map_hash=None,
         )
     with reader.transaction(readonly=True) as tx:
         assert tx.get_cursor("p", "crm", "contact") == "c1"
@@ -106,8 +102,6 @@ def test_now_defaults_to_injected_clock(store: Store, clock: FakeClock) -> None:
             map_id="a",
             crm_version=None,
             map_version=None,
-            crm_hash=None,
-            map_hash=None,
         )
     assert link.created_at == T0
     assert clock.calls >= 1
