@@ -79,7 +79,7 @@ class Update:
     """Record the target's new version.  ``False`` when the other side gets a write too: the
     target's version is then left unknown until read back, so its own changes still flowing to
     the other side are found again if that second write never lands."""
-    written: PendingWrite = PendingWrite(frozenset(), {})
+    written: PendingWrite = field(default_factory=lambda: PendingWrite(frozenset(), {}))
     """The logical fields this write carries and what the target held in them before."""
     still_pending: PendingWrite | None = None
     """An earlier unconfirmed write to the target that this one does not cover (the target was

@@ -50,6 +50,7 @@ __all__ = ["LinkState", "PlanContext", "plan_object"]
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
+
 @dataclass(frozen=True, slots=True)
 class LinkState:
     """What the planner needs of a stored link.
@@ -745,9 +746,7 @@ def _settle_and_write(
                 link_id=link.id,
                 identity=identity_of(ctx, target_base),
                 confirm=source_side not in writes,
-                written=PendingWrite(
-                    frozenset(values), {n: actual[target].get(n) for n in values}
-                ),
+                written=PendingWrite(frozenset(values), {n: actual[target].get(n) for n in values}),
                 still_pending=_unread_pending(link, target, fresh, values),
             )
         )

@@ -65,6 +65,8 @@ class PendingWrite:
         if data is None:
             return None
         return cls(frozenset(data.get("fields", ())), dict(data.get("prior", {})))
+
+
 DeadLetterStatus = Literal["open", "replayed", "dismissed"]
 RunStatus = Literal["running", "ok", "failed", "aborted"]
 

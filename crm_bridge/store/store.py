@@ -446,9 +446,7 @@ class StoreTx:
         return self.insert_links(
             pair,
             obj,
-            [
-                LinkIn(crm_id, map_id, crm_version, map_version, synced, identity)
-            ],
+            [LinkIn(crm_id, map_id, crm_version, map_version, synced, identity)],
             now=now,
         )[0]
 

@@ -204,10 +204,7 @@ def test_ten_thousand_links_are_bulk_operations(store: Store) -> None:
         made = tx.insert_links(
             "p",
             "contact",
-            [
-                LinkIn(f"C{i}" if i % 3 else None, f"M{i}", "1", "1")
-                for i in range(10_000)
-            ],
+            [LinkIn(f"C{i}" if i % 3 else None, f"M{i}", "1", "1") for i in range(10_000)],
         )
         assert [m.map_id for m in made] == [f"M{i}" for i in range(10_000)]
     inserted = statements
