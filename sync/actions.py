@@ -142,6 +142,20 @@ class FlagDeleted:
 
 
 @dataclass(frozen=True, slots=True)
+class Tombstone:
+    """One person's records that were never linked, one of them deleted: record the pair closed.
+
+    Without it the live record would be taken for a new person and re-created on the side
+    that just deleted it (a delete made before the first cycle that could pair them completed).
+    """
+
+    crm_id: str
+    map_id: str
+    identity: str | None
+    deleted_side: Side
+
+
+@dataclass(frozen=True, slots=True)
 class Rekey:
     """A merge whose survivor was not linked yet: the loser's link now points at the survivor."""
 
@@ -206,6 +220,7 @@ Action = (
     | LinkRefresh
     | Remove
     | FlagDeleted
+    | Tombstone
     | Rekey
     | MarkMerged
     | Reject

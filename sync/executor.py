@@ -55,6 +55,7 @@ from crm_bridge.sync.actions import (
     Reject,
     Rekey,
     Remove,
+    Tombstone,
     Update,
     other,
 )
@@ -227,6 +228,22 @@ class Executor:
                     for side, version in action.confirmed.items():
                         changes |= _confirmed(side, version)
                     tx.update_link(action.link_id, now=now, **changes)
+                elif isinstance(action, Tombstone):
+                    (row,) = tx.insert_links(
+                        self.pair,
+                        plan.obj,
+                        [LinkIn(action.crm_id, action.map_id, None, None, {}, action.identity)],
+                        now=now,
+                    )
+                    tx.mark_link(row.id, "deleted", now=now)
+                    deleted = action.crm_id if action.deleted_side == "crm" else action.map_id
+                    tx.audit(
+                        "sync.delete.before_link",
+                        deleted,
+                        {"side": action.deleted_side, "link": row.id},
+                        now=now,
+                        pair=self.pair,
+                    )
                 elif isinstance(action, FlagDeleted):
                     tx.mark_link(action.link_id, "deleted")
                     tx.audit(

@@ -18,7 +18,7 @@ No I/O happens here.  The runner reads the changes and links, hands them in, and
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -38,6 +38,7 @@ from crm_bridge.sync.actions import (
     Reject,
     Rekey,
     Remove,
+    Tombstone,
     Update,
     other,
 )
@@ -248,9 +249,9 @@ def plan_object(
     by_id: dict[Side, dict[str, LinkState]] = {s: dict(links.get(s, {})) for s in SIDES}
 
     handled: dict[Side, set[str]] = {"crm": set(), "map": set()}
-    _plan_merges(ctx, plan, changes, by_id, handled)
+    closed = _plan_merges(ctx, plan, changes, by_id, handled)
     _plan_deletes(ctx, plan, changes, by_id, handled)
-    _plan_pending(ctx, plan, changes, by_id, handled)
+    _plan_pending(ctx, plan, changes, by_id, handled, closed)
     _plan_linked(ctx, plan, changes, by_id, handled)
     _plan_unlinked(ctx, plan, changes, by_id, handled)
     return plan
@@ -262,88 +263,216 @@ def _plan_merges(
     changes: dict[Side, dict[str, Record]],
     by_id: dict[Side, dict[str, LinkState]],
     handled: dict[Side, set[str]],
-) -> None:
-    # Per side: merge survivor -> the other side's ids of the linked records it absorbs this
-    # cycle.  Both sides merged the same two people exactly when a loser's counterpart is such a
-    # survivor absorbing our survivor's partner; only then is that counterpart kept for the other
-    # side's merge to re-key onto.  (A survivor re-read in the overlap window, or one whose
-    # losers were never linked, re-keys nothing and earns no protection.)
-    absorbs: dict[Side, dict[str, set[str]]] = {s: {} for s in SIDES}
+) -> set[int]:
+    """Resolve this cycle's merges on both sides as one identity graph; returns closed links.
+
+    Each side's merges are unions (a chain of merges ends at one surviving record), each active
+    link is an edge between a CRM survivor and a platform survivor, and each connected
+    component is one person, reconciled once: its links are matched one to one with the
+    survivors (links that already point at survivors first), matched links are re-keyed onto
+    their survivors, the others close into them.  A survivor left without a partner is a second
+    record of a person whose other record merged away on the other side: it follows the delete
+    policy.  So merges of the same two people on both sides keep both survivors, merges of
+    different people never orphan a record, and no record ends up with two links.
+    """
+    parent: dict[Side, dict[str, str]] = {s: {} for s in SIDES}
     for s in SIDES:
         for record in changes[s].values():
-            merges = [(record.id, record.merged_into)] if record.merged_into else []
-            merges += [(loser, record.id) for loser in record.merged_from]
-            for loser, survivor in merges:
-                link = by_id[s].get(loser)
-                partner = link.id_on(other(s)) if link is not None and link.active else None
-                if partner is not None:
-                    absorbs[s].setdefault(survivor, set()).add(partner)
-    for side in SIDES:
-        pairs: list[tuple[str, str]] = []
-        for record in changes[side].values():
             if record.merged_into:
-                pairs.append((record.id, record.merged_into))
-                handled[side].add(record.id)
-            pairs.extend((loser, record.id) for loser in record.merged_from)
-        for loser, survivor in pairs:
-            loser_link = by_id[side].get(loser)
-            if loser_link is None or not loser_link.active:
+                parent[s][record.id] = record.merged_into
+                handled[s].add(record.id)
+            for loser in record.merged_from:
+                parent[s].setdefault(loser, record.id)
+    if not parent["crm"] and not parent["map"]:
+        return set()
+
+    def final(side: Side, record_id: str) -> str:
+        seen = {record_id}
+        while record_id in parent[side]:
+            record_id = parent[side][record_id]
+            if record_id in seen:  # a vendor never reports a merge cycle; do not loop on one
+                break
+            seen.add(record_id)
+        return record_id
+
+    involved: dict[int, LinkState] = {}
+    for s in SIDES:
+        for rid in set(parent[s]) | set(parent[s].values()):
+            link = by_id[s].get(rid)
+            if link is not None and link.active and link.id is not None:
+                involved[link.id] = link
+    ends = {
+        lid: {s: final(s, own) if (own := link.id_on(s)) is not None else None for s in SIDES}
+        for lid, link in involved.items()
+    }
+    closed: set[int] = set()
+    for component in _components(ends):
+        closed |= _resolve_component(ctx, plan, changes, by_id, handled, involved, ends, component)
+    return closed
+
+
+def _components(ends: Mapping[int, Mapping[Side, str | None]]) -> list[list[int]]:
+    """Link ids grouped by the survivors they touch (connected components), in id order."""
+    root: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def find(node: tuple[str, str]) -> tuple[str, str]:
+        root.setdefault(node, node)
+        while root[node] != node:
+            root[node] = root[root[node]]
+            node = root[node]
+        return node
+
+    for lid in sorted(ends):
+        nodes: list[tuple[str, str]] = [(s, e) for s, e in ends[lid].items() if e is not None]
+        nodes.append(("link", str(lid)))
+        for node in nodes[1:]:
+            root[find(node)] = find(nodes[0])
+    groups: dict[tuple[str, str], list[int]] = {}
+    for lid in sorted(ends):
+        groups.setdefault(find(("link", str(lid))), []).append(lid)
+    return list(groups.values())
+
+
+def _resolve_component(
+    ctx: PlanContext,
+    plan: Plan,
+    changes: dict[Side, dict[str, Record]],
+    by_id: dict[Side, dict[str, LinkState]],
+    handled: dict[Side, set[str]],
+    involved: Mapping[int, LinkState],
+    ends: Mapping[int, Mapping[Side, str | None]],
+    component: Sequence[int],
+) -> set[int]:
+    """Match one person's links with its survivors; close, remove and re-key accordingly.
+
+    A link keeps its place when all its ends are live survivors nobody else took (links that
+    already point at their survivors choose first); every other link closes.  A closing link's
+    live end that no kept link took is a second record of one person: it follows the delete
+    policy.  Closings are planned before re-keys, so a survivor is free before a link moves
+    onto it.
+    """
+    links = [involved[lid] for lid in component]
+    if all(involved[lid].id_on(s) == ends[lid][s] for lid in component for s in SIDES):
+        return set()  # a survivor re-read in the overlap: its merge was handled already
+    own = set(component)
+
+    def dead(side: Side, record_id: str) -> bool:
+        record = changes[side].get(record_id)
+        return record is not None and record.deleted and not record.merged_into
+
+    elsewhere = {
+        (s, e)
+        for lid in component
+        for s in SIDES
+        if (e := ends[lid][s]) is not None
+        and _survivor_belongs_elsewhere(ctx, changes, by_id, s, e, own)
+    }
+
+    def unchanged(link: LinkState) -> int:
+        assert link.id is not None
+        return sum(
+            1 for s in SIDES if link.id_on(s) is not None and link.id_on(s) == ends[link.id][s]
+        )
+
+    matched: dict[tuple[Side, str], LinkState] = {}
+    keep: list[LinkState] = []
+    closing: list[LinkState] = []
+    full = [k for k in links if k.crm_id is not None and k.map_id is not None]
+    half = [k for k in links if k.crm_id is None or k.map_id is None]
+    for link in sorted(full, key=lambda k: (-unchanged(k), k.id)) + half:
+        assert link.id is not None
+        nodes = [(s, e) for s in SIDES if (e := ends[link.id][s]) is not None]
+        if all(n not in matched and n not in elsewhere and not dead(*n) for n in nodes):
+            keep.append(link)
+            for n in nodes:
+                matched[n] = link
+        else:
+            closing.append(link)
+
+    removed: set[tuple[Side, str]] = set()
+    for link in closing:
+        assert link.id is not None
+        for s in SIDES:
+            rid = link.id_on(s)
+            if rid is not None and by_id[s].get(rid) == link:
+                by_id[s][rid] = replace(link, active=False)
+        _close_link(ctx, plan, handled, link, ends[link.id], matched, elsewhere, removed, dead)
+
+    for link in keep:
+        assert link.id is not None
+        state = link
+        for s in SIDES:
+            end = ends[link.id][s]
+            old = link.id_on(s)
+            if end is None or old is None or end == old:
                 continue
-            assert loser_link.id is not None  # stored links only
-            survivor_link = by_id[side].get(survivor)
-            into: int | None = None
-            closes = False
-            if (
-                survivor_link is not None
-                and survivor_link.active
-                and survivor_link.id != loser_link.id
-            ):
-                into, closes = survivor_link.id, True
-            elif _survivor_belongs_elsewhere(ctx, changes, by_id, side, survivor, loser_link):
-                # The survivor is (or will be) someone else's pair: re-keying the loser's link
-                # onto it would give one person two links.  Close the loser's link instead and
-                # let the survivor be matched on its own below.
-                closes = True
-            if closes:
-                merge = MarkMerged(loser_link.id, into, side, loser, survivor)
-                by_id[side].pop(loser, None)
-                # The loser's counterpart is now a second record for one person on the other
-                # side: it follows the delete policy (with "flag" it stays for a human).  The
-                # link closes only when that removal succeeds, so a crash in between re-plans
-                # the same removal instead of forgetting it.
-                counterpart = loser_link.id_on(other(side))
-                if counterpart is not None and by_id[other(side)].get(counterpart) == loser_link:
-                    # The link is closing: a merge of the counterpart on the other side (same
-                    # cycle) must not re-key it back to life.
-                    by_id[other(side)][counterpart] = replace(loser_link, active=False)
-                if (
-                    counterpart is not None
-                    and ctx.objmap.delete_policy != "flag"
-                    and survivor not in absorbs[other(side)].get(counterpart, set())
-                ):
-                    # (A counterpart that survives a merge on its own side is kept: both sides
-                    # merged the same two people, and the other side's merge re-keys onto it.)
-                    mode: Literal["hard", "archive"] = (
-                        "hard" if ctx.objmap.delete_policy == "delete" else "archive"
-                    )
-                    plan.actions.append(
-                        Remove(other(side), counterpart, loser_link.id, mode, loser, merge=merge)
-                    )
-                    handled[other(side)].add(counterpart)
-                else:
-                    plan.actions.append(merge)
-                continue
-            plan.actions.append(Rekey(loser_link.id, side, survivor, loser))
+            plan.actions.append(Rekey(link.id, s, end, old))
             # The survivor's version is not known: it is compared with the loser's baseline,
             # so its merged values flow to the other side.
-            rekeyed = loser_link.with_side(
-                side, id=survivor, version=None, state="synced", pending=None
-            )
-            by_id[side].pop(loser, None)
-            by_id[side][survivor] = rekeyed
-            counterpart = rekeyed.id_on(other(side))
-            if counterpart is not None:
-                by_id[other(side)][counterpart] = rekeyed
+            state = state.with_side(s, id=end, version=None, state="synced", pending=None)
+            by_id[s].pop(old, None)
+        for s in SIDES:
+            if (rid := state.id_on(s)) is not None:
+                by_id[s][rid] = state
+    return {link.id for link in closing if link.id is not None}
+
+
+def _close_link(
+    ctx: PlanContext,
+    plan: Plan,
+    handled: dict[Side, set[str]],
+    link: LinkState,
+    ends: Mapping[Side, str | None],
+    matched: Mapping[tuple[Side, str], LinkState],
+    elsewhere: set[tuple[Side, str]],
+    removed: set[tuple[Side, str]],
+    dead: Callable[[Side, str], bool],
+) -> None:
+    """Close one link of a merged person, removing its stray survivor as the policy says."""
+    assert link.id is not None
+    if link.crm_id is None or link.map_id is None:
+        # A pending create of a person who is linked through another record now.
+        side: Side = "crm" if link.crm_id is not None else "map"
+        plan.actions.append(Forget(link.id, link.id_on(side) or ""))
+        return
+    deleted = next(((s, e) for s in SIDES if (e := ends[s]) is not None and dead(s, e)), None)
+    if deleted is not None:
+        handled[deleted[0]].add(deleted[1])  # its delete is carried here, not again below
+    merged_side = next(
+        (s for s in SIDES if link.id_on(s) != ends[s]), deleted[0] if deleted else "crm"
+    )
+    loser = link.id_on(merged_side) or ""
+    survivor = ends[merged_side] or loser
+    into = next((matched[(s, e)] for s in SIDES if (e := ends[s]) and (s, e) in matched), None)
+    merge = MarkMerged(link.id, into.id if into else None, merged_side, loser, survivor)
+    stray = next(
+        (
+            (s, e)
+            for s in SIDES
+            if (e := ends[s]) is not None
+            and (s, e) not in matched
+            and (s, e) not in elsewhere
+            and (s, e) not in removed
+            and not dead(s, e)
+        ),
+        None,
+    )
+    if stray is None or ctx.objmap.delete_policy == "flag":
+        if deleted is not None and into is None:
+            plan.actions.append(FlagDeleted(link.id, deleted[0], deleted[1]))
+        else:
+            plan.actions.append(merge)
+        return
+    # The stray survivor is now a second record of one person on its side (or the partner of a
+    # deleted one): it follows the delete policy.  The link closes only when that removal
+    # lands, so a crash in between re-plans the same removal instead of forgetting it.
+    removed.add(stray)
+    handled[stray[0]].add(stray[1])
+    mode: Literal["hard", "archive"] = "hard" if ctx.objmap.delete_policy == "delete" else "archive"
+    if deleted is not None:
+        plan.actions.append(Remove(stray[0], stray[1], link.id, mode, deleted[1]))
+    else:
+        plan.actions.append(Remove(stray[0], stray[1], link.id, mode, loser, merge=merge))
 
 
 def _survivor_belongs_elsewhere(
@@ -352,13 +481,16 @@ def _survivor_belongs_elsewhere(
     by_id: dict[Side, dict[str, LinkState]],
     side: Side,
     survivor: str,
-    loser_link: LinkState,
+    own: set[int],
 ) -> bool:
-    """Whether a merge survivor's identity already has a partner other than the loser's link.
+    """Whether an unlinked merge survivor's identity already has a partner outside ``own``.
 
     Either another active link holds that identity (the survivor duplicates a linked person), or
     an unlinked record on the other side carries it this cycle (the survivor will pair with it).
     """
+    link = by_id[side].get(survivor)
+    if link is not None and link.active:
+        return False  # linked: it is part of the component already
     record = changes[side].get(survivor)
     if record is None or ctx.objmap.identity is None:
         return False
@@ -367,13 +499,13 @@ def _survivor_belongs_elsewhere(
         return False
     linked = (ctx.linked_identities or {}).get(key)
     if linked is not None:
-        return linked.id != loser_link.id
+        return linked.id not in own
     there = other(side)
     for candidate in changes[there].values():
-        if candidate.deleted or candidate.merged_into or candidate.id == loser_link.id_on(there):
+        if candidate.deleted or candidate.merged_into:
             continue
-        link = by_id[there].get(candidate.id)
-        if link is not None and link.active:
+        known = by_id[there].get(candidate.id)
+        if known is not None and (known.active or known.id in own):
             continue
         if record_identity(ctx, there, candidate) == key:
             return True
@@ -437,6 +569,7 @@ def _plan_pending(
     changes: dict[Side, dict[str, Record]],
     by_id: dict[Side, dict[str, LinkState]],
     handled: dict[Side, set[str]],
+    closed: set[int],
 ) -> None:
     """Recover creates a crash left unconfirmed: adopt the record if it landed, else resend.
 
@@ -450,6 +583,8 @@ def _plan_pending(
     # link as it stands now, or the create would wait for a survivor that is never read again.
     current = {state.id: state for s in SIDES for state in by_id[s].values()}
     for stored in ctx.pending:
+        if stored.id in closed:
+            continue
         link = current.get(stored.id, stored)
         if not link.active or (link.crm_id is None) == (link.map_id is None):
             continue
@@ -851,6 +986,7 @@ def _plan_unlinked(
         _pair(ctx, plan, crm_rec, crm_values, map_rec, map_values)
     loose["map"].extend(keyed["map"].values())
 
+    tombstones = _unlinked_deletes(ctx, changes, by_id) if loose["crm"] or loose["map"] else {}
     # Only worth computing when something is about to be created by identity.
     held = (
         _identities_held_by_linked_changes(ctx, changes, by_id)
@@ -865,6 +1001,10 @@ def _plan_unlinked(
                 plan.skipped += 1
                 continue
             key = values.get(identity) if identity else None
+            deleted = tombstones.get((target, key)) if key is not None else None
+            if deleted is not None and key is not None:
+                _follow_unlinked_delete(ctx, plan, side, record.id, deleted, key)
+                continue
             holder = held[target].get(key) if key is not None else None
             if holder is not None:
                 # A linked record on the target side took this identity this cycle: an upsert
@@ -881,6 +1021,43 @@ def _plan_unlinked(
                 )
                 continue
             _create(ctx, plan, side, target, record.id, record.version, values)
+
+
+def _unlinked_deletes(
+    ctx: PlanContext,
+    changes: dict[Side, dict[str, Record]],
+    by_id: dict[Side, dict[str, LinkState]],
+) -> dict[tuple[Side, str], str]:
+    """(side, identity) -> id of a record deleted this cycle that no link ever held."""
+    found: dict[tuple[Side, str], str] = {}
+    if ctx.objmap.identity is None:
+        return found
+    for side in SIDES:
+        for record in changes[side].values():
+            if not record.deleted or record.merged_into or record.id in by_id[side]:
+                continue
+            key = record_identity(ctx, side, record)
+            if key is not None:
+                found.setdefault((side, key), record.id)
+    return found
+
+
+def _follow_unlinked_delete(
+    ctx: PlanContext, plan: Plan, side: Side, record_id: str, deleted_id: str, key: str
+) -> None:
+    """A person deleted on one side before any cycle linked them: never re-create them there.
+
+    The result is what it would have been had the first cycle completed and linked the two:
+    the live record follows the delete policy, and a closed link keeps later edits of it from
+    being taken for a new person.
+    """
+    ids = {side: record_id, other(side): deleted_id}
+    plan.actions.append(Tombstone(ids["crm"], ids["map"], key, other(side)))
+    if ctx.objmap.delete_policy != "flag":
+        mode: Literal["hard", "archive"] = (
+            "hard" if ctx.objmap.delete_policy == "delete" else "archive"
+        )
+        plan.actions.append(Remove(side, record_id, None, mode, deleted_id))
 
 
 def _identities_held_by_linked_changes(

@@ -290,6 +290,62 @@ def test_regression_merges_of_different_people_on_each_side_leave_no_orphan() ->
         m.teardown()
 
 
+def test_regression_a_merge_into_a_record_whose_create_was_lost_then_deleted() -> None:
+    """Probe 1b: the CRM merges a new record into a linked one, then deletes the survivor's twin.
+
+    This crashed the cycle with a UNIQUE violation on links (pair, object, map_id).
+    """
+    m = SyncMachine()
+    m.setup()
+    try:
+        m.create(name="Ann", score="", side="crm", title="")
+        m.converges()
+        m.create(name="Ann", score="", side="crm", title="")
+        m.crashing_sync(keep=0, side="map")  # the create of c2 on the platform never lands
+        m.merge(data=_Draws(["c2", "c1"]), side="crm")
+        m.delete(data=_Draws("c2"), side="crm")
+        m.converges()
+        assert not m.live("crm") and not m.live("map")
+    finally:
+        m.teardown()
+
+
+def test_regression_merges_on_both_sides_with_a_lost_create_leave_nothing_unlinked() -> None:
+    """Probe 1a: merges on both sides around a create that crashed unsent (``unlinked m…``)."""
+    m = SyncMachine()
+    m.setup()
+    try:
+        m.create(name="Ann", score="", side="crm", title="")
+        m.create(name="Bo", score="", side="crm", title="CTO")
+        m.converges()
+        m.merge(data=_Draws(["c1", "c2"]), side="crm")
+        m.create(name="Cy", score="", side="crm", title="")
+        m.crashing_sync(keep=0, side="map")
+        m.merge(data=_Draws(["c3", "c1"]), side="crm")
+        m.merge(data=_Draws(["m1", "m2"]), side="map")
+        m.converges()
+        assert set(m.live("crm")) == {"c3"} and len(m.live("map")) == 1
+    finally:
+        m.teardown()
+
+
+def test_regression_a_delete_before_the_first_cycle_is_not_undone() -> None:
+    """Probe 3: one person on both sides, deleted on the CRM before any cycle linked them."""
+    m = SyncMachine()
+    m.setup()
+    try:
+        m.same_person_created_on_both_sides(name1="Ann", name2="Bo", score="")
+        m.delete(data=_Draws("c1"), side="crm")
+        m.sync()
+        assert not m.live("crm")  # not re-created from the platform's record
+        assert not m.live("map")  # the delete followed, as the archive policy says
+        m.conns["map"].backend.human_edit("contacts", "m1", {"name": "Cy"})
+        m.converges()
+        assert not m.live("crm")
+    finally:
+        m.teardown()
+
+
 SyncMachine.TestCase.settings = settings(
     # 40 keeps the suite quick; the "thorough" profile (tests/conftest.py) asks for far more.
     max_examples=max(40, settings.default.max_examples)
