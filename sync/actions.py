@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Literal
 
 from crm_bridge.store import DecisionIn, PendingWrite, Side
@@ -240,8 +239,6 @@ class Plan:
     echoes: int = 0
     already_applied: int = 0
     skipped: int = 0
-    crm_cursor: datetime | None = None
-    map_cursor: datetime | None = None
 
     def count(self, kind: type[Any]) -> int:
         """How many actions of ``kind``."""

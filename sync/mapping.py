@@ -113,7 +113,10 @@ class PairSettings(_Frozen):
         10, ge=0, description="The ratio guard ignores cycles with at most this many deletes."
     )
     max_records_per_cycle: int = Field(
-        10_000, ge=100, description="Per side and object; the rest waits for the next cycle."
+        10_000,
+        ge=1,
+        description="Per side and object; the rest waits for the next cycle, which goes on "
+        "strictly after the last record read (a keyset cursor).",
     )
     dead_letter_max_attempts: int = Field(5, ge=1, description="Automatic replays per record.")
     default_crm_owner: str | None = Field(None, description="CRM owner id when none matches.")

@@ -244,8 +244,6 @@ def plan_object(
         "crm": _latest(crm_changes),
         "map": _latest(map_changes),
     }
-    plan.crm_cursor = max((r.modified_at for r in crm_changes), default=None)
-    plan.map_cursor = max((r.modified_at for r in map_changes), default=None)
     by_id: dict[Side, dict[str, LinkState]] = {s: dict(links.get(s, {})) for s in SIDES}
 
     handled: dict[Side, set[str]] = {"crm": set(), "map": set()}

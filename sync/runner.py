@@ -4,16 +4,16 @@ This is the function both ``crm-bridge sync`` and every ``crm-bridge daemon`` cy
 owns the order of operations and the safety checks; the decisions live in the planner and the
 writes in the executor.
 
-Incremental reads start at ``cursor - overlap`` (closed interval), so a record committed late or
-stamped by a skewed clock is read again rather than missed; the planner skips versions already
-applied, so the overlap costs reads, never writes.  Each side reads at most
-``max_records_per_cycle`` changes per object; the rest waits for the next cycle, which keeps
-memory flat however large the backlog.
+Each side reads at most ``max_records_per_cycle`` changes per object and the rest waits for the
+next cycle, which keeps memory flat however large the backlog; the keyset cursor
+(:mod:`crm_bridge.sync.cursor`) makes every capped read continue strictly after the last record
+it took.  After new changes the ``overlap_seconds`` behind the newest are read once more, so a
+record committed late or stamped by a skewed clock is read again rather than missed; the
+planner skips versions already applied, so the overlap costs reads, never writes.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -22,8 +22,9 @@ from typing import Any
 
 from crm_bridge.connector import Capability, Connector, Record
 from crm_bridge.errors import CrmBridgeError, SyncAbortedError
-from crm_bridge.store import DeadLetter, Link, RunStatus, Side, Store
+from crm_bridge.store import ChangeCursor, DeadLetter, Link, RunStatus, Side, Store
 from crm_bridge.sync.actions import SIDES, Plan, other
+from crm_bridge.sync.cursor import Read, advance, take, window
 from crm_bridge.sync.executor import Executor
 from crm_bridge.sync.mapping import ObjectMap, PairSettings
 from crm_bridge.sync.owners import OwnerDirectory
@@ -47,27 +48,6 @@ class CycleReport:
     calls: dict[str, int] = field(default_factory=dict)
     plans: list[Plan] = field(default_factory=list)
     run_id: int | None = None
-
-
-_SETTLED = "#settled"
-
-
-def _parse_cursor(value: str) -> tuple[datetime, bool]:
-    """A stored cursor: the newest change time seen, and whether its overlap was re-read."""
-    settled = value.endswith(_SETTLED)
-    return datetime.fromisoformat(value.removesuffix(_SETTLED)), settled
-
-
-def _next_cursor(stored: str | None, newest: datetime | None, *, capped: bool) -> str | None:
-    """Move to a newer change time (unsettled), or settle once the overlap re-read found none."""
-    if stored is None:
-        return newest.isoformat() if newest is not None else None
-    stamp, settled = _parse_cursor(stored)
-    if newest is not None and newest > stamp:
-        return newest.isoformat()
-    if settled or capped:
-        return stored
-    return stamp.isoformat() + _SETTLED
 
 
 def _utcnow() -> datetime:
@@ -191,10 +171,9 @@ class SyncRunner:
         objmap: ObjectMap,
         changes: dict[Side, list[Record]],
         links: dict[Side, dict[str, LinkState]],
-        *,
-        complete: bool = True,
+        complete: dict[Side, bool],
     ) -> PlanContext:
-        """The planner's context; ``complete=False`` when ``changes`` are not a full read."""
+        """The planner's context; ``complete`` per side: whether ``changes`` read to the end."""
         base = PlanContext(
             pair=self.name,
             name=obj_name,
@@ -217,12 +196,11 @@ class SyncRunner:
         with self.store.transaction(readonly=True) as tx:
             found = tx.links_by_identity(self.name, obj_name, identities) if identities else {}
             pending = [_link_state(link) for link in tx.pending_links(self.name, obj_name)]
-        cap = self.settings.max_records_per_cycle
         return replace(
             base,
             linked_identities={k: _link_state(v) for k, v in found.items()},
             pending=pending,
-            complete={s: complete and len(changes[s]) < cap for s in SIDES},
+            complete=complete,
         )
 
     def _owner_directory(self, objmap: ObjectMap) -> OwnerDirectory:
@@ -242,17 +220,18 @@ class SyncRunner:
             self._owners_at = now
         return self._owners
 
-    def _read(self, side: Side, obj: str, cursor: str | None) -> list[Record]:
-        since = None
-        if cursor is not None:
-            stamp, settled = _parse_cursor(cursor)
-            # The overlap window is re-read once after the cursor moves (late commits, skew);
-            # once that re-read found nothing newer the cursor is "settled" and idle cycles read
-            # only from the cursor itself -- otherwise every idle cycle after a burst would page
-            # through the burst's tail again.
-            since = stamp if settled else stamp - timedelta(seconds=self.settings.overlap_seconds)
-        stream = self.connectors[side].changes(obj, since)
-        return list(itertools.islice(stream, self.settings.max_records_per_cycle))
+    def _read(self, side: Side, obj: str, cursor: ChangeCursor | None) -> Read:
+        conn = self.connectors[side]
+        where = window(cursor, timedelta(seconds=self.settings.overlap_seconds))
+        stream = conn.changes(obj, where.since)
+        try:
+            return take(
+                stream, where, self.settings.max_records_per_cycle, conn.object_spec(obj).ordering
+            )
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()  # a generator left mid-page releases its connection now
 
     def _links(
         self, obj_name: str, changes: dict[Side, list[Record]]
@@ -286,10 +265,13 @@ class SyncRunner:
     ) -> None:
         objects = self._objects(objmap)
         with self.store.transaction(readonly=True) as tx:
-            cursors = {s: tx.get_cursor(self.name, s, obj_name) for s in SIDES}
-        changes = {s: self._read(s, objects[s], cursors[s]) for s in SIDES}
+            cursors = {s: tx.get_change_cursor(self.name, s, obj_name) for s in SIDES}
+        reads = {s: self._read(s, objects[s], cursors[s]) for s in SIDES}
+        changes = {s: reads[s].records for s in SIDES}
         links = self._links(obj_name, changes)
-        context = self._context(obj_name, objmap, changes, links)
+        context = self._context(
+            obj_name, objmap, changes, links, {s: not reads[s].capped for s in SIDES}
+        )
         plan = plan_object(context, changes["crm"], changes["map"], links)
         report.plans.append(plan)
         report.counts["read_crm"] += len(changes["crm"])
@@ -313,14 +295,10 @@ class SyncRunner:
         if outcome.stopped:
             return  # batches not sent yet are re-planned next cycle: the cursors stay
         with self.store.transaction() as tx:
-            for side, newest in (("crm", plan.crm_cursor), ("map", plan.map_cursor)):
-                value = _next_cursor(
-                    cursors[side],  # type: ignore[index]
-                    newest,
-                    capped=len(changes[side]) >= self.settings.max_records_per_cycle,  # type: ignore[index]
-                )
-                if value is not None and value != cursors[side]:  # type: ignore[index]
-                    tx.set_cursor(self.name, side, obj_name, value, now=self.now())  # type: ignore[arg-type]
+            for side in SIDES:
+                moved = advance(cursors[side], reads[side])
+                if moved is not None and moved != cursors[side]:
+                    tx.set_change_cursor(self.name, side, obj_name, moved, now=self.now())
 
     def _guard_deletes(self, obj_name: str, plan: Plan, allow_deletes: bool) -> None:
         deletes = plan.deletes()
@@ -375,7 +353,7 @@ class SyncRunner:
                     )
             links = self._links(obj_name, changes)
             plan = plan_object(
-                self._context(obj_name, objmap, changes, links, complete=False),
+                self._context(obj_name, objmap, changes, links, {"crm": False, "map": False}),
                 changes["crm"],
                 changes["map"],
                 links,

@@ -31,6 +31,7 @@ from crm_bridge.connector import (
     Delete,
     NewTask,
     ObjectSpec,
+    Ordering,
     Owner,
     Record,
     Upsert,
@@ -54,6 +55,11 @@ class MemorySettings(ConnectorSettings):
     identity_field: str = Field("email", description="Field that identifies a person across sides.")
     max_batch: int = Field(100, ge=1, le=10_000, description="Largest write batch accepted.")
     page_size: int = Field(200, ge=1, description="Records per page of the change stream.")
+    unsorted: bool = Field(
+        False,
+        description="Serve the change stream newest first and declare Ordering.UNSORTED, like "
+        "an API that cannot sort by modification time.",
+    )
     api_token: SecretStr | None = Field(
         None, description="Optional; when set, check() demands the same token (shows secrets)."
     )
@@ -203,6 +209,7 @@ class MemoryConnector(Connector[MemorySettings]):
                 version_field="version",
                 identity_fields=(self.settings.identity_field,),
                 max_batch=self.settings.max_batch,
+                ordering=Ordering.UNSORTED if self.settings.unsorted else Ordering.ASCENDING,
             )
             for obj in self.settings.objects
         ]
@@ -220,9 +227,12 @@ class MemoryConnector(Connector[MemorySettings]):
         self.object_spec(obj)
         rows = self.backend.tables.get(obj, {})
         ordered = sorted(
-            (r.modified_at, rid)
-            for rid, r in rows.items()
-            if since is None or r.modified_at >= since
+            (
+                (r.modified_at, rid)
+                for rid, r in rows.items()
+                if since is None or r.modified_at >= since
+            ),
+            reverse=self.settings.unsorted,
         )
         for start in range(0, len(ordered), self.settings.page_size):
             self.calls["changes"] += 1

@@ -14,10 +14,13 @@ from crm_bridge.store.errors import (
 )
 from crm_bridge.store.models import (
     AuditEntry,
+    ChangeCursor,
+    CursorPhase,
     DeadLetter,
     DeadLetterStatus,
     Decision,
     DecisionIn,
+    Keyset,
     Link,
     LinkStatus,
     PendingWrite,
@@ -31,10 +34,13 @@ from crm_bridge.store.store import Backend, LinkIn, Store, StoreTx, display_url
 __all__ = [
     "AuditEntry",
     "Backend",
+    "ChangeCursor",
+    "CursorPhase",
     "DeadLetter",
     "DeadLetterStatus",
     "Decision",
     "DecisionIn",
+    "Keyset",
     "Link",
     "LinkIn",
     "LinkStatus",

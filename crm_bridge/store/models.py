@@ -14,10 +14,13 @@ from typing import Any, Literal
 
 __all__ = [
     "AuditEntry",
+    "ChangeCursor",
+    "CursorPhase",
     "DeadLetter",
     "DeadLetterStatus",
     "Decision",
     "DecisionIn",
+    "Keyset",
     "Link",
     "LinkStatus",
     "PendingWrite",
@@ -65,6 +68,35 @@ class PendingWrite:
         if data is None:
             return None
         return cls(frozenset(data.get("fields", ())), dict(data.get("prior", {})))
+
+
+Keyset = tuple[datetime, str]
+"""A position in a change stream: (modified_at, record id), compared as a tuple."""
+
+CursorPhase = Literal["scanning", "overlap", "settled"]
+"""Where a change cursor stands (see :class:`ChangeCursor`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeCursor:
+    """How far the sync has read one side's changes of one object.
+
+    ``newest`` is the greatest (modified_at, id) ever read.  ``phase``:
+
+    * ``scanning``: a read was capped by ``max_records_per_cycle``; the next one continues
+      strictly after ``position``, the last record it took (a keyset, so a capped read always
+      moves on, however many records share one timestamp).  ``found_newer`` says whether this
+      scan has met anything beyond the ``newest`` it started from.
+    * ``overlap``: a scan reached the end of the stream having found new changes; the next read
+      goes over the ``overlap_seconds`` behind ``newest`` again (late commits, clock skew).
+    * ``settled``: the last scan found nothing new; the next read starts strictly after
+      ``newest``, so an idle cycle reads nothing twice.
+    """
+
+    newest: Keyset
+    phase: CursorPhase
+    position: Keyset | None = None
+    found_newer: bool = False
 
 
 DeadLetterStatus = Literal["open", "replayed", "dismissed"]

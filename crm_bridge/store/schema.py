@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
 __all__ = [
+    "CURSOR_PHASES",
     "DEAD_LETTER_STATUSES",
     "LINK_STATUSES",
     "RUN_STATUSES",
@@ -25,6 +26,7 @@ __all__ = [
     "Id",
     "UtcDateTime",
     "audit_log",
+    "change_cursors",
     "cursors",
     "dead_letters",
     "decisions",
@@ -38,6 +40,7 @@ LINK_STATUSES = ("active", "deleted", "merged")
 SIDE_STATES = ("synced", "written", "creating")
 DEAD_LETTER_STATUSES = ("open", "replayed", "dismissed")
 RUN_STATUSES = ("running", "ok", "failed", "aborted")
+CURSOR_PHASES = ("scanning", "overlap", "settled")
 
 # Deterministic constraint names: SQLite's batch migrations recreate tables and can only drop or
 # alter a constraint that has a name, and PostgreSQL's generated names differ between versions.
@@ -167,6 +170,30 @@ cursors = sa.Table(
     sa.Column("value", sa.Text(), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
     sa.CheckConstraint(_in("side", SIDES), name="side"),
+)
+
+# The sync's position in each side's change stream, one typed row per pair/side/object
+# (migration 0006; see ChangeCursor).  ``cursors`` keeps the plain timestamps of the SLA and
+# reason engines.
+change_cursors = sa.Table(
+    "change_cursors",
+    metadata,
+    sa.Column("pair", sa.String(100), primary_key=True),
+    sa.Column("side", sa.String(8), primary_key=True),
+    sa.Column("object", sa.String(64), primary_key=True),
+    sa.Column("newest_at", UtcDateTime(), nullable=False),
+    sa.Column("newest_id", sa.String(255), nullable=False),
+    sa.Column("phase", sa.String(16), nullable=False),
+    sa.Column("position_at", UtcDateTime()),
+    sa.Column("position_id", sa.String(255)),
+    sa.Column("found_newer", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.CheckConstraint(_in("side", SIDES), name="side"),
+    sa.CheckConstraint(_in("phase", CURSOR_PHASES), name="phase"),
+    sa.CheckConstraint(
+        "(phase = 'scanning') = (position_at IS NOT NULL AND position_id IS NOT NULL)",
+        name="position_only_while_scanning",
+    ),
 )
 
 dead_letters = sa.Table(

@@ -33,6 +33,7 @@ from crm_bridge.store import locking, migrate
 from crm_bridge.store.errors import StoreConflictError, StoreError, StoreNotFoundError
 from crm_bridge.store.models import (
     AuditEntry,
+    ChangeCursor,
     DeadLetter,
     DeadLetterStatus,
     Decision,
@@ -47,6 +48,7 @@ from crm_bridge.store.models import (
 )
 from crm_bridge.store.schema import (
     audit_log,
+    change_cursors,
     cursors,
     dead_letters,
     decisions,
@@ -685,6 +687,48 @@ class StoreTx:
         )
         self._conn.execute(stmt)
 
+    def get_change_cursor(self, pair: str, side: Side, obj: str) -> ChangeCursor | None:
+        """The sync's position in one side's change stream, ``None`` before anything was read."""
+        row = self._conn.execute(
+            sa.select(change_cursors).where(
+                change_cursors.c.pair == pair,
+                change_cursors.c.side == side,
+                change_cursors.c.object == obj,
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        position = None
+        if row.position_at is not None and row.position_id is not None:
+            position = (row.position_at, row.position_id)
+        return ChangeCursor(
+            newest=(row.newest_at, row.newest_id),
+            phase=row.phase,
+            position=position,
+            found_newer=bool(row.found_newer),
+        )
+
+    def set_change_cursor(
+        self, pair: str, side: Side, obj: str, cursor: ChangeCursor, *, now: datetime | None = None
+    ) -> None:
+        """Upsert it.  Call it in the same transaction as the outcomes of the read it ends."""
+        _check(side, Side, "side")
+        values = {
+            "newest_at": cursor.newest[0],
+            "newest_id": cursor.newest[1],
+            "phase": cursor.phase,
+            "position_at": cursor.position[0] if cursor.position else None,
+            "position_id": cursor.position[1] if cursor.position else None,
+            "found_newer": cursor.found_newer,
+            "updated_at": self._now(now),
+        }
+        stmt = self._insert(change_cursors).values(pair=pair, side=side, object=obj, **values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[change_cursors.c.pair, change_cursors.c.side, change_cursors.c.object],
+            set_={k: getattr(stmt.excluded, k) for k in values},
+        )
+        self._conn.execute(stmt)
+
     # -- dead letters ------------------------------------------------------------------------
 
     def add_dead_letter(
@@ -976,10 +1020,12 @@ class StoreTx:
         for name, table in (
             ("dead_letters", dead_letters),
             ("cursors", cursors),
+            ("change_cursors", change_cursors),
             ("links", links),
         ):
             result = self._conn.execute(sa.delete(table).where(table.c.pair == pair))
-            counts[name] = result.rowcount
+            name = "cursors" if table is change_cursors else name
+            counts[name] = counts.get(name, 0) + result.rowcount
         return counts
 
     def summary(self) -> dict[str, Any]:
@@ -1011,13 +1057,14 @@ class StoreTx:
             for pair, status, n in self._conn.execute(q):
                 entry(pair)[table.name][status] = n
         without_pair = 0
-        for table in (cursors, runs, decisions, audit_log):
+        for table in (cursors, change_cursors, runs, decisions, audit_log):
             q = sa.select(table.c.pair, sa.func.count()).group_by(table.c.pair)
             for pair, n in self._conn.execute(q):
                 if pair is None:
                     without_pair = n
                 else:
-                    entry(pair)[table.name] = n
+                    name = "cursors" if table is change_cursors else table.name
+                    entry(pair)[name] = entry(pair).get(name, 0) + n
         return {
             "revision": migrate.current_revision(self._conn),
             "pairs": dict(sorted(pairs.items())),

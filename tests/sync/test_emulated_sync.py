@@ -436,7 +436,7 @@ def test_delete_ratio_guard_aborts_then_allow_deletes_propagates(make: Make, pol
     e.advance(1)
     before = e.data()
     with e.session.store.transaction(readonly=True) as tx:
-        cursors = {s: tx.get_cursor("main", s, "leads") for s in ("crm", "map")}
+        cursors = {s: tx.get_change_cursor("main", s, "leads") for s in ("crm", "map")}
 
     with pytest.raises(SyncAbortedError, match="--allow-deletes") as aborted:
         e.runner.run_cycle()
@@ -445,7 +445,7 @@ def test_delete_ratio_guard_aborts_then_allow_deletes_propagates(make: Make, pol
     assert e.data() == before  # nothing written on either side
     assert len(e.links()) == 6
     with e.session.store.transaction(readonly=True) as tx:
-        assert {s: tx.get_cursor("main", s, "leads") for s in ("crm", "map")} == cursors
+        assert {s: tx.get_change_cursor("main", s, "leads") for s in ("crm", "map")} == cursors
         (run,) = tx.last_runs("main", limit=1)
     assert run.status == "aborted" and "--allow-deletes" in (run.error or "")
 
@@ -758,3 +758,31 @@ def test_token_expiry_mid_cycle_is_refreshed_and_the_cycle_completes(
     assert set(e.leads()) == set(e.contacts()) and len(e.leads()) == 4
     before = e.data()
     assert writes(e.cycle()) == {} and e.data() == before
+
+
+# -- 9. capped reads through runs of records sharing one instant --------------------------------
+
+
+def test_a_capped_read_moves_on_through_records_sharing_one_instant(make: Make) -> None:
+    """Probe 4: a cap below the size of a bulk update used to re-read one page for ever."""
+    e = make(pair={"max_records_per_cycle": 10, "overlap_seconds": 5})
+    hs, sf = e.hubspot.emulator.clock, e.salesforce.emulator.clock
+    hs.freeze()
+    e.create_contacts(
+        *({"email": f"hs{i}@cap.example", "lastname": f"H{i}", "company": "Cap"} for i in range(30))
+    )
+    hs.unfreeze()
+    sf.freeze()  # one SystemModstamp for all thirty (and SOQL literals are whole seconds)
+    for i in range(30):
+        e.create_lead(f"sf{i}@cap.example", LastName=f"S{i}")
+    sf.unfreeze()
+    e.realign_clocks()
+    e.advance(1)
+
+    reports = [e.cycle() for _ in range(5)]
+
+    assert {f"hs{i}@cap.example" for i in range(30)} <= set(e.leads())
+    assert {f"sf{i}@cap.example" for i in range(30)} <= set(e.contacts())
+    assert all(r.counts["read_crm"] <= 10 and r.counts["read_map"] <= 10 for r in reports)
+    with e.session.store.transaction(readonly=True) as tx:
+        assert tx.count_links("main", "leads") == 60

@@ -177,25 +177,7 @@ def test_plan_only_writes_nothing(world: World) -> None:
     report = world.sync(plan_only=True)
     assert report.plans[0].actions and world.people("map") == {}
     with world.store.transaction(readonly=True) as tx:
-        assert tx.get_cursor("p", "crm", "people") is None
-
-
-def test_cursor_rereads_the_overlap_once_then_settles() -> None:
-    from datetime import UTC, datetime
-
-    from crm_bridge.sync.runner import _next_cursor, _parse_cursor
-
-    t1 = datetime(2026, 1, 1, tzinfo=UTC)
-    t2 = datetime(2026, 1, 2, tzinfo=UTC)
-    assert _next_cursor(None, None, capped=False) is None
-    moved = _next_cursor(None, t1, capped=False)
-    assert moved is not None and _parse_cursor(moved) == (t1, False)
-    settled = _next_cursor(moved, t1, capped=False)  # the overlap re-read found nothing newer
-    assert settled is not None and _parse_cursor(settled) == (t1, True)
-    assert _next_cursor(settled, None, capped=False) == settled
-    assert _next_cursor(moved, t1, capped=True) == moved  # a capped read settles nothing
-    newer = _next_cursor(settled, t2, capped=False)
-    assert newer is not None and _parse_cursor(newer) == (t2, False)
+        assert tx.get_change_cursor("p", "crm", "people") is None
 
 
 def test_create_matching_an_already_linked_record_is_dead_lettered_and_the_batch_lands(

@@ -1,0 +1,120 @@
+"""Where the next read of a change stream starts, what it takes, and how it moves the cursor.
+
+A cursor is a *keyset*: the (modified_at, id) of the last record taken, not a timestamp.  With
+a timestamp alone, a read capped by ``max_records_per_cycle`` inside a run of records sharing
+one instant (a bulk update, the overlap window after it) could not say where it stopped, so
+every cycle re-read the same capped page and the sync stopped seeing changes for good.
+
+Connectors only promise ``since`` inclusive and, for :attr:`Ordering.ASCENDING`, a stream
+ascending by ``modified_at`` -- records sharing an instant may come in any order, and a
+connector whose filter is coarser than its timestamps (Salesforce SOQL literals are whole
+seconds) returns a few records before ``since``.  :func:`take` therefore keeps the ``cap``
+smallest keysets after the position in a bounded heap: with an ascending stream it stops at the
+first record past a full heap's greatest instant; an :attr:`Ordering.UNSORTED` stream is read
+to its end.  Memory stays at ``cap`` records either way.
+
+The phases (see :class:`~crm_bridge.store.ChangeCursor`) keep the overlap re-read of late
+commits without paying for it on idle cycles: a scan that found new records is followed by one
+re-read of the ``overlap`` behind the newest; a scan that found nothing new settles the cursor,
+and a settled cursor reads strictly after the newest record.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from crm_bridge.connector import Ordering, Record
+from crm_bridge.store import ChangeCursor, Keyset
+
+__all__ = ["Read", "ReadWindow", "advance", "keyset", "take", "window"]
+
+
+def keyset(record: Record) -> Keyset:
+    """A record's position in the stream: the total order every read is cut in."""
+    return (record.modified_at, record.id)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadWindow:
+    """The part of a stream one read covers.
+
+    ``since`` goes to ``Connector.changes`` (inclusive); records at or before ``after`` were
+    taken already and are skipped.
+    """
+
+    since: datetime | None
+    after: Keyset | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """What one cycle took from a stream, in keyset order; ``capped`` when more was left."""
+
+    records: list[Record]
+    capped: bool
+
+
+def window(cursor: ChangeCursor | None, overlap: timedelta) -> ReadWindow:
+    """The part of the stream the next read covers."""
+    if cursor is None:
+        return ReadWindow(None)
+    if cursor.phase == "scanning":
+        assert cursor.position is not None  # the store's check constraint
+        return ReadWindow(cursor.position[0], cursor.position)
+    if cursor.phase == "overlap":
+        return ReadWindow(cursor.newest[0] - overlap)
+    return ReadWindow(cursor.newest[0], cursor.newest)
+
+
+def take(stream: Iterable[Record], where: ReadWindow, cap: int, ordering: Ordering) -> Read:
+    """The ``cap`` smallest records of ``stream`` after ``where.after``, in keyset order."""
+    if cap < 1:
+        raise ValueError("cap must be at least 1")
+    heap: list[tuple[_Desc, Record]] = []  # a max-heap on keyset: heap[0] is the greatest kept
+    capped = False
+    for record in stream:
+        key = keyset(record)
+        if where.after is not None and key <= where.after:
+            continue
+        if len(heap) < cap:
+            heapq.heappush(heap, (_Desc(key), record))
+            continue
+        capped = True
+        greatest = heap[0][0].key
+        if key < greatest:
+            heapq.heapreplace(heap, (_Desc(key), record))
+        elif ordering is Ordering.ASCENDING and record.modified_at > greatest[0]:
+            break  # everything from here on is later still
+    return Read(sorted((record for _, record in heap), key=keyset), capped)
+
+
+def advance(cursor: ChangeCursor | None, read: Read) -> ChangeCursor | None:
+    """The cursor after ``read`` was applied (``None`` while nothing was ever read)."""
+    if not read.records:
+        if cursor is None:
+            return None
+        if cursor.phase == "scanning":  # the scan ran out exactly at the cap: it is over
+            return ChangeCursor(cursor.newest, "overlap" if cursor.found_newer else "settled")
+        return ChangeCursor(cursor.newest, "settled")
+    last = keyset(read.records[-1])
+    newer = cursor is None or last > cursor.newest
+    newest = last if cursor is None else max(cursor.newest, last)
+    found = newer or (cursor is not None and cursor.phase == "scanning" and cursor.found_newer)
+    if read.capped:
+        return ChangeCursor(newest, "scanning", position=last, found_newer=found)
+    return ChangeCursor(newest, "overlap" if found else "settled")
+
+
+class _Desc:
+    """Inverts the order of a keyset so :mod:`heapq`'s min-heap keeps the greatest on top."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: Keyset) -> None:
+        self.key = key
+
+    def __lt__(self, other: _Desc) -> bool:
+        return self.key > other.key

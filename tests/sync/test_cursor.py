@@ -1,0 +1,156 @@
+"""The keyset cursor: a capped read always moves on, whatever the stream's ties and order.
+
+Probe 4 of the correctness issue: with more records than ``max_records_per_cycle`` sharing the
+overlap window (or one instant), every cycle re-read the same capped page and the cursor never
+moved.  The unit tests pin :mod:`crm_bridge.sync.cursor`; the engine tests run the real runner
+over in-memory systems whose clocks stamp many records with one instant.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from crm_bridge.connector import Ordering, Record
+from crm_bridge.connectors.example_memory import MemoryBackend, MemoryConnector, MemorySettings
+from crm_bridge.store import ChangeCursor
+from crm_bridge.sync.cursor import ReadWindow, advance, take, window
+from tests.sync.conftest import World
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def _rec(rid: str, seconds: float) -> Record:
+    return Record(
+        object="contacts",
+        id=rid,
+        version="1",
+        modified_at=T0 + timedelta(seconds=seconds),
+        fields={},
+    )
+
+
+def test_take_keeps_the_smallest_keysets_after_the_position_whatever_the_order() -> None:
+    stream = [_rec("b", 1), _rec("a", 1), _rec("d", 1), _rec("c", 1), _rec("e", 2)]
+    first = take(stream, ReadWindow(None), 2, Ordering.ASCENDING)
+    assert [r.id for r in first.records] == ["a", "b"] and first.capped
+    after = (first.records[-1].modified_at, first.records[-1].id)
+    second = take(stream, ReadWindow(T0, after), 2, Ordering.ASCENDING)
+    assert [r.id for r in second.records] == ["c", "d"] and second.capped
+    last = take(stream, ReadWindow(T0, (T0 + timedelta(seconds=1), "d")), 2, Ordering.ASCENDING)
+    assert [r.id for r in last.records] == ["e"] and not last.capped
+
+
+def test_take_stops_an_ascending_stream_at_the_first_later_instant() -> None:
+    seen: list[str] = []
+
+    def stream() -> object:
+        for rec in [_rec("a", 1), _rec("b", 2), _rec("c", 3), _rec("d", 4)]:
+            seen.append(rec.id)
+            yield rec
+
+    read = take(stream(), ReadWindow(None), 1, Ordering.ASCENDING)  # type: ignore[arg-type]
+    assert [r.id for r in read.records] == ["a"] and read.capped
+    assert seen == ["a", "b"]  # one record past the cap tells it is capped: no more pages
+
+
+def test_take_reads_an_unsorted_stream_to_its_end() -> None:
+    stream = [_rec("d", 4), _rec("c", 3), _rec("b", 2), _rec("a", 1)]
+    read = take(stream, ReadWindow(None), 2, Ordering.UNSORTED)
+    assert [r.id for r in read.records] == ["a", "b"] and read.capped
+    # Trusting an order it does not have would have stopped at "c" and lost "a" for good.
+    shuffled = [_rec("b", 2), _rec("c", 3), _rec("a", 1)]
+    assert [r.id for r in take(shuffled, ReadWindow(None), 1, Ordering.UNSORTED).records] == ["a"]
+    assert [r.id for r in take(shuffled, ReadWindow(None), 1, Ordering.ASCENDING).records] == ["b"]
+
+
+def test_phases_overlap_once_after_new_changes_then_settle() -> None:
+    overlap = timedelta(seconds=5)
+    assert window(None, overlap) == ReadWindow(None)
+    assert advance(None, take([], ReadWindow(None), 3, Ordering.ASCENDING)) is None
+
+    capped = advance(
+        None, take([_rec("a", 1), _rec("b", 2)], ReadWindow(None), 1, Ordering.ASCENDING)
+    )
+    assert capped == ChangeCursor(
+        (T0 + timedelta(seconds=1), "a"), "scanning", (T0 + timedelta(seconds=1), "a"), True
+    )
+    assert window(capped, overlap) == ReadWindow(T0 + timedelta(seconds=1), capped.position)
+
+    done = advance(capped, take([_rec("b", 2)], window(capped, overlap), 1, Ordering.ASCENDING))
+    assert done == ChangeCursor((T0 + timedelta(seconds=2), "b"), "overlap")
+    assert window(done, overlap) == ReadWindow(T0 + timedelta(seconds=2) - overlap)
+
+    # The overlap re-read meets only what it had: settled, and the next read starts after it.
+    settled = advance(
+        done, take([_rec("a", 1), _rec("b", 2)], window(done, overlap), 5, Ordering.ASCENDING)
+    )
+    assert settled == ChangeCursor((T0 + timedelta(seconds=2), "b"), "settled")
+    assert window(settled, overlap) == ReadWindow(T0 + timedelta(seconds=2), settled.newest)
+    assert advance(settled, take([], window(settled, overlap), 5, Ordering.ASCENDING)) == settled
+
+    # Something new after a settled cursor: one more overlap re-read.
+    fresh = advance(settled, take([_rec("c", 9)], window(settled, overlap), 5, Ordering.ASCENDING))
+    assert fresh is not None and fresh.phase == "overlap" and fresh.newest[1] == "c"
+
+
+def test_a_scan_that_ends_exactly_at_the_cap_finishes_on_the_next_empty_read() -> None:
+    scanning = ChangeCursor((T0, "a"), "scanning", (T0, "a"), found_newer=False)
+    ended = advance(scanning, take([], window(scanning, timedelta()), 1, Ordering.ASCENDING))
+    assert ended == ChangeCursor((T0, "a"), "settled")
+
+
+def _frozen_world(tmp_path: Path, cap: int, *, unsorted: bool = False) -> World:
+    """A world whose CRM stamps every record with one instant (a bulk update)."""
+    w = World(tmp_path, max_records_per_cycle=cap, overlap_seconds=5)
+    w.crm = MemoryBackend(clock=lambda: T0, prefix="c")
+    w.crm_conn = MemoryConnector(
+        MemorySettings(objects=["contacts"], max_batch=3, page_size=2, unsorted=unsorted),
+        name="crm",
+        backend=w.crm,
+    )
+    w.runner = w.new_runner()
+    return w
+
+
+def test_more_records_than_the_cap_at_one_instant_all_reach_the_other_side(tmp_path: Path) -> None:
+    w = _frozen_world(tmp_path, cap=3)
+    for i in range(10):
+        w.crm.create("contacts", {"email": f"p{i}@x.io", "name": f"P{i}"})
+    for _ in range(4):
+        w.sync()
+    assert len(w.people("map")) == 10  # before the keyset cursor: 3, for ever
+    w.crm.create("contacts", {"email": "late@x.io"})  # still the same instant
+    w.sync()
+    w.sync()
+    assert "late@x.io" in w.by_email("map")
+    w.store.close()
+
+
+def test_an_unsorted_connector_loses_nothing_under_the_cap(tmp_path: Path) -> None:
+    w = World(tmp_path, max_records_per_cycle=3)
+    w.crm_conn = MemoryConnector(
+        MemorySettings(objects=["contacts"], max_batch=3, unsorted=True), name="crm", backend=w.crm
+    )
+    w.runner = w.new_runner()
+    for i in range(8):
+        w.crm.create("contacts", {"email": f"p{i}@x.io", "name": f"P{i}"})
+    for _ in range(3):
+        w.sync()
+    assert len(w.people("map")) == 8
+    with w.store.transaction(readonly=True) as tx:
+        cursor = tx.get_change_cursor("p", "crm", "people")
+    assert cursor is not None and cursor.phase in ("overlap", "settled")
+    w.store.close()
+
+
+def test_an_idle_settled_cycle_reads_nothing_again(tmp_path: Path) -> None:
+    w = _frozen_world(tmp_path, cap=3)
+    for i in range(5):
+        w.crm.create("contacts", {"email": f"p{i}@x.io"})
+    reports = [w.sync() for _ in range(5)]
+    assert [r.counts["read_crm"] for r in reports][-1] == 0
+    with w.store.transaction(readonly=True) as tx:
+        cursor = tx.get_change_cursor("p", "crm", "people")
+    assert cursor is not None and cursor.phase == "settled"
+    w.store.close()
