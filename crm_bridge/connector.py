@@ -156,14 +156,16 @@ class Upsert:
     ``key`` is the caller's reference (echoed back in the result).  With ``id`` set it is an
     update of that record; with ``match_on`` set (and ``Capability.UPSERT_BY_IDENTITY``) the
     connector finds-or-creates by that field's value in ``fields``; otherwise it creates.
-    ``expected_version`` asks the connector to refuse the write if the record changed since.
+    There is no conditional write: neither Salesforce Collections nor HubSpot batch updates
+    offer one, and a check-then-write costs a read per batch while still racing.  A person's
+    edit that lands between the engine's read and its write is kept by the next cycle, which
+    compares what it reads with the write's recorded prior values.
     """
 
     key: str
     fields: Mapping[str, Any]
     id: str | None = None
     match_on: str | None = None
-    expected_version: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,8 +9,6 @@ The tree (each class's CLI exit code in brackets)::
     ├── TransientError [4]           try again later; the engine retries these itself
     │   └── RateLimitedError [4]     the vendor said "slow down" (carries retry_after)
     ├── RecordRejectedError [5]      one record was refused; it goes to the dead-letter store
-    ├── ConflictError [6]            both sides changed and no rule could decide
-    │   └── StaleWriteError [6]      the record changed since we read it (version token mismatch)
     ├── SyncAbortedError [7]         a safety guard stopped the cycle (e.g. the delete-ratio guard)
     └── StoreError [8]               the state store cannot be used
         └── StoreLockedError [9]     another writer holds the store's lock
@@ -31,12 +29,10 @@ __all__ = [
     "AuthError",
     "ConfigError",
     "ConfigProblem",
-    "ConflictError",
     "ConnectorLoadError",
     "CrmBridgeError",
     "RateLimitedError",
     "RecordRejectedError",
-    "StaleWriteError",
     "StoreError",
     "StoreLockedError",
     "SyncAbortedError",
@@ -146,16 +142,6 @@ class RecordRejectedError(CrmBridgeError):
     def __init__(self, message: str, *, code: str | None = None, **where: str) -> None:
         super().__init__(message, **where)
         self.code = code
-
-
-class ConflictError(CrmBridgeError):
-    """Both sides changed a field and no configured rule could pick a winner."""
-
-    exit_code: ClassVar[int] = 6
-
-
-class StaleWriteError(ConflictError):
-    """A write carried a version token that no longer matches the record."""
 
 
 class SyncAbortedError(CrmBridgeError):

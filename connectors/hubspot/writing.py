@@ -96,11 +96,8 @@ class Writer:
                 results[index] = item
             else:
                 groups.setdefault(item.kind, []).append(item)
-        stale = self._check_versions(obj, groups.get("update", []))
-        results.update(stale)
         for kind, items in groups.items():  # kinds in order of first appearance
-            pending = [i for i in items if i.index not in results]
-            for chunk in _unique_chunks(pending, BATCH_MAX):
+            for chunk in _unique_chunks(items, BATCH_MAX):
                 self._run(obj, kind, chunk, identity, results)
         return [results[i] for i in range(len(ops))]
 
@@ -125,28 +122,6 @@ class Writer:
                 index, op, "upsert", props, trace, f"{op.match_on}:{value.lower()}", op.match_on
             )
         return _Item(index, op, "create", props, trace, trace)
-
-    def _check_versions(self, obj: str, updates: list[_Item]) -> dict[int, WriteResult]:
-        """HubSpot has no conditional update: read the guarded records first (one batch read)."""
-        guarded = [i for i in updates if isinstance(i.op, Upsert) and i.op.expected_version]
-        if not guarded:
-            return {}
-        current = {r.id: r.version for r in self.reader.fetch(obj, [str(i.op.id) for i in guarded])}
-        out: dict[int, WriteResult] = {}
-        for item in guarded:
-            assert isinstance(item.op, Upsert)
-            now = current.get(str(item.op.id))
-            if now is None:
-                out[item.index] = WriteResult.failure(
-                    item.op.key, "record does not exist or was archived", code="OBJECT_NOT_FOUND"
-                )
-            elif now != item.op.expected_version:
-                out[item.index] = WriteResult.failure(
-                    item.op.key,
-                    f"record changed since it was read (version {now})",
-                    code="STALE",
-                )
-        return out
 
     # -- one batch call (and its splits) ---------------------------------------------------------
 

@@ -34,7 +34,7 @@ from crm_bridge.connector import Delete, Upsert, WriteOp, WriteResult
 from crm_bridge.errors import CrmBridgeError, TransientError
 from crm_bridge.http import Action, Clock, RetryPolicy
 
-from .reading import ObjectDescription, chunked, quote, valid_id
+from .reading import ObjectDescription, quote, valid_id
 from .settings import COLLECTION_SIZE, COLLECTIONS_PER_COMPOSITE
 
 __all__ = ["BatchWriter", "WriteApi", "coerce", "query_rows", "query_subrequest"]
@@ -211,10 +211,10 @@ class BatchWriter:
                 results[i] = WriteResult.failure(
                     op.key, str(exc), code="INVALID_TYPE_ON_FIELD_IN_RECORD"
                 )
-        matches, stamps = self._pre_read(obj, ops, results, description)
+        matches = self._pre_read(obj, ops, results, description)
         pending = [i for i in range(len(ops)) if results[i] is None]
         while pending:
-            plan = self._plan(obj, ops, pending, bodies, description, matches, stamps, results)
+            plan = self._plan(obj, ops, pending, bodies, description, matches, results)
             for i, new_id in self._execute(obj, ops, plan, results).items():
                 op = ops[i]
                 value = _match_value(op) if isinstance(op, Upsert) else None
@@ -224,7 +224,7 @@ class BatchWriter:
             pending = plan.deferred  # same-value creates: now updates of the record just made
         return [r if r is not None else _lost(ops[i].key) for i, r in enumerate(results)]
 
-    # -- pre-read (match_on and expected_version) ---------------------------------------------
+    # -- pre-read (match_on) ------------------------------------------------------------------
 
     def _pre_read(
         self,
@@ -232,15 +232,10 @@ class BatchWriter:
         ops: Sequence[WriteOp],
         results: list[WriteResult | None],
         description: ObjectDescription,
-    ) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+    ) -> dict[str, dict[str, str]]:
         by_field: dict[str, list[str]] = {}
-        version_ids: list[str] = []
         for i, op in enumerate(ops):
-            if results[i] is not None or not isinstance(op, Upsert):
-                continue
-            if op.id is not None:
-                if op.expected_version is not None and valid_id(op.id):
-                    version_ids.append(op.id)
+            if results[i] is not None or not isinstance(op, Upsert) or op.id is not None:
                 continue
             if op.match_on and not _is_external(op.match_on, description):
                 value = _match_value(op)
@@ -248,7 +243,7 @@ class BatchWriter:
                     by_field.setdefault(description.canonical(op.match_on), []).append(
                         str(op.fields[_key(op, op.match_on)]).strip()
                     )
-        queries: list[tuple[str, str | None]] = []  # (soql, match field or None for stamps)
+        queries: list[tuple[str, str]] = []  # (soql, match field)
         for match_field, values in by_field.items():
             unique = list(dict.fromkeys(values))
             for chunk in _soql_chunks(unique):
@@ -257,13 +252,7 @@ class BatchWriter:
                     f"({', '.join(map(quote, chunk))}) ORDER BY CreatedDate, Id"
                 )
                 queries.append((soql, match_field))
-        for chunk in chunked(dict.fromkeys(version_ids), COLLECTION_SIZE):
-            soql = (
-                f"SELECT Id, SystemModstamp FROM {obj} WHERE Id IN ({', '.join(map(quote, chunk))})"
-            )
-            queries.append((soql, None))
         matches: dict[str, dict[str, str]] = {}
-        stamps: dict[str, str] = {}
         for start in range(0, len(queries), COLLECTIONS_PER_COMPOSITE):
             group = queries[start : start + COLLECTIONS_PER_COMPOSITE]
             subs = [
@@ -273,15 +262,12 @@ class BatchWriter:
             answers = self.api.composite(subs, idempotent=True)
             for (_, target), answer in zip(group, answers, strict=True):
                 for row in query_rows(answer, self.api.query_more):
-                    if target is None:
-                        stamps[str(row["Id"])[:15]] = str(row["SystemModstamp"])
-                        continue
                     value = row.get(target)
                     if value is not None:
                         matches.setdefault(target, {}).setdefault(
                             str(value).casefold(), str(row["Id"])
                         )
-        return matches, stamps
+        return matches
 
     # -- planning -----------------------------------------------------------------------------
 
@@ -293,7 +279,6 @@ class BatchWriter:
         bodies: Mapping[int, dict[str, Any]],
         description: ObjectDescription,
         matches: Mapping[str, Mapping[str, str]],
-        stamps: Mapping[str, str],
         results: list[WriteResult | None],
     ) -> _Plan:
         plan = _Plan()
@@ -305,14 +290,6 @@ class BatchWriter:
                 continue
             body = {"attributes": {"type": obj}, **bodies[i]}
             if op.id is not None:
-                stamp = stamps.get(op.id[:15])
-                if op.expected_version is not None and stamp != op.expected_version:
-                    results[i] = WriteResult.failure(
-                        op.key,
-                        f"the record changed since it was read (now {stamp or 'deleted'})",
-                        code="STALE",
-                    )
-                    continue
                 plan.add("update", i, {**body, "id": op.id})
                 continue
             if op.match_on and _is_external(op.match_on, description):

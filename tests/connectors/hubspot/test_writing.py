@@ -199,26 +199,6 @@ def test_a_property_that_does_not_exist_fails_its_records_without_halving(
     assert connector.calls["batch"] == 2
 
 
-def test_expected_version_guards_updates(
-    hubspot: RunningHubSpot, connector: HubSpotConnector
-) -> None:
-    (cid,) = add_contacts(hubspot.emulator, 1, start=T0)
-    (record,) = list(connector.fetch("contacts", [cid]))
-
-    ok = connector.write(
-        "contacts",
-        [Upsert(key="a", id=cid, fields={"firstname": "A"}, expected_version=record.version)],
-    )
-    stale = connector.write(
-        "contacts",
-        [Upsert(key="b", id=cid, fields={"firstname": "B"}, expected_version=record.version)],
-    )
-
-    assert ok[0].ok
-    assert stale[0].ok is False and stale[0].error_code == "STALE"
-    assert hubspot.emulator.portal.store("contacts").live[int(cid)].props["firstname"] == "A"
-
-
 # -- mapping a shuffled batch answer back to its inputs (no emulator: HubSpot's order is free) ----
 
 

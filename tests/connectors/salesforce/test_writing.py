@@ -154,25 +154,6 @@ def test_external_id_match_uses_collections_upsert(
     assert connector.calls["query"] == 0  # no pre-read for an external id
 
 
-def test_expected_version_refuses_stale_writes(
-    salesforce: RunningSalesforce, make_connector: MakeConnector
-) -> None:
-    connector = make_connector()
-    (made,) = connector.write("Lead", [_lead("v")])
-    (record,) = connector.fetch("Lead", [str(made.id)])
-    salesforce.emulator.clock.advance(5)
-    assert connector.write("Lead", [Upsert("human", {"Title": "A"}, id=record.id)])[0].ok
-    stale, fresh = connector.write(
-        "Lead",
-        [
-            Upsert("stale", {"Title": "B"}, id=record.id, expected_version=record.version),
-            Upsert("fresh", {"Title": "C"}, id=record.id),
-        ],
-    )
-    assert not stale.ok and stale.error_code == "STALE"
-    assert fresh.ok
-
-
 def test_local_rejections_cost_no_call(
     salesforce: RunningSalesforce, make_connector: MakeConnector
 ) -> None:
