@@ -83,6 +83,15 @@ class Update:
     still_pending: PendingWrite | None = None
     """An earlier unconfirmed write to the target that this one does not cover (the target was
     not read this cycle): the target stays ``written`` with it after this write lands."""
+    outflow: frozenset[str] = frozenset()
+    """The target's own changes flowing to the source in the source's write: their baseline
+    on the target stays as stored until that write lands (it advances them, see
+    ``source_holds``), so a crash in between cannot absorb them."""
+    source_holds: Mapping[str, Any] = field(default_factory=dict)
+    """When the source gets a write of its own (``synced`` then has no source baseline): the
+    fields of this write the source holds as read.  Once this write lands they are in step, so
+    they join the source's baseline -- otherwise a person's later edit of one of them back to
+    the old baseline value would look like no change at all."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +129,10 @@ class Remove:
     """Delete (or archive) the counterpart of a record deleted (or merged away) on the other side.
 
     On success the link ``link_id`` closes: as ``deleted``, or as ``merge`` says when the source
-    was a merge loser.
+    was a merge loser.  ``unlinked`` is set when no link held the two records yet (a delete
+    made before the first cycle that could pair them): the executor links them just before
+    sending the removal, so a crash in between leaves a link whose deleted side the next cycle
+    follows like any other delete.
     """
 
     target: Side
@@ -129,6 +141,7 @@ class Remove:
     mode: Literal["hard", "archive"]
     source_id: str
     merge: MarkMerged | None = None
+    unlinked: Tombstone | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +159,8 @@ class Tombstone:
 
     Without it the live record would be taken for a new person and re-created on the side
     that just deleted it (a delete made before the first cycle that could pair them completed).
+    Planned on its own under the ``flag`` delete policy; otherwise it rides on the
+    :class:`Remove` of the live record (``Remove.unlinked``).
     """
 
     crm_id: str

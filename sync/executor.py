@@ -320,6 +320,7 @@ class Executor:
         self, plan: Plan, side: Side, chunk: Sequence[RemoteAction], report: ExecutionReport
     ) -> None:
         connector = self.connectors[side]
+        chunk = self._announce_unlinked_removes(plan, chunk)
         chunk = self._announce_creates(plan, side, chunk, report)
         if not chunk:
             return
@@ -348,6 +349,43 @@ class Executor:
                 # Only when the batched write-back hit a conflict: this create matched a
                 # record (by identity) that another link already holds.
                 self._create_conflict(tx, plan, side, action, result, report, now)
+
+    def _announce_unlinked_removes(
+        self, plan: Plan, chunk: Sequence[RemoteAction]
+    ) -> list[RemoteAction]:
+        """Link the two records of a delete made before any cycle paired them (``Remove.unlinked``).
+
+        Committed before the removal is sent: if the process dies in between, the next cycle
+        re-reads the delete, finds the link and follows it, instead of taking the live record
+        for a new person.
+        """
+        fresh = [a for a in chunk if isinstance(a, Remove) and a.unlinked and a.link_id is None]
+        if not fresh:
+            return list(chunk)
+        now = self.now()
+        ids: dict[int, int] = {}
+        with self._store_lock, self.store.transaction() as tx:
+            for action in fresh:
+                closed = action.unlinked
+                assert closed is not None
+                (row,) = tx.insert_links(
+                    self.pair,
+                    plan.obj,
+                    [LinkIn(closed.crm_id, closed.map_id, None, None, {}, closed.identity)],
+                    now=now,
+                )
+                ids[id(action)] = row.id
+                tx.audit(
+                    "sync.delete.before_link",
+                    action.source_id,
+                    {"side": closed.deleted_side, "link": row.id},
+                    now=now,
+                    pair=self.pair,
+                )
+        return [
+            replace(a, link_id=ids[id(a)]) if id(a) in ids and isinstance(a, Remove) else a
+            for a in chunk
+        ]
 
     def _announce_creates(
         self, plan: Plan, side: Side, chunk: Sequence[RemoteAction], report: ExecutionReport
@@ -438,7 +476,11 @@ class Executor:
                 merged: dict[str, dict[str, Any]] = {
                     s: dict(stored.synced.get(s, {})) for s in SIDES
                 }
-                merged.update({s: dict(v) for s, v in action.synced.items()})
+                for s, new in action.synced.items():
+                    kept = {n: merged[s][n] for n in action.outflow if n in merged.get(s, {})}
+                    merged[s] = {**new, **kept} if s == side else dict(new)
+                if action.source_holds:
+                    merged[source] = {**merged.get(source, {}), **action.source_holds}
                 changes: dict[str, Any] = {"synced": merged}
                 changes |= _confirmed(side, result.version if action.confirm else None)
                 if action.still_pending is not None:

@@ -372,12 +372,25 @@ def _resolve_component(
             1 for s in SIDES if link.id_on(s) is not None and link.id_on(s) == ends[link.id][s]
         )
 
+    held = {(s, rid): link.id for link in links for s in SIDES if (rid := link.id_on(s))}
+
+    def takes_held(link: LinkState) -> int:
+        """Re-keys onto a record another link of the component holds (it must close first)."""
+        assert link.id is not None
+        return sum(
+            1
+            for s in SIDES
+            if (end := ends[link.id][s]) is not None
+            and end != link.id_on(s)
+            and held.get((s, end), link.id) != link.id
+        )
+
     matched: dict[tuple[Side, str], LinkState] = {}
     keep: list[LinkState] = []
     closing: list[LinkState] = []
     full = [k for k in links if k.crm_id is not None and k.map_id is not None]
     half = [k for k in links if k.crm_id is None or k.map_id is None]
-    for link in sorted(full, key=lambda k: (-unchanged(k), k.id)) + half:
+    for link in sorted(full, key=lambda k: (-unchanged(k), takes_held(k), k.id)) + half:
         assert link.id is not None
         nodes = [(s, e) for s in SIDES if (e := ends[link.id][s]) is not None]
         if all(n not in matched and n not in elsewhere and not dead(*n) for n in nodes):
@@ -388,13 +401,22 @@ def _resolve_component(
             closing.append(link)
 
     removed: set[tuple[Side, str]] = set()
+    targets = {
+        (s, end)
+        for k in keep
+        for s in SIDES
+        if k.id is not None and (end := ends[k.id][s]) is not None and end != k.id_on(s)
+    }
     for link in closing:
         assert link.id is not None
         for s in SIDES:
             rid = link.id_on(s)
             if rid is not None and by_id[s].get(rid) == link:
                 by_id[s][rid] = replace(link, active=False)
-        _close_link(ctx, plan, handled, link, ends[link.id], matched, elsewhere, removed, dead)
+        now = any((s, link.id_on(s)) in targets for s in SIDES)
+        _close_link(
+            ctx, plan, handled, link, ends[link.id], matched, elsewhere, removed, dead, now=now
+        )
 
     for link in keep:
         assert link.id is not None
@@ -425,8 +447,14 @@ def _close_link(
     elsewhere: set[tuple[Side, str]],
     removed: set[tuple[Side, str]],
     dead: Callable[[Side, str], bool],
+    *,
+    now: bool = False,
 ) -> None:
-    """Close one link of a merged person, removing its stray survivor as the policy says."""
+    """Close one link of a merged person, removing its stray survivor as the policy says.
+
+    The link closes when the removal lands, unless ``now``: a kept link re-keys onto a record
+    this one holds, so it must close before the re-key is recorded.
+    """
     assert link.id is not None
     if link.crm_id is None or link.map_id is None:
         # A pending create of a person who is linked through another record now.
@@ -467,7 +495,11 @@ def _close_link(
     removed.add(stray)
     handled[stray[0]].add(stray[1])
     mode: Literal["hard", "archive"] = "hard" if ctx.objmap.delete_policy == "delete" else "archive"
-    if deleted is not None:
+    source = deleted[1] if deleted is not None else loser
+    if now:
+        plan.actions.append(merge)
+        plan.actions.append(Remove(stray[0], stray[1], None, mode, source))
+    elif deleted is not None:
         plan.actions.append(Remove(stray[0], stray[1], link.id, mode, deleted[1]))
     else:
         plan.actions.append(Remove(stray[0], stray[1], link.id, mode, loser, merge=merge))
@@ -881,6 +913,16 @@ def _settle_and_write(
                 confirm=source_side not in writes,
                 written=PendingWrite(frozenset(values), {n: actual[target].get(n) for n in values}),
                 still_pending=_unread_pending(link, target, fresh, values),
+                outflow=frozenset(writes.get(source_side, {})),
+                source_holds={
+                    n: v
+                    for n, v in values.items()
+                    if fresh[source_side]
+                    and n in actual[source_side]
+                    and actual[source_side][n] == v
+                }
+                if source_side in writes
+                else {},
             )
         )
 
@@ -1026,13 +1068,24 @@ def _unlinked_deletes(
     changes: dict[Side, dict[str, Record]],
     by_id: dict[Side, dict[str, LinkState]],
 ) -> dict[tuple[Side, str], str]:
-    """(side, identity) -> id of a record deleted this cycle that no link ever held."""
+    """(side, identity) -> id of a record deleted this cycle that no link ever held.
+
+    A record merged into such a deleted record is gone with it (its person was merged, then
+    deleted): its identity counts too, under its own id.
+    """
     found: dict[tuple[Side, str], str] = {}
     if ctx.objmap.identity is None:
         return found
     for side in SIDES:
+        gone = {
+            r.id
+            for r in changes[side].values()
+            if r.deleted and not r.merged_into and r.id not in by_id[side]
+        }
         for record in changes[side].values():
-            if not record.deleted or record.merged_into or record.id in by_id[side]:
+            if record.id in by_id[side] or not (
+                record.id in gone or (record.merged_into and record.merged_into in gone)
+            ):
                 continue
             key = record_identity(ctx, side, record)
             if key is not None:
@@ -1050,12 +1103,12 @@ def _follow_unlinked_delete(
     being taken for a new person.
     """
     ids = {side: record_id, other(side): deleted_id}
-    plan.actions.append(Tombstone(ids["crm"], ids["map"], key, other(side)))
-    if ctx.objmap.delete_policy != "flag":
-        mode: Literal["hard", "archive"] = (
-            "hard" if ctx.objmap.delete_policy == "delete" else "archive"
-        )
-        plan.actions.append(Remove(side, record_id, None, mode, deleted_id))
+    closed = Tombstone(ids["crm"], ids["map"], key, other(side))
+    if ctx.objmap.delete_policy == "flag":
+        plan.actions.append(closed)
+        return
+    mode: Literal["hard", "archive"] = "hard" if ctx.objmap.delete_policy == "delete" else "archive"
+    plan.actions.append(Remove(side, record_id, None, mode, deleted_id, unlinked=closed))
 
 
 def _identities_held_by_linked_changes(

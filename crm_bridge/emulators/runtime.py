@@ -334,6 +334,9 @@ class CallCounter:
 
 
 Classifier = Callable[[str, str], str | None]
+FaultHeaders = Callable[[Fault, str, str], dict[str, str]]
+"""``(fault, method, path) -> headers`` an emulator adds to an injected answer (the fault's own
+``headers`` win): e.g. HubSpot's rate-limit headers, which its real answers always carry."""
 """Maps (method, path) to an endpoint family, or ``None`` for calls that are not counted."""
 
 
@@ -351,12 +354,14 @@ class FaultMiddleware:
         calls: CallCounter,
         classify: Classifier,
         render_fault_body: Callable[[Fault], bytes] | None = None,
+        fault_headers: FaultHeaders | None = None,
     ) -> None:
         self.app = app
         self.faults = faults
         self.calls = calls
         self.classify = classify
         self.render_fault_body = render_fault_body
+        self.fault_headers = fault_headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Count, then fault or pass through."""
@@ -384,6 +389,11 @@ class FaultMiddleware:
         finally:
             self.faults.mark(hit, done=True)
 
+    def _extra_headers(self, fault: Fault, scope: Scope) -> dict[str, str]:
+        if self.fault_headers is None:
+            return {}
+        return self.fault_headers(fault, scope["method"], scope["path"])
+
     async def _before(
         self, scope: Scope, receive: Receive, send: Send, fault: Fault, hit: FaultHit
     ) -> None:
@@ -396,7 +406,7 @@ class FaultMiddleware:
             await self.app(scope, receive, send)
             self.faults.mark(hit, applied=True)
             return
-        await _send_fault(send, fault, self.render_fault_body)
+        await _send_fault(send, fault, self.render_fault_body, self._extra_headers(fault, scope))
 
     async def _after_apply(
         self, scope: Scope, receive: Receive, send: Send, fault: Fault, hit: FaultHit
@@ -415,7 +425,9 @@ class FaultMiddleware:
             await _drop_mid_response(send)
             return
         if fault.status is not None:
-            await _send_fault(send, fault, self.render_fault_body)
+            await _send_fault(
+                send, fault, self.render_fault_body, self._extra_headers(fault, scope)
+            )
             return
         for message in held:
             await send(message)
@@ -462,7 +474,12 @@ async def _wait_unless_client_leaves(seconds: float, receive: Receive) -> bool:
     return False
 
 
-async def _send_fault(send: Send, fault: Fault, render: Callable[[Fault], bytes] | None) -> None:
+async def _send_fault(
+    send: Send,
+    fault: Fault,
+    render: Callable[[Fault], bytes] | None,
+    extra_headers: dict[str, str],
+) -> None:
     import json
 
     if render is not None:
@@ -471,7 +488,7 @@ async def _send_fault(send: Send, fault: Fault, render: Callable[[Fault], bytes]
         body = fault.body.encode() if isinstance(fault.body, str) else fault.body
     else:
         body = json.dumps(fault.body).encode()
-    headers = {"content-type": "application/json;charset=UTF-8", **fault.headers}
+    headers = {"content-type": "application/json;charset=UTF-8", **extra_headers, **fault.headers}
     raw_headers = [(k.lower().encode(), str(v).encode()) for k, v in headers.items()]
     raw_headers.append((b"content-length", str(len(body)).encode()))
     assert fault.status is not None

@@ -346,6 +346,60 @@ def test_regression_a_delete_before_the_first_cycle_is_not_undone() -> None:
         m.teardown()
 
 
+def test_regression_a_crash_after_an_unlinked_delete_still_removes_the_counterpart() -> None:
+    """Hunted: merge then delete on the CRM before any cycle; the removal's batch crashes."""
+    m = SyncMachine()
+    m.setup()
+    try:
+        m.same_person_created_on_both_sides(name1="Ann", name2="Ann", score="")
+        m.same_person_created_on_both_sides(name1="Ann", name2="Ann", score="")
+        m.merge(data=_Draws(["c1", "c2"]), side="crm")
+        m.delete(data=_Draws("c1"), side="crm")
+        m.crashing_sync(keep=0, side="crm")
+        m.converges()
+        assert not m.live("crm")
+    finally:
+        m.teardown()
+
+
+def test_regression_a_merge_into_a_new_record_after_a_platform_merge_does_not_crash() -> None:
+    """Hunted: UNIQUE (pair, object, map_id) when both sides merged the same pair of people."""
+    m = SyncMachine()
+    m.setup()
+    try:
+        m.sync()
+        m.same_person_created_on_both_sides(name1="Ann", name2="Ann", score="")
+        m.same_person_created_on_both_sides(name1="Ann", name2="Ann", score="")
+        m.edit(data=_Draws("c1", "Ann"), field="name", side="crm")
+        m.converges()
+        m.merge(data=_Draws(["m2", "m1"]), side="map")
+        m.create(name="Ann", score="", side="crm", title="")
+        m.merge(data=_Draws(["c3", "c2"]), side="crm")
+        m.converges()
+    finally:
+        m.teardown()
+
+
+def test_regression_an_edit_back_to_the_old_value_after_a_two_way_pairing_flows() -> None:
+    """Hunted: a pairing wrote both sides; the platform's later edit back to '' was invisible.
+
+    Each side's baseline kept the pre-pairing value of the fields it sent out, so clearing the
+    score on the platform looked like no change at all.
+    """
+    m = SyncMachine()
+    m.setup()
+    try:
+        m.same_person_created_on_both_sides(name1="Ann", name2="Di", score="1")
+        m.sync()  # name Ann -> platform, score 1 -> CRM
+        (crm_id,) = m.live("crm")
+        (map_id,) = m.live("map")
+        m.edit(data=_Draws(map_id, ""), field="score", side="map")
+        m.converges()
+        assert not m.live("crm")[crm_id].get("score")
+    finally:
+        m.teardown()
+
+
 SyncMachine.TestCase.settings = settings(
     # 40 keeps the suite quick; the "thorough" profile (tests/conftest.py) asks for far more.
     max_examples=max(40, settings.default.max_examples)

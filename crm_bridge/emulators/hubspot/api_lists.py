@@ -137,6 +137,12 @@ def search_lists(ctx: Ctx, call: Call) -> Reply:
 
 
 def _change(ctx: Ctx, lst: CrmList, add: list[Any], remove: list[Any]) -> dict[str, list[str]]:
+    """Apply a membership change and answer HubSpot's ``MembershipsUpdateResponse``.
+
+    Why every answer carries all three arrays, even ``recordIdsRemoved`` from ``add`` and
+    ``recordsIdsAdded`` (sic) from ``remove``: the vendor's schema marks the three required, and
+    its generated clients refuse an answer without one of them once client-side validation is on.
+    """
     if lst.processing_type == "DYNAMIC":
         raise bad_request(
             f"List {lst.list_id} is DYNAMIC; its memberships cannot be changed through the API.",
@@ -174,8 +180,7 @@ def add_members(ctx: Ctx, call: Call) -> Reply:
 
     Doc: https://developers.hubspot.com/docs/api-reference/2026-03/crm/lists/memberships/add-to-list.md
     """
-    out = _change(ctx, _list(ctx, call), _ids_body(call), [])
-    return 200, {k: v for k, v in out.items() if k != "recordIdsRemoved"}
+    return 200, _change(ctx, _list(ctx, call), _ids_body(call), [])
 
 
 def remove_members(ctx: Ctx, call: Call) -> Reply:
@@ -183,8 +188,7 @@ def remove_members(ctx: Ctx, call: Call) -> Reply:
 
     Doc: https://developers.hubspot.com/docs/api-reference/latest/crm/lists/memberships/remove-from-list
     """
-    out = _change(ctx, _list(ctx, call), [], _ids_body(call))
-    return 200, {k: v for k, v in out.items() if k != "recordsIdsAdded"}
+    return 200, _change(ctx, _list(ctx, call), [], _ids_body(call))
 
 
 def add_and_remove(ctx: Ctx, call: Call) -> Reply:

@@ -17,12 +17,22 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
 from crm_bridge.emulators.hubspot.errors import error_body
+from crm_bridge.emulators.hubspot.ratelimit import RateLimiter
 from crm_bridge.emulators.hubspot.web import json_response
-from crm_bridge.emulators.runtime import CallCounter, Fault, FaultMiddleware, FaultPlane
+from crm_bridge.emulators.runtime import (
+    CallCounter,
+    Fault,
+    FaultHeaders,
+    FaultMiddleware,
+    FaultPlane,
+)
 
-__all__ = ["build_app", "classify", "render_fault"]
+__all__ = ["build_app", "classify", "fault_headers", "render_fault"]
 
 _FAMILIES = ("properties", "lists", "owners", "pipelines")
+# The families whose real answers carry the X-HubSpot-RateLimit-* burst headers: every API call
+# but search (its own per-second bucket, no headers) and OAuth (outside the API limits).
+_BURST_FAMILIES = frozenset({"objects", "batch", "associations", *_FAMILIES})
 
 
 def classify(method: str, path: str) -> str | None:
@@ -79,6 +89,22 @@ def render_fault(fault: Fault) -> bytes:
     return json.dumps(body).encode()
 
 
+def fault_headers(limiter: RateLimiter) -> FaultHeaders:
+    """Headers for injected answers: an injected 429 carries the rate-limit headers.
+
+    Why: HubSpot sends ``X-HubSpot-RateLimit-*`` on its 429s as on every other answer of the
+    family, and crm-bridge's limiter reads them; a fault-injected 429 must not be the one answer
+    that lacks them.  Other injected statuses stand for failures ahead of the limiter and get none.
+    """
+
+    def headers(fault: Fault, method: str, path: str) -> dict[str, str]:
+        if fault.status == 429 and classify(method, path) in _BURST_FAMILIES:
+            return limiter.exhausted_headers()
+        return {}
+
+    return headers
+
+
 async def _not_found(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     if status == 405:
@@ -95,9 +121,23 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     )
 
 
-def build_app(routes: Sequence[BaseRoute], *, faults: FaultPlane, calls: CallCounter) -> ASGIApp:
-    """The ASGI app: routes under fault injection and call counting."""
+def build_app(
+    routes: Sequence[BaseRoute],
+    *,
+    faults: FaultPlane,
+    calls: CallCounter,
+    limiter: RateLimiter,
+) -> ASGIApp:
+    """The ASGI app: routes under fault injection and call counting.
+
+    ``limiter`` lends injected 429s the rate-limit headers (see :func:`fault_headers`).
+    """
     app = Starlette(routes=list(routes), exception_handlers={404: _not_found, 405: _not_found})
     return FaultMiddleware(
-        app, faults=faults, calls=calls, classify=classify, render_fault_body=render_fault
+        app,
+        faults=faults,
+        calls=calls,
+        classify=classify,
+        render_fault_body=render_fault,
+        fault_headers=fault_headers(limiter),
     )

@@ -88,7 +88,10 @@ class HubSpotEmulator:
             extra=extra_control_routes(self.ctx, self._seed_summary),
         )
         self.app = build_app(
-            [*control, *_api_routes(self.ctx)], faults=self.faults, calls=self.calls
+            [*control, *_api_routes(self.ctx)],
+            faults=self.faults,
+            calls=self.calls,
+            limiter=self.limiter,
         )
 
     def start(self, *, host: str = "127.0.0.1", port: int = 0) -> RunningHubSpot:

@@ -51,44 +51,68 @@ class RateLimiter:
             self._day, self._daily_used = day, 0
 
     def admit(self, token_key: str, *, search: bool) -> dict[str, str]:
-        """Count one call, or raise the 429 HubSpot would send; returns the headers to add."""
+        """Count one call, or raise the 429 HubSpot would send; returns the headers to add.
+
+        A 429 carries the same ``X-HubSpot-RateLimit-*`` headers as the answers around it (none
+        for search): a client that tightens its own budget from those headers must see the
+        spent window on the very answer that tells it to back off.
+        """
         s = self.settings
         now = self.clock.time()
         with self._lock:
             self._roll_day(now)
             enforce = s.rate_limits_enabled
-            if enforce and self._daily_used >= s.daily_limit:
-                raise self._limited("DAILY", "daily", self._seconds_to_midnight(now))
+            daily_spent = enforce and self._daily_used >= s.daily_limit
             if search:
+                if daily_spent:
+                    raise self._limited("DAILY", "daily", self._seconds_to_midnight(now), {})
                 window = _prune(self._search, now - 1.0)
                 if enforce and len(window) >= s.search_per_second:
-                    raise self._limited("SECONDLY", "secondly", window[0] + 1.0 - now)
+                    raise self._limited("SECONDLY", "secondly", window[0] + 1.0 - now, {})
                 window.append(now)
                 self._daily_used += 1
                 return {}
             bucket = self._burst.setdefault(token_key, deque())
             _prune(bucket, now - s.burst_window_seconds)
+            if daily_spent:
+                wait = self._seconds_to_midnight(now)
+                raise self._limited("DAILY", "daily", wait, self._headers(len(bucket)))
             if enforce and len(bucket) >= s.burst_limit:
                 wait = bucket[0] + s.burst_window_seconds - now
-                raise self._limited("TEN_SECONDLY_ROLLING", "ten_secondly_rolling", wait)
+                raise self._limited(
+                    "TEN_SECONDLY_ROLLING", "ten_secondly_rolling", wait, self._headers(len(bucket))
+                )
             bucket.append(now)
             self._daily_used += 1
-            return {
-                "X-HubSpot-RateLimit-Max": str(s.burst_limit),
-                "X-HubSpot-RateLimit-Remaining": str(max(s.burst_limit - len(bucket), 0)),
-                "X-HubSpot-RateLimit-Interval-Milliseconds": str(
-                    int(s.burst_window_seconds * 1000)
-                ),
-                "X-HubSpot-RateLimit-Daily": str(s.daily_limit),
-                "X-HubSpot-RateLimit-Daily-Remaining": str(
-                    max(s.daily_limit - self._daily_used, 0)
-                ),
-            }
+            return self._headers(len(bucket))
+
+    def exhausted_headers(self) -> dict[str, str]:
+        """The headers of an injected 429: the burst window reported spent, the day as counted.
+
+        Why: a fault-injected 429 stands for HubSpot's burst limit (its default body says so), so
+        it must look like the limiter's own 429 to a client reading the headers.
+        """
+        with self._lock:
+            self._roll_day(self.clock.time())
+            return self._headers(self.settings.burst_limit)
+
+    def _headers(self, burst_used: int) -> dict[str, str]:
+        """The ``X-HubSpot-RateLimit-*`` headers with ``burst_used`` calls in the window."""
+        s = self.settings
+        return {
+            "X-HubSpot-RateLimit-Max": str(s.burst_limit),
+            "X-HubSpot-RateLimit-Remaining": str(max(s.burst_limit - burst_used, 0)),
+            "X-HubSpot-RateLimit-Interval-Milliseconds": str(int(s.burst_window_seconds * 1000)),
+            "X-HubSpot-RateLimit-Daily": str(s.daily_limit),
+            "X-HubSpot-RateLimit-Daily-Remaining": str(max(s.daily_limit - self._daily_used, 0)),
+        }
 
     def _seconds_to_midnight(self, now: float) -> float:
         return 86400 - (now % 86400)
 
-    def _limited(self, policy: str, words: str, wait: float) -> HubSpotError:
+    def _limited(
+        self, policy: str, words: str, wait: float, limit_headers: dict[str, str]
+    ) -> HubSpotError:
         s = self.settings
         body: dict[str, object] = {
             "status": "error",
@@ -103,7 +127,7 @@ class RateLimiter:
             )
         else:
             body["requestId"] = correlation_id()
-        headers = {}
+        headers = dict(limit_headers)
         if s.send_retry_after:
             headers["Retry-After"] = str(max(1, math.ceil(wait)))
         return HubSpotError(429, str(body["message"]), "RATE_LIMITS", body=body, headers=headers)

@@ -290,8 +290,16 @@ def delete_job(ctx: Ctx) -> Resp:
     return Resp(204)
 
 
+# Salesforce documents ``unprocessedrecords``; simple-salesforce (``ResultsType.unprocessed``)
+# sends ``unprocessedRecords``.  Both are answered alike so the client's helpers work here.
+_UNPROCESSED_SPELLINGS = frozenset({"unprocessedrecords", "unprocessedRecords"})
+
+
 def ingest_results(ctx: Ctx) -> Resp:
     """``GET /jobs/ingest/{id}/successfulResults|failedResults|unprocessedrecords`` (CSV).
+
+    ``unprocessedRecords`` is accepted too (see ``_UNPROCESSED_SPELLINGS``), so that the client's
+    ``get_unprocessed_records`` and ``get_all_ingest_records`` work against the emulator.
 
     Doc: https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/get_job_successful_results.htm
     """
@@ -302,7 +310,7 @@ def ingest_results(ctx: Ctx) -> Resp:
         data = _csv(job, ["sf__Id", "sf__Created", *columns], job.successful)
     elif kind == "failedResults":
         data = _csv(job, ["sf__Id", "sf__Error", *columns], job.failed)
-    elif kind == "unprocessedrecords":
+    elif kind in _UNPROCESSED_SPELLINGS:
         pending = [] if job.state == "JobComplete" else _parse_upload(job)[1]
         data = _csv(job, columns, pending) if columns else b""
     else:

@@ -65,16 +65,38 @@ def test_memberships_add_remove_and_missing(hubspot: RunningHubSpot) -> None:
 
 
 def test_membership_wire_keys_are_spelled_like_hubspot(hubspot: RunningHubSpot) -> None:
+    """``add`` and ``remove`` each answer all three arrays of ``MembershipsUpdateResponse``."""
     import httpx
 
     ids = _contacts(hubspot, 1)
     list_id = _manual(hubspot)
-    resp = httpx.put(
-        f"{hubspot.base_url}/crm/v3/lists/{list_id}/memberships/add",
-        json=ids,
-        headers={"Authorization": f"Bearer {hubspot.access_token}"},
-    )
-    assert resp.json() == {"recordsIdsAdded": ids, "recordIdsMissing": []}
+    auth = {"Authorization": f"Bearer {hubspot.access_token}"}
+    url = f"{hubspot.base_url}/crm/v3/lists/{list_id}/memberships"
+    added = httpx.put(f"{url}/add", json=[*ids, "777777"], headers=auth)
+    assert added.json() == {
+        "recordsIdsAdded": ids,
+        "recordIdsRemoved": [],
+        "recordIdsMissing": ["777777"],
+    }
+    removed = httpx.put(f"{url}/remove", json=ids, headers=auth)
+    assert removed.json() == {
+        "recordsIdsAdded": [],
+        "recordIdsRemoved": ids,
+        "recordIdsMissing": [],
+    }
+
+
+def test_memberships_answers_pass_the_clients_required_field_checks(
+    hubspot: RunningHubSpot,
+) -> None:
+    """With client-side validation on, the client refuses an answer missing a required array."""
+    ids = _contacts(hubspot, 1)
+    list_id = _manual(hubspot)
+    members = hubspot.client(client_side_validation=True).crm.lists.memberships_api
+    added = members.add(list_id, ids)
+    assert (added.records_ids_added, added.record_ids_removed) == (ids, [])
+    removed = members.remove(list_id, ids)
+    assert (removed.records_ids_added, removed.record_ids_removed) == ([], ids)
 
 
 def test_membership_paging(hubspot: RunningHubSpot) -> None:

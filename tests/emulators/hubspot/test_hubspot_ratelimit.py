@@ -142,3 +142,67 @@ def test_reset_turns_limits_back_off(hubspot: RunningHubSpot) -> None:
     for _ in range(3):
         api.get_page()
     assert hubspot.control("GET", "rate-limits")["enabled"] is False
+
+
+def _limit_names(headers: Any) -> set[str]:
+    """The ``X-HubSpot-RateLimit-*`` header names of one answer, lower-cased."""
+    return {k.lower() for k in headers if k.lower().startswith("x-hubspot-ratelimit-")}
+
+
+FIVE = {
+    "x-hubspot-ratelimit-max",
+    "x-hubspot-ratelimit-remaining",
+    "x-hubspot-ratelimit-interval-milliseconds",
+    "x-hubspot-ratelimit-daily",
+    "x-hubspot-ratelimit-daily-remaining",
+}
+
+
+def test_burst_429_carries_the_headers_of_other_answers(hubspot: RunningHubSpot) -> None:
+    hubspot.emulator.clock.freeze()
+    _limits(hubspot, burst_limit=1, send_retry_after=False)
+    api = hubspot.client().crm.contacts.basic_api
+    api.get_page()
+    normal = _limit_names(_headers(api))
+    assert normal == FIVE
+    with pytest.raises(ApiException) as exc:
+        api.get_page()
+    assert exc.value.status == 429
+    assert _limit_names(exc.value.headers) == normal
+    assert exc.value.headers["X-HubSpot-RateLimit-Remaining"] == "0"
+
+
+def test_daily_429_carries_the_headers_of_other_answers(hubspot: RunningHubSpot) -> None:
+    _limits(hubspot, daily_limit=500, send_retry_after=False)
+    api = hubspot.client().crm.contacts.basic_api
+    api.get_page()
+    normal = _limit_names(_headers(api))
+    _limits(hubspot, daily_used=500)
+    with pytest.raises(ApiException) as exc:
+        api.get_page()
+    assert (exc.value.status, json.loads(exc.value.body)["policyName"]) == (429, "DAILY")
+    assert _limit_names(exc.value.headers) == normal == FIVE
+    assert exc.value.headers["X-HubSpot-RateLimit-Daily-Remaining"] == "0"
+
+
+def test_injected_429_carries_the_headers_of_other_answers(hubspot: RunningHubSpot) -> None:
+    """A fault-injected 429 (limits on or off) looks like the limiter's own to a header reader;
+    the fault's own headers still win."""
+    api = hubspot.client().crm.contacts.basic_api
+    api.get_page()
+    normal = _limit_names(_headers(api))
+    hubspot.control(
+        "POST",
+        "faults",
+        {
+            "path": "/crm/v3/objects/contacts$",
+            "status": 429,
+            "headers": {"X-HubSpot-RateLimit-Max": "7"},
+        },
+    )
+    with pytest.raises(ApiException) as exc:
+        api.get_page()
+    assert exc.value.status == 429
+    assert _limit_names(exc.value.headers) == normal == FIVE
+    assert exc.value.headers["X-HubSpot-RateLimit-Remaining"] == "0"
+    assert exc.value.headers["X-HubSpot-RateLimit-Max"] == "7"

@@ -133,6 +133,32 @@ def test_query_results_headers_and_412(salesforce: RunningSalesforce, http: http
     assert bad.status_code == 400 and bad.json()[0]["errorCode"] == "INVALID_FIELD"
 
 
+def test_unprocessed_records_answer_in_the_spelling_simple_salesforce_sends(
+    salesforce: RunningSalesforce, sf: Any, http: httpx.Client
+) -> None:
+    """``get_unprocessed_records`` (``.../unprocessedRecords``) gets what the documented
+    ``.../unprocessedrecords`` answers: the uploaded rows of an aborted job, none once complete."""
+    headers = {"Authorization": f"Bearer {salesforce.emulator.issue_token()}"}
+    job = http.post(
+        f"{V}/jobs/ingest", headers=headers, json={"object": "Lead", "operation": "insert"}
+    ).json()
+    url = f"{V}/jobs/ingest/{job['id']}"
+    http.put(
+        f"{url}/batches",
+        headers={**headers, "Content-Type": "text/csv"},
+        content=b"LastName,Company\nA,C\nB,C\n",
+    )
+    http.patch(url, headers=headers, json={"state": "Aborted"})
+    documented = http.get(f"{url}/unprocessedrecords", headers=headers)
+    assert documented.status_code == 200
+    pending = _rows(sf.bulk2.Lead.get_unprocessed_records(job["id"]))
+    assert pending == _rows(documented.text)
+    assert pending == [{"LastName": "A", "Company": "C"}, {"LastName": "B", "Company": "C"}]
+    [done] = sf.bulk2.Lead.insert(records=[{"LastName": "D", "Company": "C"}], wait=0)
+    every = sf.bulk2.Lead.get_all_ingest_records(done["job_id"])
+    assert every["unprocessedRecords"] == [] and len(every["successfulRecords"]) == 1
+
+
 def test_upload_answers_201_and_states_are_enforced(
     salesforce: RunningSalesforce, http: httpx.Client
 ) -> None:
