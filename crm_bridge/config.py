@@ -234,11 +234,45 @@ def load_config(
     return LoadedConfig(settings=settings, connectors=connectors, source=path)
 
 
+def _reserved_pair_problem(pair_name: str) -> ConfigProblem | None:
+    """Refuse a pair name that the store already uses for another engine's cursors.
+
+    Why: the reason capture keeps its cursors under the pair ``reasons`` and the SLA engine under
+    ``sla:<connector>``, in the same ``pair`` column the sync's run history, links and dead
+    letters are keyed by (and migration 0006 tells sync cursors apart by these names).  A pair of
+    that name would share or clobber those rows, so it is refused up front; ``:`` is reserved
+    for internal names as a whole, so a future engine's prefix cannot collide either.
+    """
+    # Imported here: config stays importable without the store and the engines behind them.
+    from crm_bridge.reasons.repository import CURSOR_PAIR as REASONS_CURSOR_PAIR
+    from crm_bridge.sla.engine import CURSOR_PAIR_PREFIX as SLA_CURSOR_PAIR_PREFIX
+
+    separator = SLA_CURSOR_PAIR_PREFIX[-1]  # the ":" of "sla:"
+    if pair_name == REASONS_CURSOR_PAIR:
+        why = f"{pair_name!r} is reserved: the reason capture stores its cursors under that name"
+    elif separator in pair_name:
+        why = (
+            f"pair names must not contain {separator!r}: it is reserved for internal cursor names "
+            f"such as the SLA engine's {SLA_CURSOR_PAIR_PREFIX}<connector>"
+        )
+    else:
+        return None
+    return ConfigProblem(
+        f"pairs.{pair_name}",
+        why,
+        fix=f"rename the pair: [pairs.NEW_NAME] instead of [pairs.{pair_name}] "
+        "(its sync state then starts afresh under the new name)",
+    )
+
+
 def _pair_problems(settings: CrmBridgeSettings, raw_connectors: Any) -> list[ConfigProblem]:
-    """Pairs must name configured connectors, one on each side."""
+    """Pairs must name configured connectors, one on each side, and no reserved name."""
     problems = []
     names = set(raw_connectors) if isinstance(raw_connectors, Mapping) else set()
     for pair_name, pair in settings.pairs.items():
+        reserved = _reserved_pair_problem(pair_name)
+        if reserved is not None:
+            problems.append(reserved)
         for side in ("crm", "map"):
             target = getattr(pair, side)
             if target not in names:

@@ -59,6 +59,11 @@ class Create:
     link_id: int | None = None
     written: frozenset[str] = frozenset()
     """The logical fields the create carries: what finds the record again after a crash."""
+    deferred: bool = False
+    """The target side was not read to the end this cycle, so its unread part may hold this
+    person's record -- deleted, say, which the create would bring back.  The pending link is
+    recorded but nothing is sent; the cycle that reads the target to its end decides (see the
+    planner's pending creates)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,8 +168,10 @@ class Tombstone:
     :class:`Remove` of the live record (``Remove.unlinked``).
     """
 
-    crm_id: str
-    map_id: str
+    crm_id: str | None
+    map_id: str | None
+    """``None`` on the live side when that record was not in the same read: the deleted one is
+    remembered alone (a half link) until the live one is read."""
     identity: str | None
     deleted_side: Side
 

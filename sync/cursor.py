@@ -16,7 +16,7 @@ to its end.  Memory stays at ``cap`` records either way.
 The phases (see :class:`~crm_bridge.store.ChangeCursor`) keep the overlap re-read of late
 commits without paying for it on idle cycles: a scan that found new records is followed by one
 re-read of the ``overlap`` behind the newest; a scan that found nothing new settles the cursor,
-and a settled cursor reads strictly after the newest record.
+and a settled cursor reads from the newest instant on.
 """
 
 from __future__ import annotations
@@ -66,7 +66,10 @@ def window(cursor: ChangeCursor | None, overlap: timedelta) -> ReadWindow:
         return ReadWindow(cursor.position[0], cursor.position)
     if cursor.phase == "overlap":
         return ReadWindow(cursor.newest[0] - overlap)
-    return ReadWindow(cursor.newest[0], cursor.newest)
+    # Settled: from the newest instant itself, nothing skipped.  Ids are not commit order, so
+    # a record committed later at that very instant may sort before the newest one; re-reading
+    # the instant costs a record or two on an idle cycle (the planner skips them as applied).
+    return ReadWindow(cursor.newest[0])
 
 
 def take(stream: Iterable[Record], where: ReadWindow, cap: int, ordering: Ordering) -> Read:

@@ -239,7 +239,7 @@ class Executor:
                     deleted = action.crm_id if action.deleted_side == "crm" else action.map_id
                     tx.audit(
                         "sync.delete.before_link",
-                        deleted,
+                        deleted or "",
                         {"side": action.deleted_side, "link": row.id},
                         now=now,
                         pair=self.pair,
@@ -322,6 +322,10 @@ class Executor:
         connector = self.connectors[side]
         chunk = self._announce_unlinked_removes(plan, chunk)
         chunk = self._announce_creates(plan, side, chunk, report)
+        deferred = [a for a in chunk if isinstance(a, Create) and a.deferred]
+        if deferred:
+            report.counts["create_deferred"] += len(deferred)
+            chunk = [a for a in chunk if not (isinstance(a, Create) and a.deferred)]
         if not chunk:
             return
         ops = [self._op(connector, a, i) for i, a in enumerate(chunk)]

@@ -75,6 +75,7 @@ class LinkState:
     map_state: SideState = "synced"
     crm_pending: PendingWrite | None = None
     map_pending: PendingWrite | None = None
+    identity: str | None = None
 
     def id_on(self, side: Side) -> str | None:
         """The record id on ``side``."""
@@ -126,6 +127,12 @@ class PlanContext:
     """Active links by identity value, for the identities of this cycle's unlinked records."""
     pending: Sequence[LinkState] = ()
     """Links whose create was announced but never confirmed (a crash came in between)."""
+    unpaired_deletes: Mapping[str, tuple[Side, str, datetime]] | None = None
+    """By identity, for this cycle's unlinked identities: a record deleted before any cycle
+    paired it (side, id, when the sync saw the delete)."""
+    capped: Mapping[Side, bool] | None = None
+    """Per side, whether this cycle's read stopped at the cap: creates into such a side wait
+    (``Create.deferred``).  Unset for replays, which read by id and send what they plan."""
     complete: Mapping[Side, bool] | None = None
     """Per side, whether this cycle read every change (not capped): only then does a pending
     create that was not found count as lost and get sent again."""
@@ -609,6 +616,7 @@ def _plan_pending(
     did not find it is the create sent again, so a landed create is never doubled.
     """
     claimed: set[str] = set()
+    tombstones = _unlinked_deletes(ctx, changes, by_id) if ctx.pending else {}
     # A merge earlier in this plan may have re-keyed a pending link onto the survivor: plan the
     # link as it stands now, or the create would wait for a survivor that is never read again.
     current = {state.id: state for s in SIDES for state in by_id[s].values()}
@@ -650,12 +658,38 @@ def _plan_pending(
         if source_rec is not None and (source_rec.deleted or source_rec.merged_into):
             plan.actions.append(Forget(link.id, source_id))
             continue
+        gone = _deleted_twin(ctx, tombstones, link.identity, target, source_rec)
+        if gone is not None and link.identity is not None:
+            # The target deleted this person before any cycle paired them: do not re-create.
+            plan.actions.append(Forget(link.id, source_id))
+            _follow_unlinked_delete(ctx, plan, source, source_id, gone, link.identity)
+            continue
         if source_rec is not None and link.news(source_rec, source):
             values = logical_values(ctx, source, source_rec)
             version: str | None = source_rec.version
         else:
             values, version = link.baseline(source), link.version_on(source)
         _create(ctx, plan, source, target, source_id, version, values, link_id=link.id)
+
+
+def _deleted_twin(
+    ctx: PlanContext,
+    tombstones: Mapping[tuple[Side, str], str],
+    identity: str | None,
+    target: Side,
+    record: Record | None,
+) -> str | None:
+    """The id of ``target``'s record of this person if it was deleted before any pairing."""
+    if identity is None:
+        return None
+    if (found := tombstones.get((target, identity))) is not None:
+        return found
+    stored = (ctx.unpaired_deletes or {}).get(identity)
+    if stored is None or stored[0] != target:
+        return None
+    if record is not None and record.modified_at > stored[2]:
+        return None  # touched after the delete was seen: news, not a resurrection
+    return stored[1]
 
 
 def _created_values(link: LinkState, target: Side) -> dict[str, Any]:
@@ -1026,7 +1060,8 @@ def _plan_unlinked(
         _pair(ctx, plan, crm_rec, crm_values, map_rec, map_values)
     loose["map"].extend(keyed["map"].values())
 
-    tombstones = _unlinked_deletes(ctx, changes, by_id) if loose["crm"] or loose["map"] else {}
+    tombstones = _unlinked_deletes(ctx, changes, by_id)
+    followed: set[tuple[Side, str]] = set()
     # Only worth computing when something is about to be created by identity.
     held = (
         _identities_held_by_linked_changes(ctx, changes, by_id)
@@ -1041,8 +1076,9 @@ def _plan_unlinked(
                 plan.skipped += 1
                 continue
             key = values.get(identity) if identity else None
-            deleted = tombstones.get((target, key)) if key is not None else None
+            deleted = _deleted_twin(ctx, tombstones, key, target, record)
             if deleted is not None and key is not None:
+                followed.add((target, key))
                 _follow_unlinked_delete(ctx, plan, side, record.id, deleted, key)
                 continue
             holder = held[target].get(key) if key is not None else None
@@ -1061,6 +1097,12 @@ def _plan_unlinked(
                 )
                 continue
             _create(ctx, plan, side, target, record.id, record.version, values)
+    for (side, key), deleted_id in tombstones.items():
+        if (side, key) not in followed:
+            # The other side's record of this person was not in this read (or does not exist):
+            # remember the delete, so a later read of it is not taken for a new person.
+            ids: dict[Side, str | None] = {side: deleted_id, other(side): None}
+            plan.actions.append(Tombstone(ids["crm"], ids["map"], key, side))
 
 
 def _unlinked_deletes(
@@ -1229,5 +1271,6 @@ def _create(
             match_on=match_on,
             identity=identity_of(ctx, values),
             link_id=link_id,
+            deferred=(ctx.capped or {}).get(target, False),
         )
     )

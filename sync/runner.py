@@ -67,6 +67,7 @@ def _link_state(link: Link) -> LinkState:
         map_state=link.map_state,
         crm_pending=link.crm_pending,
         map_pending=link.map_pending,
+        identity=link.identity,
     )
 
 
@@ -196,9 +197,21 @@ class SyncRunner:
         with self.store.transaction(readonly=True) as tx:
             found = tx.links_by_identity(self.name, obj_name, identities) if identities else {}
             pending = [_link_state(link) for link in tx.pending_links(self.name, obj_name)]
+            identities |= {p.identity for p in pending if p.identity is not None}
+            gone = (
+                tx.unpaired_deletes_by_identity(self.name, obj_name, identities)
+                if identities
+                else {}
+            )
         return replace(
             base,
             linked_identities={k: _link_state(v) for k, v in found.items()},
+            unpaired_deletes={
+                key: (side, rid, link.created_at)
+                for key, link in gone.items()
+                for side in SIDES
+                if (rid := link.id_on(side)) is not None
+            },
             pending=pending,
             complete=complete,
         )
@@ -269,8 +282,11 @@ class SyncRunner:
         reads = {s: self._read(s, objects[s], cursors[s]) for s in SIDES}
         changes = {s: reads[s].records for s in SIDES}
         links = self._links(obj_name, changes)
-        context = self._context(
-            obj_name, objmap, changes, links, {s: not reads[s].capped for s in SIDES}
+        context = replace(
+            self._context(
+                obj_name, objmap, changes, links, {s: not reads[s].capped for s in SIDES}
+            ),
+            capped={s: reads[s].capped for s in SIDES},
         )
         plan = plan_object(context, changes["crm"], changes["map"], links)
         report.plans.append(plan)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Annotated, Any, cast
 
 import typer
@@ -30,6 +30,15 @@ from crm_bridge.sync.runner import CycleReport
 PairOption = Annotated[
     str | None, typer.Option("--pair", "-p", help="Only this pair (default: every pair).")
 ]
+
+LAST_RUN_FAILED_EXIT = 10
+"""``crm-bridge status``'s exit code when a shown pair's last run ended ``failed`` or ``aborted``.
+
+Why a code of its own: ``status`` reads the runs table, where the error class that stopped the run
+is no longer known, and 1 already means "unexpected error"; a health check needs a code that says
+"the bridge answers, but a pair's last run did not succeed" (see docs/errors.md).
+"""
+UNSUCCESSFUL_RUNS = frozenset({"failed", "aborted"})
 
 
 def _summary(report: CycleReport) -> str:
@@ -124,6 +133,8 @@ def daemon(
 ) -> None:
     """Run sync cycles every daemon.interval_seconds until SIGTERM (finishes the batch in flight).
 
+    Exits non-zero, with the code `sync` would have, when a pair's last run failed.
+
     Example: crm-bridge daemon --config config.toml
     """
     with guarded():
@@ -131,17 +142,21 @@ def daemon(
         with Session(loaded) as session:
             runners = [session.runner(n) for n in session.pair_names(pair)]
 
+            outcomes = _PairOutcomes(r.name for r in runners)
+
             def on_cycle(n: int, report: CycleReport, seconds: float) -> None:
+                outcomes.succeeded(report.pair)
                 out.print(f"cycle {n} {_summary(report)} took={seconds:.1f}s", markup=False)
 
             def on_error(name: str, exc: CrmBridgeError) -> None:
+                outcomes.failed(name, exc)
                 err_console.print(f"pair {name}: {exc}", markup=False)
 
             def on_job(name: str, summary: str) -> None:
                 out.print(f"  {name}: {summary}", markup=False)
 
             loop = Daemon(
-                jobs=_feature_jobs(session),
+                jobs=[(name, outcomes.job(run)) for name, run in _feature_jobs(session)],
                 on_job=on_job,
                 runners=runners,
                 store=session.store,
@@ -157,6 +172,53 @@ def daemon(
                 f"daemon stopped after {stats.cycles} cycles ({stats.failures} failed)",
                 markup=False,
             )
+        if outcomes.failing:
+            code = list(outcomes.failing.values())[-1]
+            names = ", ".join(outcomes.failing)
+            err_console.print(
+                f"error: the last run of pair {names} did not succeed (exit {code})", markup=False
+            )
+            raise typer.Exit(code)
+
+
+class _PairOutcomes:
+    """The exit code of each pair whose latest daemon run failed, the most recent failure last.
+
+    Why: a scheduler running ``daemon --cycles N`` (or a supervisor watching it stop) must tell a
+    pair that is not syncing from a healthy one, so the daemon exits like ``sync`` would have for
+    the most recent of those failures; a pair whose later run succeeded no longer counts.  The
+    SLA and reason-capture jobs report errors through the same ``on_error`` by name, and a pair
+    may share a job's name, so jobs are wrapped (:meth:`job`) to tell their errors apart; their
+    failures are printed but do not decide the exit code, as they are not pair runs.
+    """
+
+    def __init__(self, pairs: Iterable[str]) -> None:
+        self.pairs = set(pairs)
+        self.failing: dict[str, int] = {}
+        self._job_error: CrmBridgeError | None = None
+
+    def job(self, run: Callable[[], str]) -> Callable[[], str]:
+        """``run`` with its error remembered, so :meth:`failed` can tell it from a pair's."""
+
+        def job() -> str:
+            try:
+                return run()
+            except CrmBridgeError as exc:
+                self._job_error = exc
+                raise
+
+        return job
+
+    def succeeded(self, pair: str) -> None:
+        """A run of ``pair`` ended ``ok``."""
+        self.failing.pop(pair, None)
+
+    def failed(self, name: str, exc: CrmBridgeError) -> None:
+        """The daemon's ``on_error``: a pair run or a job raised ``exc``."""
+        from_job, self._job_error = exc is self._job_error, None
+        if name in self.pairs and not from_job:
+            self.failing.pop(name, None)
+            self.failing[name] = exc.exit_code
 
 
 def _feature_jobs(session: Session) -> list[tuple[str, Callable[[], str]]]:
@@ -188,8 +250,11 @@ def status(
 ) -> None:
     """Last runs per pair: what they did, API calls used, errors, and open dead letters.
 
+    Exits 10 when the last run of a shown pair failed or was aborted, so a health check can tell.
+
     Example: crm-bridge status --config config.toml
     """
+    unsuccessful: list[str] = []
     with guarded():
         loaded = load(config, secrets_file)
         with Session(loaded) as session, session.store.transaction(readonly=True) as tx:
@@ -197,7 +262,10 @@ def status(
             for col in ("pair", "started", "status", "counts", "calls", "error"):
                 table.add_column(col, overflow="fold")
             for name in session.pair_names(pair):
-                for run in tx.last_runs(name, limit=5):
+                runs = tx.last_runs(name, limit=5)
+                if runs and runs[0].status in UNSUCCESSFUL_RUNS:
+                    unsuccessful.append(f"{name} ({runs[0].status})")
+                for run in runs:
                     counts = " ".join(f"{k}={v}" for k, v in sorted(run.counts.items()) if v)
                     calls = " ".join(f"{k}={v}" for k, v in run.calls.items())
                     table.add_row(
@@ -211,6 +279,12 @@ def status(
                 open_dl = len(tx.dead_letters(pair=name, status="open", limit=100_000))
                 out.print(f"pair {name}: {open_dl} open dead letters", markup=False)
             out.print(table)
+    if unsuccessful:
+        err_console.print(
+            f"error: the last run of pair {', '.join(unsuccessful)} did not succeed",
+            markup=False,
+        )
+        raise typer.Exit(LAST_RUN_FAILED_EXIT)
 
 
 state_app = typer.Typer(

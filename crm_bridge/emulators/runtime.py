@@ -334,8 +334,8 @@ class CallCounter:
 
 
 Classifier = Callable[[str, str], str | None]
-FaultHeaders = Callable[[Fault, str, str], dict[str, str]]
-"""``(fault, method, path) -> headers`` an emulator adds to an injected answer (the fault's own
+FaultHeaders = Callable[[Fault, Scope], dict[str, str]]
+"""``(fault, request scope) -> headers`` an emulator adds to an injected answer (the fault's own
 ``headers`` win): e.g. HubSpot's rate-limit headers, which its real answers always carry."""
 """Maps (method, path) to an endpoint family, or ``None`` for calls that are not counted."""
 
@@ -392,7 +392,7 @@ class FaultMiddleware:
     def _extra_headers(self, fault: Fault, scope: Scope) -> dict[str, str]:
         if self.fault_headers is None:
             return {}
-        return self.fault_headers(fault, scope["method"], scope["path"])
+        return self.fault_headers(fault, scope)
 
     async def _before(
         self, scope: Scope, receive: Receive, send: Send, fault: Fault, hit: FaultHit

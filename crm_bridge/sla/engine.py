@@ -49,8 +49,11 @@ from crm_bridge.sla.repository import ClockRow, SlaRepository
 from crm_bridge.sla.webhooks import WebhookSender
 from crm_bridge.store import Store, StoreTx
 
-__all__ = ["SlaEngine", "SlaReport", "build_engine"]
+__all__ = ["CURSOR_PAIR_PREFIX", "SlaEngine", "SlaReport", "build_engine"]
 
+CURSOR_PAIR_PREFIX = "sla:"
+"""The engine keeps its cursors under the pair ``sla:<crm connector>`` (config refuses ``:`` in
+pair names, so no sync pair can share them)."""
 _BATCH = 500
 _ACTIVITY_CURSOR = "sla_activities"
 
@@ -115,7 +118,7 @@ class SlaEngine:
         self.plans: dict[str, PolicyPlan] = {
             name: plan_policy(name, p) for name, p in settings.policies.items()
         }
-        self.cursor_pair = f"sla:{crm.name}"[:100]
+        self.cursor_pair = f"{CURSOR_PAIR_PREFIX}{crm.name}"[:100]
         self._owner_rep: dict[str, str] | None = None
         self._rep_owner: dict[str, str] = {}
         self._nurture_owner: str | None = None

@@ -89,8 +89,8 @@ class ChangeCursor:
       scan has met anything beyond the ``newest`` it started from.
     * ``overlap``: a scan reached the end of the stream having found new changes; the next read
       goes over the ``overlap_seconds`` behind ``newest`` again (late commits, clock skew).
-    * ``settled``: the last scan found nothing new; the next read starts strictly after
-      ``newest``, so an idle cycle reads nothing twice.
+    * ``settled``: the last scan found nothing new; the next read starts at ``newest``'s
+      instant, so an idle cycle re-reads only the records of that instant.
     """
 
     newest: Keyset

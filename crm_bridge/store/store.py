@@ -402,6 +402,29 @@ class StoreTx:
                 found.setdefault(link.identity, link)
         return found
 
+    def unpaired_deletes_by_identity(
+        self, pair: str, obj: str, identities: Iterable[str]
+    ) -> dict[str, Link]:
+        """Deleted half links by identity: records deleted before any cycle paired them.
+
+        The sync records one when it reads such a delete without the other side's record of
+        the person in the same read (a capped read); a later read of that record finds it here.
+        """
+        wanted = sorted(set(identities))
+        found: dict[str, Link] = {}
+        base = sa.select(links).where(
+            links.c.pair == pair,
+            links.c.object == obj,
+            links.c.status == "deleted",
+            sa.or_(links.c.crm_id.is_(None), links.c.map_id.is_(None)),
+        )
+        for chunk in _chunks(wanted, IN_CHUNK):
+            for row in self._conn.execute(base.where(links.c.identity.in_(chunk))):
+                link = _link(row)
+                assert link.identity is not None
+                found.setdefault(link.identity, link)
+        return found
+
     def link_for(self, pair: str, obj: str, side: Side, record_id: str) -> Link | None:
         """The link of one record (same preference rules as :meth:`links_by_ids`)."""
         return self.links_by_ids(pair, obj, side, [record_id]).get(record_id)

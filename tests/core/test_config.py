@@ -207,3 +207,43 @@ def test_webhook_names_must_be_lower_snake_case(
     (problem,) = info.value.problems
     assert problem.key == "sla.webhooks"
     assert "lower_snake_case" in problem.problem and "'Ops'" in problem.problem
+
+
+PAIR_TABLE = """crm = "crm_demo"
+map = "map_demo"
+[{key}.objects.contacts]
+crm_object = "contacts"
+map_object = "contacts"
+[{key}.objects.contacts.fields.email]
+crm = "email"
+map = "email"
+kind = "email"
+"""
+
+
+def _with_pair(tmp_path: Path, key: str) -> Path:
+    """tests/fixtures/memory.toml plus one pair at TOML table ``key`` (e.g. ``pairs.main``)."""
+    base = (ROOT / "tests/fixtures/memory.toml").read_text()
+    return write(tmp_path, f"{base}\n[{key}]\n" + PAIR_TABLE.format(key=key))
+
+
+@pytest.mark.parametrize(
+    ("table", "key", "why"),
+    [
+        ("pairs.reasons", "pairs.reasons", "reason capture stores its cursors under that name"),
+        ('pairs."sla:crm_demo"', "pairs.sla:crm_demo", "must not contain ':'"),
+        ('pairs."eu:main"', "pairs.eu:main", "reserved for internal cursor names"),
+    ],
+)
+def test_pair_names_of_internal_cursors_are_refused(
+    tmp_path: Path, table: str, key: str, why: str
+) -> None:
+    """``reasons`` (the reason capture's cursors) and any name with ``:`` (the SLA engine's
+    ``sla:<connector>``) are refused, naming the key, why, and the fix."""
+    with pytest.raises(ConfigError) as info:
+        load_config(_with_pair(tmp_path, table))
+    (problem,) = info.value.problems
+    assert problem.key == key
+    assert why in problem.problem
+    assert problem.fix is not None and "rename the pair" in problem.fix
+    assert key in str(info.value)

@@ -10,11 +10,12 @@ import json
 from collections.abc import Sequence
 
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Scope
 
 from crm_bridge.emulators.hubspot.errors import error_body
 from crm_bridge.emulators.hubspot.ratelimit import RateLimiter
@@ -97,10 +98,12 @@ def fault_headers(limiter: RateLimiter) -> FaultHeaders:
     that lacks them.  Other injected statuses stand for failures ahead of the limiter and get none.
     """
 
-    def headers(fault: Fault, method: str, path: str) -> dict[str, str]:
-        if fault.status == 429 and classify(method, path) in _BURST_FAMILIES:
-            return limiter.exhausted_headers()
-        return {}
+    def headers(fault: Fault, scope: Scope) -> dict[str, str]:
+        if fault.status != 429 or classify(scope["method"], scope["path"]) not in _BURST_FAMILIES:
+            return {}
+        auth = Headers(scope=scope).get("authorization", "")
+        token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
+        return limiter.current_headers(token)
 
     return headers
 

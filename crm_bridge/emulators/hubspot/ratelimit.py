@@ -86,15 +86,20 @@ class RateLimiter:
             self._daily_used += 1
             return self._headers(len(bucket))
 
-    def exhausted_headers(self) -> dict[str, str]:
-        """The headers of an injected 429: the burst window reported spent, the day as counted.
+    def current_headers(self, token_key: str | None) -> dict[str, str]:
+        """The headers an answer to ``token_key`` would carry now, counting nothing.
 
-        Why: a fault-injected 429 stands for HubSpot's burst limit (its default body says so), so
-        it must look like the limiter's own 429 to a client reading the headers.
+        Why: an injected 429 stands in for an answer the limiter never saw, so it reports the
+        counts as they stand, exactly like the answers around it; a client reading the headers
+        then reacts to the fault's status and ``Retry-After``, not to made-up counts.
         """
+        s = self.settings
+        now = self.clock.time()
         with self._lock:
-            self._roll_day(self.clock.time())
-            return self._headers(self.settings.burst_limit)
+            self._roll_day(now)
+            bucket = self._burst.get(token_key or "", deque())
+            _prune(bucket, now - s.burst_window_seconds)
+            return self._headers(len(bucket))
 
     def _headers(self, burst_used: int) -> dict[str, str]:
         """The ``X-HubSpot-RateLimit-*`` headers with ``burst_used`` calls in the window."""
