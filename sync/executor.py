@@ -399,6 +399,21 @@ class Executor:
         If the process dies after the vendor accepted the create, the next cycle finds that
         link and adopts the record it created instead of creating a second one.
         """
+        resent = [
+            a for a in chunk if isinstance(a, Create) and a.link_id is not None and not a.deferred
+        ]
+        if resent:
+            # Held back before (or lost in a crash): mark it sent before it goes, so a record
+            # found after a crash is taken for ours, not for the person's own.
+            with self._store_lock, self.store.transaction() as tx:
+                tx.update_links(
+                    {
+                        a.link_id: {f"{side}_pending": PendingWrite(a.written, {})}
+                        for a in resent
+                        if a.link_id is not None
+                    },
+                    now=self.now(),
+                )
         fresh = [a for a in chunk if isinstance(a, Create) and a.link_id is None]
         if not fresh:
             return list(chunk)
@@ -673,7 +688,7 @@ def _pending_row(target: Side, action: Create) -> LinkIn:
     source = other(target)
     ids: dict[Side, str | None] = {target: None, source: action.source_id}
     versions: dict[Side, str | None] = {target: None, source: action.source_version}
-    creating = PendingWrite(action.written, {})
+    creating = PendingWrite(action.written, {}, sent=not action.deferred)
     return LinkIn(
         ids["crm"],
         ids["map"],

@@ -89,6 +89,11 @@ class LinkState:
         """How far the baseline of ``side`` is confirmed."""
         return self.crm_state if side == "crm" else self.map_state
 
+    def pending_sent(self, side: Side) -> bool:
+        """Whether the pending write to ``side`` may have been sent (a deferred create was not)."""
+        pending = self.pending_on(side)
+        return pending is None or pending.sent
+
     def pending_on(self, side: Side) -> PendingWrite | None:
         """The write to ``side`` whose outcome is unknown, if any."""
         return self.crm_pending if side == "crm" else self.map_pending
@@ -636,6 +641,26 @@ def _plan_pending(
         found = _find_created(ctx, changes, by_id, handled, claimed, link, target)
         source_rec = changes[source].get(source_id)
         assert link.id is not None  # stored links only
+        if found is not None and not link.pending_sent(target):
+            # The create was never sent (deferred): what was found is this person's own record
+            # on the target, not ours -- pair the two as two unlinked records would be.
+            claimed.add(found.id)
+            plan.actions.append(Forget(link.id, source_id))
+            live = source_rec if source_rec is not None and link.news(source_rec, source) else None
+            ids: dict[Side, str] = {source: source_id, target: found.id}
+            _pair_values(
+                ctx,
+                plan,
+                ids,
+                {source: live, target: found},
+                {source: live.version if live else link.version_on(source), target: found.version},
+                {
+                    source: logical_values(ctx, source, live) if live else link.baseline(source),
+                    target: logical_values(ctx, target, found),
+                },
+            )
+            handled[target].add(found.id)
+            continue
         if found is not None:
             claimed.add(found.id)
             # The create landed: its fields are the target's baseline (confirmed by the find),
@@ -922,11 +947,14 @@ def _settle_and_write(
                 )
             )
             continue
+        # The target's own changes that still flow to the other side keep their old baseline
+        # until that write lands, so a crash in between cannot absorb them.  A pairing has no
+        # old baseline: there the other side's pending write (its prior values) is what finds
+        # a write that did not land, and the target's values are what it holds.
+        outflow_base = base[target] if link.id is not None else actual[target]
         target_base = {
             **new_base[target],
-            # The target's own changes that still flow to the other side keep their old
-            # baseline until that write lands, so a crash in between cannot absorb them.
-            **{name: base[target].get(name) for name in writes.get(source_side, {})},
+            **{name: outflow_base.get(name) for name in writes.get(source_side, {})},
             **_as_written(ctx, target, fields, values),
         }
         source_rec = records[source_side]
@@ -1188,12 +1216,29 @@ def _pair(
     so a crash or a failed batch between here and the writes is repaired by the next cycle,
     and a person's edit made in between is recognised as such rather than overwritten.
     """
-    actual: dict[Side, dict[str, Any]] = {"crm": crm_values, "map": map_values}
+    _pair_values(
+        ctx,
+        plan,
+        {"crm": crm_rec.id, "map": map_rec.id},
+        {"crm": crm_rec, "map": map_rec},
+        {"crm": crm_rec.version, "map": map_rec.version},
+        {"crm": crm_values, "map": map_values},
+    )
+
+
+def _pair_values(
+    ctx: PlanContext,
+    plan: Plan,
+    ids: dict[Side, str],
+    records: dict[Side, Record | None],
+    versions: dict[Side, str | None],
+    actual: dict[Side, dict[str, Any]],
+) -> None:
+    """:func:`_pair` for records known by id, version and values (one perhaps not read now)."""
     changed: dict[Side, set[str]] = {
         s: {f for f, v in actual[s].items() if v is not None} for s in SIDES
     }
-    unstored = LinkState(None, crm_rec.id, map_rec.id, crm_rec.version, map_rec.version, {})
-    records: dict[Side, Record | None] = {"crm": crm_rec, "map": map_rec}
+    unstored = LinkState(None, ids["crm"], ids["map"], versions["crm"], versions["map"], {})
     before, echoes = len(plan.actions), plan.echoes
     _settle_and_write(
         ctx,
@@ -1217,12 +1262,12 @@ def _pair(
             pending[action.target] = action.written
     plan.actions.append(
         Pairing(
-            crm_rec.id,
-            map_rec.id,
-            crm_rec.version,
-            map_rec.version,
+            ids["crm"],
+            ids["map"],
+            versions["crm"],
+            versions["map"],
             synced,
-            identity=identity_of(ctx, crm_values),
+            identity=identity_of(ctx, actual["crm"]),
             pending=pending,
         )
     )

@@ -57,17 +57,27 @@ class PendingWrite:
 
     fields: frozenset[str]
     prior: Mapping[str, Any]
+    sent: bool = True
+    """``False`` for a create held back (the target's read stopped at the cap): nothing went
+    out, so a record found later by identity is the person's own, not one we made."""
 
     def to_json(self) -> dict[str, Any]:
         """The JSON the store keeps."""
-        return {"fields": sorted(self.fields), "prior": dict(self.prior)}
+        out: dict[str, Any] = {"fields": sorted(self.fields), "prior": dict(self.prior)}
+        if not self.sent:
+            out["sent"] = False
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> PendingWrite | None:
         """Back from the store's JSON (``None`` stays ``None``)."""
         if data is None:
             return None
-        return cls(frozenset(data.get("fields", ())), dict(data.get("prior", {})))
+        return cls(
+            frozenset(data.get("fields", ())),
+            dict(data.get("prior", {})),
+            bool(data.get("sent", True)),
+        )
 
 
 Keyset = tuple[datetime, str]

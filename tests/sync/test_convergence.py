@@ -508,6 +508,41 @@ def test_regression_a_capped_read_that_splits_a_delete_from_its_twin_does_not_un
         m.teardown()
 
 
+def test_regression_a_held_back_create_pairs_with_the_twin_read_later() -> None:
+    """Hunted: a create held back by a capped read then found the person's own CRM record.
+
+    It was adopted as if it were ours, so the rep's title on it never reached the platform.
+    """
+    m = SyncMachine()
+    m.setup()
+    try:
+        m.same_person_created_on_both_sides(name1="Ann", name2="Ann", score="")
+        m.create(name="Ann", score="", side="crm", title="")
+        m.edit(data=_Draws("c1", "CTO"), field="title", side="crm")
+        m.capped_sync(cap=1)
+        m.converges()
+        assert m.live("map")["m1"].get("title") == "CTO"
+    finally:
+        m.teardown()
+
+
+def test_regression_an_edit_after_a_failed_first_cycle_wins() -> None:
+    """Hunted: the oracle of a person's edit made after a cycle whose first batch was refused."""
+    m = SyncMachine()
+    m.setup()
+    try:
+        m.sync()
+        m.converges()
+        m.delete_before_the_first_link(same="Ann", side="crm")
+        m.converges()
+        m.sync()
+        m.same_person_created_on_both_sides(name1="Ann", name2="Cy", score="1")
+        m.edit_after_a_failed_cycle(data=_Draws("m2"), name="Bo", side="map")
+        m.converges()
+    finally:
+        m.teardown()
+
+
 SyncMachine.TestCase.settings = settings(
     # 40 keeps the suite quick; the "thorough" profile (tests/conftest.py) asks for far more.
     max_examples=max(40, settings.default.max_examples)
