@@ -338,7 +338,7 @@ class Executor:
         with self._store_lock, self.store.transaction() as tx:
             outcomes = _BatchOutcomes(tx, self.pair, plan.obj, side)
             outcomes.prefetch(
-                a.link_id for a in chunk if isinstance(a, Update) and (a.link_id or -1) >= 0
+                a.link_id for a in chunk if isinstance(a, Update) and a.link_id is not None
             )
             for action, result in zip(chunk, results, strict=True):
                 if result.ok or (
@@ -487,7 +487,7 @@ class Executor:
             report.counts["matched" if not result.created else "created"] += 1
         elif isinstance(action, Update):
             link_id = action.link_id
-            if link_id is None or link_id < 0:
+            if link_id is None:
                 found = tx.link_for(self.pair, plan.obj, side, action.target_id)
                 link_id = found.id if found is not None and found.active else None
             stored = outcomes.link(link_id) if link_id is not None else None
