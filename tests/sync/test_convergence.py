@@ -17,6 +17,7 @@ import secrets
 import shutil
 import tempfile
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -191,7 +192,7 @@ class SyncMachine(RuleBasedStateMachine):
             st.lists(st.sampled_from(live), min_size=2, max_size=2, unique=True)
         )
         self.conns[side].backend.merge("contacts", winner, loser)
-        self.kept_edits.clear()
+        self.touched(side, winner)  # the survivor may carry a deleted twin's e-mail on
 
     @rule()
     def sync(self) -> None:
@@ -219,6 +220,11 @@ class SyncMachine(RuleBasedStateMachine):
         if not live:
             return
         rid = data.draw(st.sampled_from(live))
+        # Clearly the newest change (beyond clock_skew_seconds of anything on either side), so
+        # latest_wins must pick it even over a change the failed cycle left unsynced.
+        clock = self.conns[side].backend.clock
+        newest = max(c.backend.clock() for c in self.conns.values())
+        clock.advance(newest + timedelta(seconds=10) - clock())  # type: ignore[attr-defined]
         self.conns[side].backend.human_edit("contacts", rid, {"name": name})
         self.touched(side, rid)
         self.kept_edits[(side, rid)] = name  # "name" is latest_wins: the newest edit must win
@@ -539,6 +545,41 @@ def test_regression_an_edit_after_a_failed_first_cycle_wins() -> None:
         m.same_person_created_on_both_sides(name1="Ann", name2="Cy", score="1")
         m.edit_after_a_failed_cycle(data=_Draws("m2"), name="Bo", side="map")
         m.converges()
+    finally:
+        m.teardown()
+
+
+def test_regression_a_merge_left_unsynced_by_a_failed_cycle_and_a_newer_edit() -> None:
+    """Hunted: the CRM merge and the marketer's later edit compete; the newer one wins."""
+    m = SyncMachine()
+    m.setup()
+    try:
+        m.create(name="Ann", score="", side="crm", title="")
+        m.converges()
+        m.delete_before_the_first_link(same="Ann", side="crm")
+        m.edit_after_a_failed_cycle(data=_Draws("c1"), name="Cy", side="crm")
+        m.converges()
+        m.human_duplicate(data=_Draws("c1"), name="Ann", side="crm")
+        m.merge(data=_Draws(["c3", "c1"]), side="crm")
+        m.edit_after_a_failed_cycle(data=_Draws("m1"), name="Bo", side="map")
+        m.converges()
+        assert m.live("crm")["c3"]["name"] == "Bo"
+    finally:
+        m.teardown()
+
+
+def test_regression_a_platform_merge_into_the_twin_of_a_deleted_lead() -> None:
+    """Hunted: the platform merges a linked person into the twin of a lead deleted unlinked."""
+    m = SyncMachine()
+    m.setup()
+    try:
+        m.create(name="Ann", score="", side="crm", title="")
+        m.converges()
+        m.capped_sync(cap=1)
+        m.delete_before_the_first_link(same="Ann", side="crm")
+        m.merge(data=_Draws(["m2", "m1"]), side="map")
+        m.converges()
+        assert list(m.live("map")) == ["m2"] and len(m.live("crm")) == 1
     finally:
         m.teardown()
 
