@@ -180,6 +180,8 @@ class SyncMachine(RuleBasedStateMachine):
         original = live[data.draw(st.sampled_from(sorted(live)))]
         email = str(original["email"])
         self.human_duplicates.add(email.lower())
+        # A new record of that person, entered after a delete on the other side, is news.
+        self.deleted_before_link[other_side(side)].discard(email.lower())
         self.conns[side].backend.create("contacts", {"email": email, "name": name})
 
     @rule(side=SIDES, data=st.data())
@@ -225,9 +227,11 @@ class SyncMachine(RuleBasedStateMachine):
         clock = self.conns[side].backend.clock
         newest = max(c.backend.clock() for c in self.conns.values())
         clock.advance(newest + timedelta(seconds=10) - clock())  # type: ignore[attr-defined]
+        unchanged = self.live(side)[rid].get("name") == name
         self.conns[side].backend.human_edit("contacts", rid, {"name": name})
         self.touched(side, rid)
-        self.kept_edits[(side, rid)] = name  # "name" is latest_wins: the newest edit must win
+        if not unchanged:  # setting the value it holds is no change, and rightly loses
+            self.kept_edits[(side, rid)] = name  # "name" is latest_wins: the newest must win
 
     # -- what the bridge does ---------------------------------------------------------------
     @rule(side=SIDES, keep=st.integers(0, 2), skip=st.integers(0, 2))
