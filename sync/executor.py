@@ -469,12 +469,17 @@ class Executor:
         if isinstance(action, Create):
             assert result.id is not None
             ids = {side: result.id, source: action.source_id}
-            versions = {side: result.version, source: action.source_version}
+            # A record the upsert matched held fields we did not write: its version says
+            # nothing of them, so it is not confirmed and the next read compares every field.
+            confirmed = result.version if result.created else None
+            versions = {side: confirmed, source: action.source_version}
             synced = {s: dict(v) for s, v in action.synced.items()}
-            if result.version is None:
+            if confirmed is None and result.created:
                 # We have not seen the record as created: what the vendor filled into fields
                 # we did not write (a default status, an owner) is adopted on its first read
-                # instead of being mistaken for an edit.
+                # instead of being mistaken for an edit.  A record the upsert *matched* is
+                # different: what it held in those fields is a person's data, which its first
+                # read compares with "nothing known" (None) and so carries over.
                 synced[side] = {k: v for k, v in synced[side].items() if k in action.written}
             assert action.link_id is not None  # announced before the write
             outcomes.link_changes[action.link_id] = {
