@@ -92,6 +92,10 @@ class Update:
     """The target's own changes flowing to the source in the source's write: their baseline
     on the target stays as stored until that write lands (it advances them, see
     ``source_holds``), so a crash in between cannot absorb them."""
+    rewrite: bool = False
+    """The target is already ``written`` (an earlier write's outcome is unknown): this write's
+    intent replaces it in the store *before* it is sent, so if it fails too the next read is
+    compared with what this write meant, not with a plan two cycles old."""
     source_holds: Mapping[str, Any] = field(default_factory=dict)
     """When the source gets a write of its own (``synced`` then has no source baseline): the
     fields of this write the source holds as read.  Once this write lands they are in step, so

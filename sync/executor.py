@@ -116,6 +116,9 @@ class Executor:
         remote: list[RemoteAction] = [
             a for a in plan.actions if isinstance(a, Create | Update | Remove)
         ]
+        self._announce_rewrites(
+            remote
+        )  # before the first batch: any batch may be the one that fails
         for side in SIDES:
             spec = self.connectors[side].object_spec(self.objects[side])
             for kind in (Create, Update, Remove):
@@ -353,6 +356,40 @@ class Executor:
                 # Only when the batched write-back hit a conflict: this create matched a
                 # record (by identity) that another link already holds.
                 self._create_conflict(tx, plan, side, action, result, report, now)
+
+    def _announce_rewrites(self, chunk: Sequence[RemoteAction]) -> None:
+        """Record the intent of updates to sides whose earlier write is still unconfirmed.
+
+        The side's baseline becomes what this write means it to hold and its pending write
+        lists the fields with the values read this cycle as priors; should this batch fail as
+        well, a person's later edit is still told apart from our unsent plan.
+        """
+        rewrites = [
+            a for a in chunk if isinstance(a, Update) and a.rewrite and a.link_id is not None
+        ]
+        if not rewrites:
+            return
+        with self._store_lock, self.store.transaction() as tx:
+            stored = tx.links_by_link_ids(a.link_id for a in rewrites if a.link_id is not None)
+            changes: dict[int, dict[str, Any]] = {}
+            for action in rewrites:
+                side = action.target
+                link = stored.get(action.link_id or 0)
+                if link is None or not link.active:
+                    continue
+                synced = changes.get(link.id, {}).get("synced") or {
+                    s: dict(link.synced.get(s, {})) for s in SIDES
+                }
+                meant = action.synced.get(side, {})
+                synced[side].update({n: meant[n] for n in action.written.fields if n in meant})
+                old = link.pending_on(side)
+                fields = action.written.fields | (old.fields if old else frozenset())
+                prior = {**(old.prior if old else {}), **action.written.prior}
+                changes.setdefault(link.id, {}).update(
+                    {"synced": synced, f"{side}_pending": PendingWrite(frozenset(fields), prior)}
+                )
+            if changes:
+                tx.update_links(changes, now=self.now())
 
     def _announce_unlinked_removes(
         self, plan: Plan, chunk: Sequence[RemoteAction]

@@ -975,6 +975,7 @@ def _settle_and_write(
                 confirm=source_side not in writes,
                 written=PendingWrite(frozenset(values), {n: actual[target].get(n) for n in values}),
                 still_pending=_unread_pending(link, target, fresh, values),
+                rewrite=link.id is not None and link.state_on(target) == "written",
                 outflow=frozenset(writes.get(source_side, {})),
                 source_holds={
                     n: v

@@ -612,6 +612,22 @@ def test_regression_an_upsert_that_matches_an_unlinked_duplicate_keeps_its_value
         m.teardown()
 
 
+def test_regression_two_failed_cycles_then_an_edit_to_the_first_plans_value() -> None:
+    """Hunted: the marketer set the value the first failed cycle had meant to write; the
+    store still held that stale plan, so the edit looked like our write having landed."""
+    m = SyncMachine()
+    m.setup()
+    try:
+        m.same_person_created_on_both_sides(name1="Bo", name2="Ann", score="")
+        m.create(name="Ann", score="", side="map", title="")
+        m.edit_after_a_failed_cycle(data=_Draws("c1"), name="Cy", side="crm")
+        m.edit_after_a_failed_cycle(data=_Draws("m1"), name="Bo", side="map")
+        m.converges()
+        assert m.live("crm")["c1"]["name"] == "Bo"
+    finally:
+        m.teardown()
+
+
 SyncMachine.TestCase.settings = settings(
     # 40 keeps the suite quick; the "thorough" profile (tests/conftest.py) asks for far more.
     max_examples=max(40, settings.default.max_examples)
