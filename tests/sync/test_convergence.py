@@ -628,6 +628,27 @@ def test_regression_two_failed_cycles_then_an_edit_to_the_first_plans_value() ->
         m.teardown()
 
 
+def test_regression_an_update_to_a_record_not_read_this_cycle_keeps_its_unseen_edit() -> None:
+    """Hunted: a capped read left the CRM record unread; our update's new version was taken
+    as confirmed and swallowed the rep's score edit that the record already held."""
+    m = SyncMachine()
+    m.setup()
+    try:
+        m.same_person_created_on_both_sides(name1="Ann", name2="Ann", score="")
+        m.create(name="Ann", score="", side="map", title="")
+        m.converges()
+        m.edit(data=_Draws("c1", "Ann"), field="name", side="crm")
+        m.edit_after_a_failed_cycle(data=_Draws("m2"), name="Cy", side="map")
+        m.edit(data=_Draws("c2", "1"), field="score", side="crm")
+        m.delete_before_the_first_link(same="Cy", side="map")
+        m.crashing_sync(keep=2, side="crm", skip=0)
+        m.capped_sync(cap=2)
+        m.converges()
+        assert m.live("map")["m2"].get("score") == "1"
+    finally:
+        m.teardown()
+
+
 SyncMachine.TestCase.settings = settings(
     # 40 keeps the suite quick; the "thorough" profile (tests/conftest.py) asks for far more.
     max_examples=max(40, settings.default.max_examples)
