@@ -686,8 +686,12 @@ def _plan_pending(
         gone = _deleted_twin(ctx, tombstones, link.identity, target, source_rec)
         if gone is not None and link.identity is not None:
             # The target deleted this person before any cycle paired them: do not re-create.
-            plan.actions.append(Forget(link.id, source_id))
-            _follow_unlinked_delete(ctx, plan, source, source_id, gone, link.identity)
+            # The removal closes the pending link when it lands (a crash re-plans it here).
+            if ctx.objmap.delete_policy == "flag":
+                plan.actions.append(Forget(link.id, source_id))
+            _follow_unlinked_delete(
+                ctx, plan, source, source_id, gone, link.identity, link_id=link.id
+            )
             continue
         if source_rec is not None and link.news(source_rec, source):
             values = logical_values(ctx, source, source_rec)
@@ -708,7 +712,7 @@ def _deleted_twin(
     if identity is None:
         return None
     if (found := tombstones.get((target, identity))) is not None:
-        return found
+        return found  # in this very read: after a crash it is read again
     stored = (ctx.unpaired_deletes or {}).get(identity)
     if stored is None or stored[0] != target:
         return None
@@ -1110,7 +1114,9 @@ def _plan_unlinked(
             deleted = _deleted_twin(ctx, tombstones, key, target, record)
             if deleted is not None and key is not None:
                 followed.add((target, key))
-                _follow_unlinked_delete(ctx, plan, side, record.id, deleted, key)
+                _follow_unlinked_delete(
+                    ctx, plan, side, record.id, deleted, key, announce=(target, key) in tombstones
+                )
                 continue
             holder = held[target].get(key) if key is not None else None
             if holder is not None:
@@ -1167,13 +1173,27 @@ def _unlinked_deletes(
 
 
 def _follow_unlinked_delete(
-    ctx: PlanContext, plan: Plan, side: Side, record_id: str, deleted_id: str, key: str
+    ctx: PlanContext,
+    plan: Plan,
+    side: Side,
+    record_id: str,
+    deleted_id: str,
+    key: str,
+    *,
+    announce: bool = True,
+    link_id: int | None = None,
 ) -> None:
     """A person deleted on one side before any cycle linked them: never re-create them there.
 
     The result is what it would have been had the first cycle completed and linked the two:
     the live record follows the delete policy, and a closed link keeps later edits of it from
     being taken for a new person.
+
+    ``announce``: link the two just before the removal is sent -- safe when the delete was in
+    this read, since a crash re-reads it and the link's delete is followed as any other.  A
+    delete remembered from an earlier read (a half tombstone) is not read again, so there the
+    removal goes unannounced and a crash simply plans it again from the tombstone.  ``link_id``
+    is a held-back create's pending link, which the removal closes when it lands.
     """
     ids = {side: record_id, other(side): deleted_id}
     closed = Tombstone(ids["crm"], ids["map"], key, other(side))
@@ -1181,7 +1201,8 @@ def _follow_unlinked_delete(
         plan.actions.append(closed)
         return
     mode: Literal["hard", "archive"] = "hard" if ctx.objmap.delete_policy == "delete" else "archive"
-    plan.actions.append(Remove(side, record_id, None, mode, deleted_id, unlinked=closed))
+    unlinked = closed if announce and link_id is None else None
+    plan.actions.append(Remove(side, record_id, link_id, mode, deleted_id, unlinked=unlinked))
 
 
 def _identities_held_by_linked_changes(

@@ -649,6 +649,25 @@ def test_regression_an_update_to_a_record_not_read_this_cycle_keeps_its_unseen_e
         m.teardown()
 
 
+def test_regression_a_crash_while_removing_the_twin_of_a_remembered_delete() -> None:
+    """Hunted: the twin's removal was announced as a link whose deleted side is never re-read."""
+    m = SyncMachine()
+    m.setup()
+    try:
+        m.create(name="Ann", score="", side="crm", title="")
+        m.converges()
+        m.delete_before_the_first_link(same="Ann", side="crm")
+        m.delete_before_the_first_link(same="Ann", side="crm")
+        m.delete_before_the_first_link(same="Ann", side="map")
+        m.delete(data=_Draws("c1"), side="crm")
+        m.capped_sync(cap=3)
+        m.create(name="Ann", score="", side="map", title="")
+        m.crashing_sync(keep=0, side="crm", skip=0)
+        m.converges()
+    finally:
+        m.teardown()
+
+
 SyncMachine.TestCase.settings = settings(
     # 40 keeps the suite quick; the "thorough" profile (tests/conftest.py) asks for far more.
     max_examples=max(40, settings.default.max_examples)
