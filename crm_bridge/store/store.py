@@ -390,17 +390,7 @@ class StoreTx:
 
     def links_by_identity(self, pair: str, obj: str, identities: Iterable[str]) -> dict[str, Link]:
         """Active links matched on each of ``identities`` (normalised values), keyed by identity."""
-        wanted = sorted(set(identities))
-        found: dict[str, Link] = {}
-        base = sa.select(links).where(
-            links.c.pair == pair, links.c.object == obj, links.c.status == "active"
-        )
-        for chunk in _chunks(wanted, IN_CHUNK):
-            for row in self._conn.execute(base.where(links.c.identity.in_(chunk))):
-                link = _link(row)
-                assert link.identity is not None
-                found.setdefault(link.identity, link)
-        return found
+        return self._by_identity(pair, obj, identities, links.c.status == "active")
 
     def unpaired_deletes_by_identity(
         self, pair: str, obj: str, identities: Iterable[str]
@@ -410,14 +400,16 @@ class StoreTx:
         The sync records one when it reads such a delete without the other side's record of
         the person in the same read (a capped read); a later read of that record finds it here.
         """
+        half = sa.or_(links.c.crm_id.is_(None), links.c.map_id.is_(None))
+        return self._by_identity(pair, obj, identities, sa.and_(links.c.status == "deleted", half))
+
+    def _by_identity(
+        self, pair: str, obj: str, identities: Iterable[str], which: sa.ColumnElement[bool]
+    ) -> dict[str, Link]:
+        """The first link of each identity among those ``which`` selects, one query per chunk."""
         wanted = sorted(set(identities))
         found: dict[str, Link] = {}
-        base = sa.select(links).where(
-            links.c.pair == pair,
-            links.c.object == obj,
-            links.c.status == "deleted",
-            sa.or_(links.c.crm_id.is_(None), links.c.map_id.is_(None)),
-        )
+        base = sa.select(links).where(links.c.pair == pair, links.c.object == obj, which)
         for chunk in _chunks(wanted, IN_CHUNK):
             for row in self._conn.execute(base.where(links.c.identity.in_(chunk))):
                 link = _link(row)

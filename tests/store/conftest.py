@@ -22,9 +22,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import sqlalchemy as sa
+from alembic import command
 from sqlalchemy.engine import make_url
 
-from crm_bridge.store import Store
+from crm_bridge.store import Store, migrate
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 PG_HOST, PG_PORT = "127.0.0.1", 5432
@@ -134,3 +136,13 @@ def open_store(store_url: str, clock: FakeClock) -> Iterator[Callable[..., Store
 @pytest.fixture
 def store(open_store: Callable[..., Store]) -> Store:
     return open_store()
+
+
+def engine_at(url: str, revision: str) -> sa.Engine:
+    """A store's database migrated only up to ``revision``, to seed rows in an old shape."""
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as conn:
+        command.upgrade(migrate.alembic_config(conn), revision)
+    return engine

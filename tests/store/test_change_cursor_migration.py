@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import sqlalchemy as sa
-from alembic import command
 
-from crm_bridge.store import ChangeCursor, Store, migrate
+from crm_bridge.store import ChangeCursor, Store
 
-from .conftest import T0
-
-
-def _at_0005(url: str) -> sa.Engine:
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
-    with engine.begin() as conn:
-        command.upgrade(migrate.alembic_config(conn), "0005")
-    return engine
+from .conftest import T0, engine_at
 
 
 def test_old_cursors_move_to_typed_rows(store_url: str) -> None:
-    engine = _at_0005(store_url)
+    engine = engine_at(store_url, "0005")
     cursors = sa.table(
         "cursors", *(sa.column(c) for c in ("pair", "side", "object", "value", "updated_at"))
     )

@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import sqlalchemy as sa
-from alembic import command
 
-from crm_bridge.store import PendingWrite, Store, migrate
+from crm_bridge.store import PendingWrite, Store
 
-from .conftest import T0
-
-
-def _at_0004(url: str) -> sa.Engine:
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
-    with engine.begin() as conn:
-        command.upgrade(migrate.alembic_config(conn), "0004")
-    return engine
+from .conftest import T0, engine_at
 
 
 def test_old_sentinels_become_states(store_url: str) -> None:
-    engine = _at_0004(store_url)
+    engine = engine_at(store_url, "0004")
     rows = [
         # id, crm_id, map_id, crm_version, map_version, synced
         (1, "C1", "M1", "v1", "w1", {"crm": {"e": "a"}, "map": {"e": "a"}}),
