@@ -210,13 +210,16 @@ class Adopt:
     """A pending link's create did land (the process died before recording it): fill in its id.
 
     ``synced`` is the new baseline for ``side``: the fields the create wrote, marked pending, so
-    the first read confirms them and adopts whatever the vendor filled in.
+    the first read confirms them and adopts whatever the vendor filled in.  ``owed``: fields the
+    source changed after the create was sent -- the side is then recorded as written (baseline
+    what it should hold, ``owed.prior`` what the create put there) and the write is redone.
     """
 
     link_id: int
     side: Side
     record_id: str
     synced: Mapping[str, Any]
+    owed: PendingWrite | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -208,12 +208,13 @@ class Executor:
                         s: dict(stored.synced.get(s, {})) for s in SIDES
                     }
                     synced[action.side] = dict(action.synced)
-                    tx.update_link(
-                        action.link_id,
-                        now=now,
-                        **_side_columns(action.side, action.record_id, None),
-                        synced=synced,
-                    )
+                    columns = _side_columns(action.side, action.record_id, None)
+                    if action.owed is not None:
+                        columns |= {
+                            f"{action.side}_state": "written",
+                            f"{action.side}_pending": action.owed,
+                        }
+                    tx.update_link(action.link_id, now=now, **columns, synced=synced)
                     tx.audit(
                         "sync.create.recovered",
                         action.record_id,

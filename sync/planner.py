@@ -666,11 +666,22 @@ def _plan_pending(
             # The create landed: its fields are the target's baseline (confirmed by the find),
             # and whatever the vendor filled in elsewhere is adopted on this very read.
             adopted = _created_values(link, target)
-            plan.actions.append(Adopt(link.id, target, found.id, adopted))
-            state = replace(
-                link.with_side(target, id=found.id, version=None, state="synced", pending=None),
-                synced={source: link.synced.get(source, {}), target: adopted},
-            )
+            behind = _create_behind_source(ctx, link, source, target, adopted)
+            if behind is None:
+                plan.actions.append(Adopt(link.id, target, found.id, adopted))
+                state = link.with_side(
+                    target, id=found.id, version=None, state="synced", pending=None
+                )
+            else:
+                # The source moved on while the create waited: the target holds the older
+                # values, and is owed the newer ones like a write that did not land.
+                should, owed = behind
+                plan.actions.append(Adopt(link.id, target, found.id, should, owed))
+                adopted = should
+                state = link.with_side(
+                    target, id=found.id, version=None, state="written", pending=owed
+                )
+            state = replace(state, synced={source: link.synced.get(source, {}), target: adopted})
             by_id[target][found.id] = state
             by_id[source][source_id] = state
             if source_rec is not None and source_rec.deleted:
@@ -679,7 +690,20 @@ def _plan_pending(
             handled[source].discard(source_id)  # reconciled with its counterpart below
             continue
         if not (ctx.complete or {}).get(target, ctx.complete is None):
-            continue  # the target was not read in full: the create may still be out there
+            # The target was not read in full: the create may still be out there.  What the
+            # source holds now is remembered, as the cursor moves past it.
+            if source_rec is not None and _live(source_rec) and link.news(source_rec, source):
+                plan.actions.append(
+                    LinkRefresh(
+                        link.id,
+                        {source: source_rec.version},
+                        {
+                            source: logical_values(ctx, source, source_rec),
+                            target: link.baseline(target),
+                        },
+                    )
+                )
+            continue
         if source_rec is not None and (source_rec.deleted or source_rec.merged_into):
             plan.actions.append(Forget(link.id, source_id))
             continue
@@ -719,6 +743,33 @@ def _deleted_twin(
     if record is not None and record.modified_at > stored[2]:
         return None  # touched after the delete was seen: news, not a resurrection
     return stored[1]
+
+
+def _create_behind_source(
+    ctx: PlanContext, link: LinkState, source: Side, target: Side, created: Mapping[str, Any]
+) -> tuple[dict[str, Any], PendingWrite] | None:
+    """What a landed create owes its target, when the source changed after it was sent.
+
+    A waiting create's source baseline follows the source's reads (see the capped branch of
+    :func:`_plan_pending`); the create carries the values of its time.  Returns the target's
+    new baseline and the owed fields with the values the create wrote, or ``None``.
+    """
+    values = link.baseline(source)
+    names = [n for n in created if ctx.objmap.fields[n].flows_to(target)]
+    try:
+        expected = _as_written(
+            ctx,
+            target,
+            vendor_fields(ctx, target, values, names),
+            {n: values.get(n) for n in names},
+        )
+    except _Unwritable:
+        return None
+    owed = {n for n in names if expected.get(n) != created.get(n)}
+    if not owed:
+        return None
+    should = {**created, **{n: expected.get(n) for n in owed}}
+    return should, PendingWrite(frozenset(owed), {n: created.get(n) for n in owed})
 
 
 def _created_values(link: LinkState, target: Side) -> dict[str, Any]:

@@ -267,6 +267,40 @@ class SyncRunner:
                 for side in SIDES
             }
 
+    def _read_counterparts(
+        self,
+        objects: dict[Side, str],
+        changes: dict[Side, list[Record]],
+        links: dict[Side, dict[str, LinkState]],
+        capped: dict[Side, bool],
+    ) -> bool:
+        """Read by id, on a capped side, the linked counterparts of the other side's changes.
+
+        A capped read stops short of the side's later changes: a person's edit there would be
+        unseen, and the other side's older change written over it.  Reading those few records
+        by id lets the conflict rules see both edits.  They do not move the cursor: the stream
+        brings them again, as re-reads the planner recognises.
+        """
+        fetched = False
+        for side in SIDES:
+            if not capped[side]:
+                continue
+            have = {record.id for record in changes[side]}
+            wanted = sorted(
+                {
+                    rid
+                    for record in changes[other(side)]
+                    if (link := links[other(side)].get(record.id)) is not None
+                    and link.active
+                    and (rid := link.id_on(side)) is not None
+                    and rid not in have
+                }
+            )
+            if wanted:
+                changes[side].extend(self.connectors[side].fetch(objects[side], wanted))
+                fetched = True
+        return fetched
+
     def _cycle_object(
         self,
         obj_name: str,
@@ -280,8 +314,10 @@ class SyncRunner:
         with self.store.transaction(readonly=True) as tx:
             cursors = {s: tx.get_change_cursor(self.name, s, obj_name) for s in SIDES}
         reads = {s: self._read(s, objects[s], cursors[s]) for s in SIDES}
-        changes = {s: reads[s].records for s in SIDES}
+        changes = {s: list(reads[s].records) for s in SIDES}
         links = self._links(obj_name, changes)
+        if self._read_counterparts(objects, changes, links, {s: reads[s].capped for s in SIDES}):
+            links = self._links(obj_name, changes)
         context = replace(
             self._context(
                 obj_name, objmap, changes, links, {s: not reads[s].capped for s in SIDES}
@@ -290,8 +326,10 @@ class SyncRunner:
         )
         plan = plan_object(context, changes["crm"], changes["map"], links)
         report.plans.append(plan)
-        report.counts["read_crm"] += len(changes["crm"])
-        report.counts["read_map"] += len(changes["map"])
+        for side in SIDES:
+            report.counts[f"read_{side}"] += len(reads[side].records)
+            if extra := len(changes[side]) - len(reads[side].records):
+                report.counts[f"read_by_id_{side}"] += extra
         report.counts["already_applied"] += plan.already_applied
         self._guard_deletes(obj_name, plan, allow_deletes)
         if plan_only:

@@ -136,6 +136,14 @@ class SyncMachine(RuleBasedStateMachine):
         email = str(self.live(side)[rid].get("email", "")).lower()
         self.deleted_before_link[other_side(side)].discard(email)
 
+    def synced_name(self, side: str, rid: str) -> Any:
+        """The name the link of ``rid`` last synced (a sentinel when it has no link)."""
+        with self.store.transaction(readonly=True) as tx:
+            for link in tx.iter_links("p", "people"):
+                if link.id_on(side) == rid:  # type: ignore[arg-type]
+                    return link.synced.get(side, {}).get("name", object())
+        return object()
+
     def fresh_email(self) -> str:
         return f"p{next(self.emails)}@example.com"
 
@@ -227,10 +235,12 @@ class SyncMachine(RuleBasedStateMachine):
         clock = self.conns[side].backend.clock
         newest = max(c.backend.clock() for c in self.conns.values())
         clock.advance(newest + timedelta(seconds=10) - clock())  # type: ignore[attr-defined]
-        unchanged = self.live(side)[rid].get("name") == name
+        # Setting the value it holds is no change, and rightly loses; so is setting the value
+        # last synced (a three-way merge without field history cannot tell it from no edit).
+        unchanged = name in (self.live(side)[rid].get("name"), self.synced_name(side, rid))
         self.conns[side].backend.human_edit("contacts", rid, {"name": name})
         self.touched(side, rid)
-        if not unchanged:  # setting the value it holds is no change, and rightly loses
+        if not unchanged:
             self.kept_edits[(side, rid)] = name  # "name" is latest_wins: the newest must win
 
     # -- what the bridge does ---------------------------------------------------------------
@@ -712,3 +722,79 @@ def test_random_hunt_with_a_fresh_seed() -> None:
     except BaseException as exc:
         exc.add_note(f"replay this hunt with: {replay}")
         raise
+
+
+def test_regression_a_create_waiting_on_a_capped_side_sends_the_sources_newest_values() -> None:
+    """A refused create waits while the target is capped; the source's edit read then is kept."""
+    m = SyncMachine()
+    m.setup()
+    try:
+        m.create(name="Ann", score="", side="map", title="")
+        m.edit_after_a_failed_cycle(data=_Draws("m1"), name="Bo", side="map")
+        m.same_person_created_on_both_sides(name1="Ann", name2="Ann", score="")
+        m.create(name="Ann", score="", side="crm", title="")
+        m.capped_sync(cap=1)  # reads m1 (Bo); the crm side is capped, so the create waits
+        m.converges()
+        email = m.live("map")["m1"]["email"]
+        (created,) = [v for v in m.live("crm").values() if v["email"] == email]
+        assert created["name"] == "Bo"
+    finally:
+        m.teardown()
+
+
+def test_regression_a_landed_create_is_owed_the_edit_its_source_made_while_it_waited() -> None:
+    """The create landed before a crash; the source changed; the target's read was capped."""
+    m = SyncMachine()
+    m.setup()
+    try:
+        m.create(name="Ann", score="", side="map", title="")
+        m.create(name="Xi", score="", side="crm", title="")
+        m.create(name="Yu", score="", side="crm", title="")
+        m.crashing_sync(side="crm", keep=1, skip=0)  # m1's create lands on the crm, unrecorded
+        assert [v["name"] for v in m.live("crm").values()] == ["Xi", "Yu", "Ann"]
+        m.edit(data=_Draws("m1", "Bo"), field="name", side="map")
+        m.capped_sync(cap=1)  # m1 read (Bo); the landed create is beyond the crm cap
+        m.converges()
+        email = m.live("map")["m1"]["email"]
+        (created,) = [v for v in m.live("crm").values() if v["email"] == email]
+        assert created["name"] == "Bo"
+    finally:
+        m.teardown()
+
+
+def test_regression_a_capped_side_is_read_by_id_before_its_record_is_written_over() -> None:
+    """A merge survivor's older name must not overwrite a newer edit beyond the other cap."""
+    m = SyncMachine()
+    m.setup()
+    try:
+        m.same_person_created_on_both_sides(name1="Ann", name2="Ann", score="")
+        m.converges()
+        m.delete_before_the_first_link(same="Di", side="crm")
+        m.human_duplicate(data=_Draws("c1"), name="Di", side="crm")
+        m.sync()
+        m.same_person_created_on_both_sides(name1="Ann", name2="Cy", score="")
+        m.merge(data=_Draws(["c3", "c1"]), side="crm")
+        m.same_person_created_on_both_sides(name1="Bo", name2="Cy", score="1")
+        m.edit_after_a_failed_cycle(data=_Draws("m1"), name="Cy", side="map")
+        m.capped_sync(cap=3)  # the platform's read stops before m1's newest edit
+        m.converges()
+        assert m.live("map")["m1"]["name"] == "Cy"
+        assert m.live("crm")["c3"]["name"] == "Cy"
+    finally:
+        m.teardown()
+
+
+def test_regression_a_value_set_back_to_the_synced_one_is_no_edit() -> None:
+    """Three failed cycles and edits; the last sets the CRM back to the synced name (ABA)."""
+    m = SyncMachine()
+    m.setup()
+    try:
+        m.same_person_created_on_both_sides(name1="Ann", name2="Ann", score="")
+        m.edit_after_a_failed_cycle(data=_Draws("m1"), name="Bo", side="map")
+        m.edit_after_a_failed_cycle(data=_Draws("c1"), name="Cy", side="crm")
+        m.edit_after_a_failed_cycle(data=_Draws("c1"), name="Ann", side="crm")
+        assert not m.kept_edits  # Ann is the synced name: indistinguishable from no edit
+        m.converges()
+        assert m.live("crm")["c1"]["name"] == m.live("map")["m1"]["name"] == "Bo"
+    finally:
+        m.teardown()
