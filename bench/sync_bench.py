@@ -49,9 +49,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from crm_bridge.connectors.hubspot.emulator import HubSpotEmulatorSettings
 from crm_bridge.connectors.salesforce.reading import parse_sf_datetime
 from crm_bridge.demo.sandbox import DEFAULT_PAIR, Sandbox
-from crm_bridge.emulators.hubspot import HubSpotEmulatorSettings
 from crm_bridge.store import Store
 
 Q, H, S, X = 2000, 100, 200, 1000
@@ -715,7 +715,7 @@ def code_state() -> str:
             [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            [*git, "status", "--porcelain", "--", "crm_bridge", "sync"],
+            [*git, "status", "--porcelain", "--", "crm_bridge"],
             capture_output=True,
             text=True,
             check=True,

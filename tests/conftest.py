@@ -11,8 +11,8 @@ import os
 from hypothesis import settings
 
 pytest_plugins = [
-    "crm_bridge.emulators.salesforce.pytest_fixtures",
-    "crm_bridge.emulators.hubspot.pytest_fixtures",
+    "crm_bridge.connectors.salesforce.emulator.pytest_fixtures",
+    "crm_bridge.connectors.hubspot.emulator.pytest_fixtures",
 ]
 
 settings.register_profile("ci", derandomize=True, print_blob=True)

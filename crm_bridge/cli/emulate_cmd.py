@@ -31,9 +31,9 @@ from typing import Annotated, Any
 import typer
 
 from crm_bridge.cli._app import app, err_console, guarded, out
-from crm_bridge.emulators.hubspot import HubSpotEmulator, RunningHubSpot
+from crm_bridge.connectors.hubspot.emulator import HubSpotEmulator, RunningHubSpot
+from crm_bridge.connectors.salesforce.emulator import SalesforceEmulator
 from crm_bridge.emulators.runtime import TlsMaterial
-from crm_bridge.emulators.salesforce import SalesforceEmulator
 from crm_bridge.errors import ConfigError, ConfigProblem
 
 __all__ = ["Which", "emulate"]

@@ -17,13 +17,17 @@ from typing import Any
 
 from crm_bridge.config import ConnectorConfig, CrmBridgeSettings, LoadedConfig
 from crm_bridge.connector import Connector
-from crm_bridge.emulators.hubspot import HubSpotEmulator, HubSpotEmulatorSettings, RunningHubSpot
-from crm_bridge.emulators.runtime import EmulatorClock
-from crm_bridge.emulators.salesforce import (
+from crm_bridge.connectors.hubspot.emulator import (
+    HubSpotEmulator,
+    HubSpotEmulatorSettings,
+    RunningHubSpot,
+)
+from crm_bridge.connectors.salesforce.emulator import (
     RunningSalesforce,
     SalesforceEmulator,
     SalesforceEmulatorSettings,
 )
+from crm_bridge.emulators.runtime import EmulatorClock
 from crm_bridge.registry import load_connector
 from crm_bridge.session import Session
 

@@ -25,8 +25,8 @@ from crm_bridge.sla.report import explain_lines
 from crm_bridge.store import Store
 
 if TYPE_CHECKING:
-    from crm_bridge.emulators.hubspot.emulator import RunningHubSpot
-    from crm_bridge.emulators.salesforce import RunningSalesforce
+    from crm_bridge.connectors.hubspot.emulator.emulator import RunningHubSpot
+    from crm_bridge.connectors.salesforce.emulator import RunningSalesforce
     from crm_bridge.http import FakeClock
 
 __all__ = ["demo_settings", "run_sla_demo"]

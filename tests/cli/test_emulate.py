@@ -27,8 +27,8 @@ import httpx
 import pytest
 from hubspot.crm.contacts import PublicObjectSearchRequest, SimplePublicObjectInputForCreate
 
-from crm_bridge.emulators.hubspot import HubSpotEmulator
-from crm_bridge.emulators.salesforce import SalesforceEmulator
+from crm_bridge.connectors.hubspot.emulator import HubSpotEmulator
+from crm_bridge.connectors.salesforce.emulator import SalesforceEmulator
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 60.0

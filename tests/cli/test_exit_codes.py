@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from crm_bridge.cli.sync_cmd import LAST_RUN_FAILED_EXIT
+from crm_bridge.connectors.hubspot.emulator import HubSpotEmulatorSettings
 from crm_bridge.demo.sandbox import Sandbox
-from crm_bridge.emulators.hubspot import HubSpotEmulatorSettings
 from crm_bridge.errors import AuthError
 
 RUN_TIMEOUT = 120.0

@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from crm_bridge.emulators.hubspot import RunningHubSpot
-from crm_bridge.emulators.salesforce import RunningSalesforce
+from crm_bridge.connectors.hubspot.emulator import RunningHubSpot
+from crm_bridge.connectors.salesforce.emulator import RunningSalesforce
 
 V = "/services/data/v59.0"
 

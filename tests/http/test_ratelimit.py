@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crm_bridge.emulators.hubspot.errors import HubSpotError
-from crm_bridge.emulators.hubspot.ratelimit import RateLimiter
-from crm_bridge.emulators.hubspot.settings import HubSpotEmulatorSettings
+from crm_bridge.connectors.hubspot.emulator.errors import HubSpotError
+from crm_bridge.connectors.hubspot.emulator.ratelimit import RateLimiter
+from crm_bridge.connectors.hubspot.emulator.settings import HubSpotEmulatorSettings
 from crm_bridge.emulators.runtime import EmulatorClock
 from crm_bridge.errors import RateLimitedError
 from crm_bridge.http.clock import FakeClock

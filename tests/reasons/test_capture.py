@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from crm_bridge.connectors.hubspot import HubSpotConnector
+from crm_bridge.connectors.hubspot.emulator.emulator import RunningHubSpot
 from crm_bridge.connectors.salesforce import SalesforceConnector
-from crm_bridge.emulators.hubspot.emulator import RunningHubSpot
-from crm_bridge.emulators.salesforce import RunningSalesforce
+from crm_bridge.connectors.salesforce.emulator import RunningSalesforce
 from crm_bridge.reasons import install
 from crm_bridge.reasons.capture import ReasonCapture
 from crm_bridge.reasons.repository import ReasonRepository

@@ -14,9 +14,9 @@ import pytest
 from crm_bridge.cli import reasons_cmd
 from crm_bridge.config import load_config
 from crm_bridge.connectors.hubspot import HubSpotConnector
+from crm_bridge.connectors.hubspot.emulator.emulator import RunningHubSpot
 from crm_bridge.connectors.salesforce import SalesforceConnector
-from crm_bridge.emulators.hubspot.emulator import RunningHubSpot
-from crm_bridge.emulators.salesforce import RunningSalesforce
+from crm_bridge.connectors.salesforce.emulator import RunningSalesforce
 from crm_bridge.errors import ConfigError
 from crm_bridge.reasons.demo import demo_report
 from crm_bridge.reasons.repository import ReasonRepository

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from crm_bridge.connectors.hubspot import HubSpotConnector
+from crm_bridge.connectors.hubspot.emulator.emulator import RunningHubSpot
 from crm_bridge.connectors.salesforce import SalesforceConnector
-from crm_bridge.emulators.hubspot.emulator import RunningHubSpot
-from crm_bridge.emulators.salesforce import RunningSalesforce
+from crm_bridge.connectors.salesforce.emulator import RunningSalesforce
 from crm_bridge.reasons import install
 
 from .conftest import TAXONOMY_V2, reasons_settings

@@ -20,9 +20,9 @@ from pydantic import SecretStr
 
 from crm_bridge.connector import Upsert
 from crm_bridge.connectors.hubspot import HubSpotConnector, HubSpotSettings
+from crm_bridge.connectors.hubspot.emulator.emulator import RunningHubSpot
 from crm_bridge.connectors.salesforce import SalesforceConnector, SalesforceSettings
-from crm_bridge.emulators.hubspot.emulator import RunningHubSpot
-from crm_bridge.emulators.salesforce import RunningSalesforce
+from crm_bridge.connectors.salesforce.emulator import RunningSalesforce
 from crm_bridge.http import FakeClock
 from crm_bridge.sla.engine import SlaEngine, SlaReport
 from crm_bridge.sla.policy import SlaSettings

@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from crm_bridge.connector import Capability, Upsert
 from crm_bridge.connectors.hubspot import HubSpotConnector, HubSpotSettings
-from crm_bridge.emulators.hubspot.emulator import RunningHubSpot
+from crm_bridge.connectors.hubspot.emulator.emulator import RunningHubSpot
 from crm_bridge.http import FakeClock
 
 from .conftest import SlaWorld

@@ -29,11 +29,11 @@ from hubspot.crm.contacts import (
 from crm_bridge.config import LoadedConfig
 from crm_bridge.connector import Connector, Record
 from crm_bridge.connectors.hubspot import HubSpotConnector, HubSpotSettings
+from crm_bridge.connectors.hubspot.emulator import RunningHubSpot
 from crm_bridge.connectors.salesforce import SalesforceConnector, SalesforceSettings
+from crm_bridge.connectors.salesforce.emulator import RunningSalesforce
 from crm_bridge.demo.sandbox import DEFAULT_PAIR, Sandbox
-from crm_bridge.emulators.hubspot import RunningHubSpot
 from crm_bridge.emulators.runtime import EmulatorClock
-from crm_bridge.emulators.salesforce import RunningSalesforce
 from crm_bridge.http import FakeClock
 from crm_bridge.session import Session
 from crm_bridge.store import DeadLetter, DeadLetterStatus, Decision, Link, LinkStatus, Side

@@ -20,8 +20,8 @@ import pytest
 from hubspot.crm.contacts import PublicMergeInput
 
 from crm_bridge.connector import FieldDefinition, PicklistValue
-from crm_bridge.emulators.hubspot import RunningHubSpot
-from crm_bridge.emulators.salesforce import RunningSalesforce
+from crm_bridge.connectors.hubspot.emulator import RunningHubSpot
+from crm_bridge.connectors.salesforce.emulator import RunningSalesforce
 from crm_bridge.errors import SyncAbortedError
 from crm_bridge.sync.runner import CycleReport
 from tests.sync.emulated import OTHER_REP, Emulated, oauth_refresh_token

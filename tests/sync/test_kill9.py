@@ -38,8 +38,8 @@ from typing import Any
 
 import pytest
 
+from crm_bridge.connectors.hubspot.emulator import HubSpotEmulatorSettings
 from crm_bridge.demo.sandbox import Sandbox
-from crm_bridge.emulators.hubspot import HubSpotEmulatorSettings
 from crm_bridge.emulators.runtime import Fault, FaultHit, FaultPlane
 from crm_bridge.store import Link, Store
 

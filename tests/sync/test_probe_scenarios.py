@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from hubspot.crm.contacts import SimplePublicObjectInput, SimplePublicObjectInputForCreate
 
+from crm_bridge.connectors.hubspot.emulator import HubSpotEmulatorSettings
 from crm_bridge.demo.sandbox import Sandbox
-from crm_bridge.emulators.hubspot import HubSpotEmulatorSettings
 from crm_bridge.emulators.runtime import Fault
 
 REP = "rick.rep@example.com"

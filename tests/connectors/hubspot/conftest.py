@@ -16,7 +16,7 @@ import pytest
 from pydantic import SecretStr
 
 from crm_bridge.connectors.hubspot import HubSpotConnector, HubSpotSettings
-from crm_bridge.emulators.hubspot.emulator import HubSpotEmulator, RunningHubSpot
+from crm_bridge.connectors.hubspot.emulator.emulator import HubSpotEmulator, RunningHubSpot
 from crm_bridge.emulators.runtime import EmulatorClock
 from crm_bridge.http import Clock, FakeClock
 

@@ -7,7 +7,7 @@ from pydantic import SecretStr, ValidationError
 
 from crm_bridge.connector import Upsert
 from crm_bridge.connectors.hubspot import HubSpotConnector, HubSpotSettings
-from crm_bridge.emulators.hubspot.emulator import RunningHubSpot
+from crm_bridge.connectors.hubspot.emulator.emulator import RunningHubSpot
 from crm_bridge.errors import AuthError, CrmBridgeError, TransientError
 from crm_bridge.http import SystemClock
 from tests.connectors.hubspot.conftest import (

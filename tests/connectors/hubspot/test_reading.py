@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from crm_bridge.connectors.hubspot import HubSpotConnector
-from crm_bridge.emulators.hubspot.emulator import RunningHubSpot
+from crm_bridge.connectors.hubspot.emulator.emulator import RunningHubSpot
 from tests.connectors.hubspot.conftest import (
     MakeConnector,
     add_contacts,

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from crm_bridge.connector import Delete, Upsert, WriteOp, WriteResult
 from crm_bridge.connectors.hubspot import HubSpotConnector
 from crm_bridge.connectors.hubspot.client import HubSpotClient, Response
+from crm_bridge.connectors.hubspot.emulator.emulator import RunningHubSpot
 from crm_bridge.connectors.hubspot.reading import Reader
 from crm_bridge.connectors.hubspot.writing import (
     Kind,
@@ -21,7 +22,6 @@ from crm_bridge.connectors.hubspot.writing import (
     _item_id,
     _version,
 )
-from crm_bridge.emulators.hubspot.emulator import RunningHubSpot
 from tests.connectors.hubspot.conftest import add_contacts, assert_counts_match, server_calls
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -11,7 +11,7 @@ import pytest
 from pydantic import SecretStr
 
 from crm_bridge.connectors.salesforce import SalesforceConnector, SalesforceSettings
-from crm_bridge.emulators.salesforce import RunningSalesforce
+from crm_bridge.connectors.salesforce.emulator import RunningSalesforce
 from crm_bridge.http import FakeClock
 
 MakeConnector = Callable[..., SalesforceConnector]

@@ -10,8 +10,8 @@ from pydantic import SecretStr
 
 from crm_bridge.connector import Upsert
 from crm_bridge.connectors.salesforce import SalesforceConnector
+from crm_bridge.connectors.salesforce.emulator import RunningSalesforce
 from crm_bridge.emulators.runtime import Fault
-from crm_bridge.emulators.salesforce import RunningSalesforce
 from crm_bridge.errors import AuthError, CrmBridgeError, RateLimitedError, TransientError
 from crm_bridge.http import FakeClock
 

@@ -6,7 +6,7 @@ import itertools
 from datetime import timedelta
 
 from crm_bridge.connector import Delete, Record, Upsert
-from crm_bridge.emulators.salesforce import RunningSalesforce
+from crm_bridge.connectors.salesforce.emulator import RunningSalesforce
 
 from .conftest import MakeConnector, emulator_calls, reset_calls
 

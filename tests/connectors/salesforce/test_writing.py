@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from crm_bridge.connector import Delete, Upsert, WriteOp
 from crm_bridge.connectors.salesforce import SalesforceConnector
-from crm_bridge.emulators.salesforce import RunningSalesforce
-from crm_bridge.emulators.salesforce.schema import Field
+from crm_bridge.connectors.salesforce.emulator import RunningSalesforce
+from crm_bridge.connectors.salesforce.emulator.schema import Field
 
 from .conftest import MakeConnector, emulator_calls, reset_calls
 

@@ -20,7 +20,7 @@ from hubspot.crm.companies import SimplePublicObjectInputForCreate as CompanyIn
 from hubspot.crm.contacts import SimplePublicObjectInputForCreate as ContactIn
 from hubspot.crm.deals import SimplePublicObjectInputForCreate as DealIn
 
-from crm_bridge.emulators.hubspot import RunningHubSpot
+from crm_bridge.connectors.hubspot.emulator import RunningHubSpot
 
 
 def _records(hs: RunningHubSpot) -> tuple[str, str, str]:

@@ -11,7 +11,7 @@ from hubspot.crm.contacts import SimplePublicObjectInput, SimplePublicObjectInpu
 from hubspot.crm.contacts.exceptions import UnauthorizedException
 from hubspot.oauth.exceptions import ApiException as OAuthApiException
 
-from crm_bridge.emulators.hubspot import RunningHubSpot
+from crm_bridge.connectors.hubspot.emulator import RunningHubSpot
 
 REDIRECT = "https://app.example/callback"
 

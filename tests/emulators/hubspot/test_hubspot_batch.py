@@ -18,7 +18,7 @@ from hubspot.crm.contacts import (
 )
 from hubspot.crm.contacts.exceptions import ApiException
 
-from crm_bridge.emulators.hubspot import RunningHubSpot
+from crm_bridge.connectors.hubspot.emulator import RunningHubSpot
 
 
 def _inputs(n: int, start: int = 0) -> BatchInputSimplePublicObjectBatchInputForCreate:

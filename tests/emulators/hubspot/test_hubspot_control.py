@@ -7,7 +7,7 @@ from collections import Counter
 import httpx
 from hubspot.crm.contacts import SimplePublicObjectInputForCreate
 
-from crm_bridge.emulators.hubspot import HubSpotEmulator, RunningHubSpot
+from crm_bridge.connectors.hubspot.emulator import HubSpotEmulator, RunningHubSpot
 
 
 def test_seed_is_realistic_and_deterministic(hubspot: RunningHubSpot) -> None:

@@ -14,7 +14,7 @@ from hubspot.crm.contacts.exceptions import ApiException
 from hubspot.crm.objects import Filter, FilterGroup, PublicObjectSearchRequest
 from hubspot.crm.objects import SimplePublicObjectInputForCreate as EngagementIn
 
-from crm_bridge.emulators.hubspot import RunningHubSpot
+from crm_bridge.connectors.hubspot.emulator import RunningHubSpot
 
 
 def test_calls_can_be_logged_associated_and_searched(hubspot: RunningHubSpot) -> None:

@@ -13,7 +13,7 @@ from hubspot.crm.contacts import (
 )
 from hubspot.crm.contacts.exceptions import ApiException, ServiceException
 
-from crm_bridge.emulators.hubspot import RunningHubSpot
+from crm_bridge.connectors.hubspot.emulator import RunningHubSpot
 
 READ = BatchReadInputSimplePublicObjectId(
     inputs=[SimplePublicObjectId(id="1")], properties=["email"], properties_with_history=[]

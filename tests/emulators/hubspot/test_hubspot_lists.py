@@ -7,7 +7,7 @@ from hubspot.crm.contacts import SimplePublicObjectInputForCreate
 from hubspot.crm.lists import ListCreateRequest, ListSearchRequest, MembershipChangeRequest
 from hubspot.crm.lists.exceptions import ApiException, NotFoundException
 
-from crm_bridge.emulators.hubspot import RunningHubSpot
+from crm_bridge.connectors.hubspot.emulator import RunningHubSpot
 
 
 def _contacts(hs: RunningHubSpot, n: int) -> list[str]:

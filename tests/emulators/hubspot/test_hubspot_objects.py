@@ -10,7 +10,7 @@ import pytest
 from hubspot.crm.contacts import SimplePublicObjectInput, SimplePublicObjectInputForCreate
 from hubspot.crm.contacts.exceptions import ApiException, NotFoundException
 
-from crm_bridge.emulators.hubspot import RunningHubSpot
+from crm_bridge.connectors.hubspot.emulator import RunningHubSpot
 
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 

@@ -10,7 +10,7 @@ import urllib3
 from hubspot.crm.contacts import PublicObjectSearchRequest, SimplePublicObjectInputForCreate
 from hubspot.crm.contacts.exceptions import ApiException
 
-from crm_bridge.emulators.hubspot import RunningHubSpot
+from crm_bridge.connectors.hubspot.emulator import RunningHubSpot
 
 
 def _limits(hs: RunningHubSpot, **changes: object) -> dict[str, object]:

@@ -16,7 +16,7 @@ from hubspot.crm.properties import (
 )
 from hubspot.crm.properties.exceptions import ApiException
 
-from crm_bridge.emulators.hubspot import RunningHubSpot
+from crm_bridge.connectors.hubspot.emulator import RunningHubSpot
 
 REASON = PropertyCreate(
     name="crm_bridge_loss_reason",

@@ -17,7 +17,7 @@ from hubspot.crm.contacts import (
 from hubspot.crm.contacts.exceptions import ApiException
 from hubspot.crm.properties import PropertyCreate
 
-from crm_bridge.emulators.hubspot import RunningHubSpot
+from crm_bridge.connectors.hubspot.emulator import RunningHubSpot
 
 
 def _people(hs: RunningHubSpot) -> dict[str, str]:

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from crm_bridge.emulators.salesforce import RunningSalesforce
+from crm_bridge.connectors.salesforce.emulator import RunningSalesforce
 
 
 @pytest.fixture

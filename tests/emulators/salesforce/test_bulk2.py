@@ -10,7 +10,7 @@ import httpx
 import pytest
 from simple_salesforce.exceptions import SalesforceOperationError
 
-from crm_bridge.emulators.salesforce import RunningSalesforce
+from crm_bridge.connectors.salesforce.emulator import RunningSalesforce
 
 V = "/services/data/v59.0"
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from crm_bridge.emulators.salesforce import (
+from crm_bridge.connectors.salesforce.emulator import (
     RunningSalesforce,
     SalesforceEmulator,
     SalesforceEmulatorSettings,

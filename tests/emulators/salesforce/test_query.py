@@ -8,7 +8,7 @@ import httpx
 import pytest
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
-from crm_bridge.emulators.salesforce import RunningSalesforce
+from crm_bridge.connectors.salesforce.emulator import RunningSalesforce
 
 BATCH_200 = {"Sforce-Query-Options": "batchSize=200"}
 

@@ -13,7 +13,7 @@ from simple_salesforce.exceptions import (
     SalesforceResourceNotFound,
 )
 
-from crm_bridge.emulators.salesforce import RunningSalesforce
+from crm_bridge.connectors.salesforce.emulator import RunningSalesforce
 
 PREFIXES = {
     "Lead": "00Q",

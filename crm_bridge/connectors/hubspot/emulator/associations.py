@@ -1,0 +1,121 @@
+"""The association graph between records, stored in both directions.
+
+Why both directions: HubSpot answers ``GET .../contacts/{id}/associations/companies`` and the
+reverse equally fast, and every write keeps the inverse type id in step (279 <-> 280, 3 <-> 4).
+Type-id tuples are interned so a million contacts linked to companies share a handful of tuples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from crm_bridge.connectors.hubspot.emulator.catalog import ASSOCIATION_TYPES, inverse_type_id
+
+__all__ = ["AssociationGraph", "category_of"]
+
+_HUBSPOT_DEFINED = {k.default_id for k in ASSOCIATION_TYPES.values()} | {
+    k.primary_id for k in ASSOCIATION_TYPES.values() if k.primary_id is not None
+}
+
+
+def category_of(type_id: int) -> str:
+    """``HUBSPOT_DEFINED`` for the built-in ids, ``USER_DEFINED`` for labels."""
+    return "HUBSPOT_DEFINED" if type_id in _HUBSPOT_DEFINED else "USER_DEFINED"
+
+
+Links = dict[int, tuple[int, ...]]
+
+
+class AssociationGraph:
+    """``(from_type, to_type) -> from_id -> to_id -> type ids``."""
+
+    def __init__(self) -> None:
+        self.edges: dict[tuple[str, str], dict[int, Links]] = {}
+        self._tuples: dict[tuple[int, ...], tuple[int, ...]] = {}
+
+    def _intern(self, ids: Iterable[int]) -> tuple[int, ...]:
+        key = tuple(sorted(set(ids)))
+        return self._tuples.setdefault(key, key)
+
+    def _add_one_way(self, a: str, a_id: int, b: str, b_id: int, ids: Iterable[int]) -> None:
+        per_from = self.edges.setdefault((a, b), {}).setdefault(a_id, {})
+        per_from[b_id] = self._intern((*per_from.get(b_id, ()), *ids))
+
+    def link(self, a: str, a_id: int, b: str, b_id: int, type_ids: Iterable[int]) -> None:
+        """Associate two records with the given type ids (seen from ``a``)."""
+        ids = list(type_ids)
+        kind = ASSOCIATION_TYPES.get((a, b))
+        if kind is not None and kind.primary_id in ids:
+            self._drop_other_primaries(a, a_id, b, b_id, kind.primary_id)
+        self._add_one_way(a, a_id, b, b_id, ids)
+        self._add_one_way(b, b_id, a, a_id, [inverse_type_id(i) for i in ids])
+
+    def _drop_other_primaries(self, a: str, a_id: int, b: str, keep: int, primary: int) -> None:
+        # A record has at most one primary company: moving the flag removes the old one.
+        for other, ids in list(self.links(a, a_id, b).items()):
+            if other != keep and primary in ids:
+                self.unlink(a, a_id, b, other, [primary])
+
+    def unlink(
+        self, a: str, a_id: int, b: str, b_id: int, type_ids: Iterable[int] | None = None
+    ) -> bool:
+        """Remove some (or, with None, all) types between two records; True if any existed."""
+        fwd = self.edges.get((a, b), {}).get(a_id)
+        if not fwd or b_id not in fwd:
+            return False
+        drop = None if type_ids is None else set(type_ids)
+        self._remove_one_way(a, a_id, b, b_id, drop)
+        back = None if drop is None else {inverse_type_id(i) for i in drop}
+        self._remove_one_way(b, b_id, a, a_id, back)
+        return True
+
+    def _remove_one_way(self, a: str, a_id: int, b: str, b_id: int, drop: set[int] | None) -> None:
+        per_type = self.edges.get((a, b))
+        if per_type is None or a_id not in per_type:
+            return
+        per_from = per_type[a_id]
+        remaining = (
+            () if drop is None else tuple(i for i in per_from.get(b_id, ()) if i not in drop)
+        )
+        if remaining:
+            per_from[b_id] = self._intern(remaining)
+        else:
+            per_from.pop(b_id, None)
+        if not per_from:
+            del per_type[a_id]
+
+    def links(self, a: str, a_id: int, b: str) -> Links:
+        """Everything ``a_id`` is associated with among records of type ``b``."""
+        return self.edges.get((a, b), {}).get(a_id, {})
+
+    def drop_record(self, a: str, a_id: int) -> None:
+        """Forget every association of a record (it was archived or merged away)."""
+        for x, y in list(self.edges):
+            if x != a:
+                continue
+            for b_id in list(self.links(a, a_id, y)):
+                self.unlink(a, a_id, y, b_id)
+
+    def move(self, a: str, old_id: int, new_id: int) -> None:
+        """Re-point every association of ``old_id`` to ``new_id`` (what a merge does)."""
+        for x, y in list(self.edges):
+            if x != a:
+                continue
+            for b_id, ids in list(self.links(a, old_id, y).items()):
+                self.unlink(a, old_id, y, b_id)
+                if not (x == y and b_id == new_id):
+                    self.link(a, new_id, y, b_id, ids)
+
+    def rows(self) -> Iterator[list[Any]]:
+        """One-way rows ``[from, to, from_id, to_id, [ids]]`` for snapshots."""
+        for (a, b), per_type in self.edges.items():
+            for a_id, per_from in per_type.items():
+                for b_id, ids in per_from.items():
+                    yield [a, b, a_id, b_id, list(ids)]
+
+    def load_rows(self, rows: Iterable[list[Any]]) -> None:
+        """Restore rows written by :meth:`rows` (both directions are in them)."""
+        self.edges.clear()
+        for a, b, a_id, b_id, ids in rows:
+            self._add_one_way(a, int(a_id), b, int(b_id), [int(i) for i in ids])

@@ -1,9 +1,0 @@
-"""A local Salesforce org that the real simple-salesforce client talks to over TLS on 127.0.0.1.
-
-See ``docs/emulators/salesforce.md`` for every resource served and what is simplified.
-"""
-
-from crm_bridge.emulators.salesforce.emulator import RunningSalesforce, SalesforceEmulator
-from crm_bridge.emulators.salesforce.settings import SalesforceEmulatorSettings
-
-__all__ = ["RunningSalesforce", "SalesforceEmulator", "SalesforceEmulatorSettings"]
