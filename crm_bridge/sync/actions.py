@@ -141,7 +141,8 @@ class Remove:
     was a merge loser.  ``unlinked`` is set when no link held the two records yet (a delete
     made before the first cycle that could pair them): the executor links them just before
     sending the removal, so a crash in between leaves a link whose deleted side the next cycle
-    follows like any other delete.
+    follows like any other delete.  ``pending``: ``link_id`` is a pending create of a merged
+    person whose create landed (this removal's target): it is forgotten once the removal lands.
     """
 
     target: Side
@@ -151,6 +152,7 @@ class Remove:
     source_id: str
     merge: MarkMerged | None = None
     unlinked: Tombstone | None = None
+    pending: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -557,6 +557,8 @@ class Executor:
         else:
             if action.merge is not None:
                 self._close_merged(tx, action.merge, report, now)
+            elif action.link_id is not None and action.pending:
+                tx.delete_pending_link(action.link_id)
             elif action.link_id is not None:
                 tx.mark_link(action.link_id, "deleted")
             tx.audit(

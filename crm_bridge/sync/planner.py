@@ -402,7 +402,8 @@ def _resolve_component(
     closing: list[LinkState] = []
     full = [k for k in links if k.crm_id is not None and k.map_id is not None]
     half = [k for k in links if k.crm_id is None or k.map_id is None]
-    for link in sorted(full, key=lambda k: (-unchanged(k), takes_held(k), k.id)) + half:
+    order = lambda k: (-unchanged(k), takes_held(k), k.id)  # noqa: E731
+    for link in sorted(full, key=order) + sorted(half, key=order):
         assert link.id is not None
         nodes = [(s, e) for s in SIDES if (e := ends[link.id][s]) is not None]
         if all(n not in matched and n not in elsewhere and not dead(*n) for n in nodes):
@@ -426,6 +427,9 @@ def _resolve_component(
             if rid is not None and by_id[s].get(rid) == link:
                 by_id[s][rid] = replace(link, active=False)
         now = any((s, link.id_on(s)) in targets for s in SIDES)
+        if link.crm_id is None or link.map_id is None:
+            _close_pending(ctx, plan, changes, by_id, handled, link, now=now)
+            continue
         _close_link(
             ctx, plan, handled, link, ends[link.id], matched, elsewhere, removed, dead, now=now
         )
@@ -467,12 +471,7 @@ def _close_link(
     The link closes when the removal lands, unless ``now``: a kept link re-keys onto a record
     this one holds, so it must close before the re-key is recorded.
     """
-    assert link.id is not None
-    if link.crm_id is None or link.map_id is None:
-        # A pending create of a person who is linked through another record now.
-        side: Side = "crm" if link.crm_id is not None else "map"
-        plan.actions.append(Forget(link.id, link.id_on(side) or ""))
-        return
+    assert link.id is not None and link.crm_id is not None and link.map_id is not None
     deleted = next(((s, e) for s in SIDES if (e := ends[s]) is not None and dead(s, e)), None)
     if deleted is not None:
         handled[deleted[0]].add(deleted[1])  # its delete is carried here, not again below
@@ -515,6 +514,44 @@ def _close_link(
         plan.actions.append(Remove(stray[0], stray[1], link.id, mode, deleted[1]))
     else:
         plan.actions.append(Remove(stray[0], stray[1], link.id, mode, loser, merge=merge))
+
+
+def _close_pending(
+    ctx: PlanContext,
+    plan: Plan,
+    changes: dict[Side, dict[str, Record]],
+    by_id: dict[Side, dict[str, LinkState]],
+    handled: dict[Side, set[str]],
+    link: LinkState,
+    *,
+    now: bool,
+) -> None:
+    """Close a pending create of a person who is linked through another record now.
+
+    If the create landed before a crash, the record it made is a second record of the merged
+    person: it follows the delete policy, and the link closes when that removal lands (a crash
+    in between re-plans it from the same merge) -- unless ``now``: a kept link re-keys onto the
+    record this one holds, so it is forgotten first.  A create that did not land is forgotten.
+    """
+    assert link.id is not None
+    source: Side = "crm" if link.crm_id is not None else "map"
+    target = other(source)
+    source_id = link.id_on(source) or ""
+    found = (
+        _find_created(ctx, changes, by_id, handled, set(), link, target)
+        if link.pending_sent(target)
+        else None
+    )
+    if found is None or ctx.objmap.delete_policy == "flag":
+        plan.actions.append(Forget(link.id, source_id))
+        return
+    handled[target].add(found.id)
+    mode: Literal["hard", "archive"] = "hard" if ctx.objmap.delete_policy == "delete" else "archive"
+    if now:
+        plan.actions.append(Forget(link.id, source_id))
+        plan.actions.append(Remove(target, found.id, None, mode, source_id))
+    else:
+        plan.actions.append(Remove(target, found.id, link.id, mode, source_id, pending=True))
 
 
 def _survivor_belongs_elsewhere(

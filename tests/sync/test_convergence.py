@@ -798,3 +798,54 @@ def test_regression_a_value_set_back_to_the_synced_one_is_no_edit() -> None:
         assert m.live("crm")["c1"]["name"] == m.live("map")["m1"]["name"] == "Bo"
     finally:
         m.teardown()
+
+
+def test_regression_two_landed_creates_of_merged_records_leave_one_record() -> None:
+    """Both creates landed before a crash; the CRM then merged their sources (state machine)."""
+    m = SyncMachine()
+    m.setup()
+    try:
+        m.create(name="Ann", score="", side="crm", title="")
+        m.create(name="Ann", score="", side="crm", title="")
+        m.crashing_sync(keep=2, side="map", skip=0)
+        assert len(m.live("map")) == 2
+        m.merge(data=_Draws(["c1", "c2"]), side="crm")
+        m.converges()
+        m.no_engine_made_duplicates()
+        assert len(m.live("map")) == 1  # the loser's copy archived, as the policy says
+    finally:
+        m.teardown()
+
+
+def test_regression_a_landed_create_whose_source_merged_into_a_linked_record_is_removed() -> None:
+    """The platform merges a record whose create landed unrecorded into a linked one."""
+    m = SyncMachine()
+    m.setup()
+    try:
+        m.create(name="Ann", score="", side="map", title="")
+        for _ in range(3):
+            m.create(name="Ann", score="", side="crm", title="")
+        m.capped_sync(cap=1)
+        m.crashing_sync(keep=1, side="crm", skip=0)
+        m.merge(data=_Draws(["m1", "m2"]), side="map")
+        m.sync()  # used to fail: the kept link's re-key met the closing pending link's id
+        m.no_engine_made_duplicates()
+        m.converges()
+    finally:
+        m.teardown()
+
+
+def test_regression_merges_on_both_sides_after_a_crash_leave_no_orphan() -> None:
+    m = SyncMachine()
+    m.setup()
+    try:
+        m.same_person_created_on_both_sides(name1="Ann", name2="Ann", score="")
+        m.create(name="Ann", score="", side="crm", title="")
+        m.edit_after_a_failed_cycle(data=_Draws("c1"), name="Ann", side="crm")
+        m.create(name="Ann", score="", side="map", title="")
+        m.merge(data=_Draws(["m1", "m2"]), side="map")
+        m.crashing_sync(keep=1, side="map", skip=0)
+        m.merge(data=_Draws(["c2", "c1"]), side="crm")
+        m.converges()
+    finally:
+        m.teardown()
