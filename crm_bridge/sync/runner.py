@@ -274,17 +274,17 @@ class SyncRunner:
         links: dict[Side, dict[str, LinkState]],
         capped: dict[Side, bool],
     ) -> bool:
-        """Read by id, on a capped side, the linked counterparts of the other side's changes.
+        """Read by id the linked counterparts the stream did not bring, where they matter.
 
         A capped read stops short of the side's later changes: a person's edit there would be
         unseen, and the other side's older change written over it.  Reading those few records
-        by id lets the conflict rules see both edits.  They do not move the cursor: the stream
-        brings them again, as re-reads the planner recognises.
+        by id lets the conflict rules see both edits.  The same goes for a record whose last
+        write is unconfirmed (``written``): only a read tells whether the write must be redone,
+        and the stream may never bring it again.  These reads do not move the cursor: the
+        stream brings them again, as re-reads the planner recognises.
         """
         fetched = False
         for side in SIDES:
-            if not capped[side]:
-                continue
             have = {record.id for record in changes[side]}
             wanted = sorted(
                 {
@@ -294,6 +294,7 @@ class SyncRunner:
                     and link.active
                     and (rid := link.id_on(side)) is not None
                     and rid not in have
+                    and (capped[side] or link.state_on(side) == "written")
                 }
             )
             if wanted:

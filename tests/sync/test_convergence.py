@@ -849,3 +849,19 @@ def test_regression_merges_on_both_sides_after_a_crash_leave_no_orphan() -> None
         m.converges()
     finally:
         m.teardown()
+
+
+def test_regression_an_unconfirmed_write_to_a_record_the_stream_has_passed_is_redone() -> None:
+    """A pairing's update is refused after a capped cycle read its target; nobody edits it."""
+    m = SyncMachine()
+    m.setup()
+    try:
+        m.same_person_created_on_both_sides(name1="Ann", name2="Ann", score="1")
+        m.same_person_created_on_both_sides(name1="Ann", name2="Ann", score="")
+        m.merge(data=_Draws(["m1", "m2"]), side="map")
+        m.capped_sync(cap=1)  # reads c1 (its create waits); the cursor moves past it
+        m.edit_after_a_failed_cycle(data=_Draws("m1"), name="Ann", side="map")
+        m.converges()
+        assert m.live("crm")["c1"]["score"] == "1"
+    finally:
+        m.teardown()
