@@ -35,6 +35,7 @@ from crm_bridge.sync.planner import (
     logical_values,
     plan_object,
 )
+from crm_bridge.sync.values import canonical
 
 __all__ = ["CycleReport", "SyncRunner"]
 
@@ -302,6 +303,73 @@ class SyncRunner:
                 fetched = True
         return fetched
 
+    def _read_merge_twins(
+        self,
+        objmap: ObjectMap,
+        objects: dict[Side, str],
+        cursors: dict[Side, ChangeCursor | None],
+        changes: dict[Side, list[Record]],
+        links: dict[Side, dict[str, LinkState]],
+        capped: dict[Side, bool],
+    ) -> bool:
+        """Find, beyond a capped side's cap, the twin of an unlinked merge survivor.
+
+        A merge on one side whose survivor is not linked may join a person the other side
+        holds as an unlinked record; the planner then closes the merged link instead of
+        re-keying it (which would write the survivor's identity onto a second record of that
+        person).  When the other side's read stopped at the cap, the rest of its stream is
+        scanned for those identities only -- rare (a merge during a backlog), and bounded by
+        the identities wanted, not by the backlog.
+        """
+        if objmap.identity is None:
+            return False
+        fm = objmap.fields[objmap.identity]
+        found = False
+        for side in SIDES:
+            there = other(side)
+            if not capped[there]:
+                continue
+            here = {record.id: record for record in changes[side]}
+            missing = sorted({r.merged_into for r in changes[side] if r.merged_into} - set(here))
+            if missing:  # a survivor the capped read of its own side did not reach
+                for record in self.connectors[side].fetch(objects[side], missing):
+                    changes[side].append(record)
+                    here[record.id] = record
+                    found = True
+            survivors = {r.merged_into for r in changes[side] if r.merged_into} | {
+                r.id for r in changes[side] if r.merged_from
+            }
+            wanted = {
+                canonical(value, fm.kind)
+                for sid in survivors
+                if (survivor := here.get(sid)) is not None
+                and not survivor.deleted
+                and not ((link := links[side].get(sid)) is not None and link.active)
+                and (value := survivor.fields.get(fm.crm if side == "crm" else fm.map))
+                not in (None, "")
+            }
+            if not wanted:
+                continue
+            field = fm.crm if there == "crm" else fm.map
+            have = {record.id for record in changes[there]}
+            where = window(cursors[there], timedelta(seconds=self.settings.overlap_seconds))
+            stream = self.connectors[there].changes(objects[there], where.since)
+            try:
+                for record in stream:
+                    if (
+                        record.id not in have
+                        and not record.deleted
+                        and canonical(record.fields.get(field), fm.kind) in wanted
+                    ):
+                        changes[there].append(record)
+                        have.add(record.id)
+                        found = True
+            finally:
+                close = getattr(stream, "close", None)
+                if close is not None:
+                    close()
+        return found
+
     def _cycle_object(
         self,
         obj_name: str,
@@ -317,7 +385,10 @@ class SyncRunner:
         reads = {s: self._read(s, objects[s], cursors[s]) for s in SIDES}
         changes = {s: list(reads[s].records) for s in SIDES}
         links = self._links(obj_name, changes)
-        if self._read_counterparts(objects, changes, links, {s: reads[s].capped for s in SIDES}):
+        capped = {s: reads[s].capped for s in SIDES}
+        if self._read_counterparts(objects, changes, links, capped) | self._read_merge_twins(
+            objmap, objects, cursors, changes, links, capped
+        ):
             links = self._links(obj_name, changes)
         context = replace(
             self._context(

@@ -21,6 +21,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, Phase, seed, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -698,6 +699,10 @@ def test_random_hunt_with_a_fresh_seed() -> None:
     ``CRM_BRIDGE_HUNT_SEED`` replays a seed, ``CRM_BRIDGE_HUNT_EXAMPLES`` sizes the hunt.
     """
     chosen = os.environ.get("CRM_BRIDGE_HUNT_SEED")
+    if chosen is None and "CRM_BRIDGE_HUNT_EXAMPLES" not in os.environ:
+        # A fresh seed in CI would let main flip colour on a lucky draw; hunting is a
+        # deliberate act (see docs/sync.md), and what it finds becomes a regression test.
+        pytest.skip("set CRM_BRIDGE_HUNT_EXAMPLES=N (or CRM_BRIDGE_HUNT_SEED) to hunt")
     hunt_seed = int(chosen) if chosen else secrets.randbits(63)
     examples = int(os.environ.get("CRM_BRIDGE_HUNT_EXAMPLES", "150"))
     replay = (
@@ -863,5 +868,24 @@ def test_regression_an_unconfirmed_write_to_a_record_the_stream_has_passed_is_re
         m.edit_after_a_failed_cycle(data=_Draws("m1"), name="Ann", side="map")
         m.converges()
         assert m.live("crm")["c1"]["score"] == "1"
+    finally:
+        m.teardown()
+
+
+def test_regression_a_merge_survivors_twin_beyond_the_other_sides_cap_is_found() -> None:
+    """The CRM merges a linked person into an unlinked one whose twin the capped read missed."""
+    m = SyncMachine()
+    m.setup()
+    try:
+        m.same_person_created_on_both_sides(name1="Ann", name2="Ann", score="")
+        m.sync()
+        m.same_person_created_on_both_sides(name1="Ann", name2="Ann", score="")
+        m.merge(data=_Draws(["c2", "c1"]), side="crm")
+        m.capped_sync(cap=1)
+        m.no_engine_made_duplicates()
+        m.sync()
+        m.no_engine_made_duplicates()
+        m.converges()
+        assert len(m.live("map")) == 1  # the merged-away person's record archived
     finally:
         m.teardown()
