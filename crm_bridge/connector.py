@@ -21,7 +21,10 @@ connector can do rather than on its name: ``owners()`` (``Capability.OWNERS``), 
 (``Capability.ACTIVITIES``), ``create_task()`` and its batched form ``create_tasks()``
 (``Capability.TASKS``; the batch has a default built on ``create_task``, override it when the API
 takes many tasks per call), ``related()``, picklist administration, validation rules and static
-lists.
+lists.  Declaring one without overriding its methods is refused when the connector is loaded
+(:func:`unimplemented_capabilities`); whether the required methods keep the contract (ordering,
+inclusive ``since``, paging, partial failures, ...) is what the conformance kit in
+:mod:`crm_bridge.testing` checks against the vendor.
 
 Glossary: a *version token* is whatever the vendor uses to tell one version of a record from the
 next (``SystemModstamp``, ``updatedAt``); the engine stores it to skip changes it already applied.
@@ -36,6 +39,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any, ClassVar, Generic, Literal, NotRequired, TypedDict, TypeVar
 
 from pydantic import BaseModel, ConfigDict
@@ -44,6 +48,7 @@ from crm_bridge.errors import CrmBridgeError, RecordRejectedError
 
 __all__ = [
     "ALREADY_GONE_CODES",
+    "CAPABILITY_METHODS",
     "Activity",
     "Capability",
     "Connector",
@@ -61,28 +66,52 @@ __all__ = [
     "WriteOp",
     "WriteResult",
     "describe_capabilities",
+    "unimplemented_capabilities",
 ]
 
 
 class Capability(enum.StrEnum):
-    """What a connector can do beyond the required methods."""
+    """What a connector can do beyond the required methods.
+
+    Two kinds.  Some announce an optional *method* (``OWNERS`` -> ``owners()``; the table is
+    :data:`CAPABILITY_METHODS`): the registry refuses a connector that declares one without
+    overriding its methods.  The others describe how the *required* methods behave
+    (``INCREMENTAL``, ``BATCH_UPSERT``, ``UPSERT_BY_IDENTITY``, ``HARD_DELETE``, ``ARCHIVE``,
+    ``MERGE_FEED``): no signature can show those, so the conformance kit
+    (:mod:`crm_bridge.testing`, docs/connectors/conformance-kit.md) runs each declared one against
+    the vendor (or its emulator) and fails a claim the connector does not keep.
+    """
 
     INCREMENTAL = "incremental"
-    """``changes(since=...)`` filters server-side; without it the engine reads everything."""
+    """``changes(since=...)`` filters server-side, so an idle cycle reads one page, not the table.
+
+    Without it ``changes`` may ignore ``since`` (the engine skips what it took already); the kit
+    checks that a record modified well before ``since`` is left out."""
     BATCH_UPSERT = "batch_upsert"
-    """``write`` sends many records per call (otherwise the engine sends one at a time)."""
+    """``write`` sends many records per call: ``ObjectSpec.max_batch`` is above 1 and a full batch
+    costs fewer calls than one call per record.
+
+    The engine sizes its batches by ``max_batch`` alone; this flag is the claim that doing so saves
+    calls, and the kit checks both halves (without the flag, ``max_batch`` must be 1)."""
     UPSERT_BY_IDENTITY = "upsert_by_identity"
-    """An :class:`Upsert` with ``match_on`` (e.g. email) finds-or-creates in one call."""
+    """An :class:`Upsert` with ``match_on`` set to one of ``ObjectSpec.identity_fields`` (e.g.
+    email, matched case-insensitively) finds-or-creates in one write, so re-running a create never
+    duplicates the record (the kit writes the same upsert twice and counts one record)."""
     HARD_DELETE = "hard_delete"
-    """:class:`Delete` with ``mode="hard"`` is supported."""
+    """:class:`Delete` with ``mode="hard"`` is supported (without it such a delete is a failed
+    :class:`WriteResult`, and the engine archives instead)."""
     ARCHIVE = "archive"
-    """:class:`Delete` with ``mode="archive"`` (soft delete, recoverable) is supported."""
+    """:class:`Delete` with ``mode="archive"`` (soft delete, recoverable) is supported and the
+    archived record comes back from ``changes`` as ``deleted=True``; without it such a delete is a
+    failed :class:`WriteResult`."""
     MERGE_FEED = "merge_feed"
-    """``changes`` reports merges (``Record.merged_into`` / ``Record.merged_from``)."""
+    """``changes`` reports merges: the loser with ``Record.merged_into`` and/or the survivor with
+    ``Record.merged_from`` (the planner re-keys links from either)."""
     OWNERS = "owners"
     """``owners()`` lists the users records can be assigned to."""
     PICKLIST_ADMIN = "picklist_admin"
-    """The connector can install and update picklist / enumeration fields."""
+    """The connector can install and update picklist / enumeration fields
+    (``field_definition()`` / ``ensure_field()``)."""
     ACTIVITIES = "activities"
     """``activities()`` reads calls, emails and meetings logged against records (SLA first touch)."""
     TASKS = "tasks"
@@ -91,9 +120,28 @@ class Capability(enum.StrEnum):
     RELATIONS = "relations"
     """``related()`` follows links between objects, e.g. deal -> contacts (contact roles)."""
     LISTS = "lists"
-    """``ensure_list()`` / ``add_to_list()`` / ``remove_from_list()`` manage static lists."""
+    """``ensure_list()`` / ``add_to_list()`` / ``remove_from_list()`` / ``list_members()`` manage
+    static lists."""
     VALIDATION_RULES = "validation_rules"
     """``ensure_validation_rule()`` installs a rule the vendor enforces on every write."""
+
+
+CAPABILITY_METHODS: Mapping[Capability, tuple[str, ...]] = MappingProxyType(
+    {
+        Capability.OWNERS: ("owners",),
+        Capability.ACTIVITIES: ("activities",),
+        # create_tasks has a default built on create_task, so create_task is what must exist.
+        Capability.TASKS: ("create_task",),
+        Capability.RELATIONS: ("related",),
+        Capability.PICKLIST_ADMIN: ("field_definition", "ensure_field"),
+        Capability.VALIDATION_RULES: ("ensure_validation_rule",),
+        Capability.LISTS: ("ensure_list", "add_to_list", "remove_from_list", "list_members"),
+    }
+)
+"""The optional methods each capability promises.  The base class's versions raise
+``NotImplementedError``, so declaring the capability without overriding them would only fail
+when the engine first calls one -- mid-cycle, on a customer's data.  Capabilities not listed
+describe the required methods' behaviour instead (see :class:`Capability`)."""
 
 
 class Ordering(enum.Enum):
@@ -107,19 +155,30 @@ class Ordering(enum.Enum):
 class ObjectSpec:
     """One object a connector serves, declared rather than coded.
 
-    ``name`` is the connector's own name for it (``"Lead"``, ``"contacts"``); ``cursor_field`` and
-    ``version_field`` are the vendor fields behind :attr:`Record.modified_at` and
-    :attr:`Record.version`; ``identity_fields`` are fields that identify the same person or deal on
-    the other side (matched case-insensitively); ``max_batch`` is the largest write batch the API
-    takes; ``max_concurrent_writes`` is how many such batches the engine may have in flight at
-    once -- leave it at 1 unless :meth:`Connector.write` is safe to call from several threads
-    (the vendor's rate limits still apply: the connector's limiter paces every thread).
+    ``name`` is the connector's own name for it (``"Lead"``, ``"contacts"``).
+    ``identity_fields`` are the fields that identify the same person or deal on the other side
+    (matched case-insensitively); with ``Capability.UPSERT_BY_IDENTITY`` an :class:`Upsert`
+    may ``match_on`` any of them.  ``ordering`` says whether :meth:`Connector.changes` is
+    ascending by ``modified_at`` (the engine stops reading an ascending stream early, so a wrong
+    claim loses changes).  ``max_batch`` is the largest write batch the API takes; the engine
+    never sends more in one :meth:`Connector.write`.  ``max_concurrent_writes`` is how many such
+    batches the engine may have in flight at once -- leave it at 1 unless :meth:`Connector.write`
+    is safe to call from several threads (the vendor's rate limits still apply: the connector's
+    limiter paces every thread).  The conformance kit checks ``ordering``, ``max_batch`` and
+    ``identity_fields`` against the vendor.
+
+    Deprecated, read by nothing and kept only so existing ``ObjectSpec(...)`` calls keep working
+    (they will be removed): ``primary_key``, ``cursor_field`` and ``version_field`` named the
+    vendor fields behind :attr:`Record.id`, :attr:`Record.modified_at` and
+    :attr:`Record.version` -- but a connector fills those attributes itself, so the engine never
+    needs the vendor's field names, and a declaration nothing reads drifts unnoticed; ``label``
+    was a display name nothing displays.  Leave them out of new code.
     """
 
     name: str
-    primary_key: str
-    cursor_field: str
-    version_field: str
+    primary_key: str = ""
+    cursor_field: str = ""
+    version_field: str = ""
     identity_fields: tuple[str, ...] = ()
     ordering: Ordering = Ordering.ASCENDING
     max_batch: int = 1
@@ -134,8 +193,12 @@ class Record:
     ``fields`` holds vendor field names and plain Python values (str, int, float, bool, None,
     ISO strings for dates).  A deleted record carries ``deleted=True``; a merge loser carries
     ``merged_into`` (the surviving id); a merge survivor may list absorbed ids in ``merged_from``.
-    ``modified_by`` is the vendor's user id of the last writer, so the engine can tell the
-    integration's own writes (echoes) from humans'.
+    ``modified_by`` is the vendor's user id of the last writer: a record the connector itself wrote
+    carries :attr:`Connector.integration_user_id`, a person's edit carries theirs.  The engine
+    does not rely on it -- it recognises echoes of its own writes by comparing values with what
+    both sides last agreed on (:mod:`crm_bridge.sync.planner`), which also works for vendors that
+    stamp no author -- but operators, connector-side filters (Salesforce's
+    ``exclude_own_changes``) and the conformance kit do.
     """
 
     object: str
@@ -442,7 +505,26 @@ class Connector(ABC, Generic[SettingsT]):
         """Ids of a static list's members (``Capability.LISTS``)."""
         raise self._lacks(Capability.LISTS)
 
+    @property
+    def integration_user_id(self) -> str | None:
+        """The :attr:`Record.modified_by` the vendor stamps on this connector's own writes.
+
+        ``None`` (the default) means the vendor stamps no user on them -- HubSpot private apps
+        leave ``hs_updated_by_user_id`` empty -- so a record whose ``modified_by`` is ``None`` was
+        last written by us.  Override it when the vendor names the integration user (Salesforce's
+        ``LastModifiedById``).  Why it is part of the contract: telling our writes from a
+        person's is what a connector-side "skip our own changes" filter and an operator reading
+        a record's history need, and the conformance kit checks own writes carry this value
+        while a person's edit does not.
+        """
+        return None
+
     def _lacks(self, capability: Capability) -> NotImplementedError:
+        if capability in self.capabilities:  # declared, yet this method was never overridden
+            return NotImplementedError(
+                f"{type(self).__name__} declares Capability.{capability.name} but does not "
+                "implement this method"
+            )
         return NotImplementedError(
             f"{type(self).__name__} does not declare Capability.{capability.name}"
         )
@@ -463,6 +545,25 @@ class Connector(ABC, Generic[SettingsT]):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def unimplemented_capabilities(cls: type[Connector[Any]]) -> dict[Capability, tuple[str, ...]]:
+    """Declared capabilities whose methods ``cls`` leaves to the base class, with those methods.
+
+    Empty when every declared capability is backed by an override.  A method counts as missing
+    when the class resolves it to :class:`Connector`'s own function (the ``_lacks`` raiser), also
+    when a subclass assigns it back (``owners = Connector.owners``).
+    """
+    missing: dict[Capability, tuple[str, ...]] = {}
+    for capability in sorted(cls.capabilities, key=lambda c: c.value):
+        methods = tuple(
+            method
+            for method in CAPABILITY_METHODS.get(capability, ())
+            if getattr(cls, method, None) is getattr(Connector, method)
+        )
+        if methods:
+            missing[capability] = methods
+    return missing
 
 
 def describe_capabilities(capabilities: Iterable[Capability]) -> str:

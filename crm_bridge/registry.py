@@ -2,8 +2,12 @@
 
 In-tree connectors register exactly like third-party ones (see ``pyproject.toml``), so there is
 one discovery path to test.  Loading checks that the target really is a
-:class:`~crm_bridge.connector.Connector` with a settings model, and an unknown ``type`` answers
-with the names that *are* installed instead of a bare ``KeyError``.
+:class:`~crm_bridge.connector.Connector` with a settings model, every required method and an
+override behind every declared capability's methods (a capability declared but left to the base
+class would otherwise fail only when the engine first calls it, mid-cycle), and an unknown
+``type`` answers with the names that *are* installed instead of a bare ``KeyError``.  What no
+import can check -- that the methods keep the contract -- is the conformance kit's job
+(:mod:`crm_bridge.testing`).
 """
 
 from __future__ import annotations
@@ -12,10 +16,16 @@ import importlib.metadata
 from dataclasses import dataclass
 from typing import Any
 
-from crm_bridge.connector import Connector, ConnectorSettings
+from crm_bridge.connector import Connector, ConnectorSettings, unimplemented_capabilities
 from crm_bridge.errors import ConnectorLoadError
 
-__all__ = ["ENTRY_POINT_GROUP", "InstalledConnector", "installed_connectors", "load_connector"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "InstalledConnector",
+    "contract_problem",
+    "installed_connectors",
+    "load_connector",
+]
 
 ENTRY_POINT_GROUP = "crm_bridge.connectors"
 _OWN_DISTRIBUTION = "crm-bridge"
@@ -42,7 +52,7 @@ class InstalledConnector:
                 f"({self.target}): {type(exc).__name__}: {exc}",
                 fix=f"reinstall {self.distribution} or remove the connector from the config",
             ) from None
-        problem = _contract_problem(cls)
+        problem = contract_problem(cls)
         if problem:
             raise ConnectorLoadError(
                 f"connector {self.name!r} from {self.distribution} ({self.target}) {problem}",
@@ -52,7 +62,11 @@ class InstalledConnector:
         return connector_cls
 
 
-def _contract_problem(cls: object) -> str | None:
+def contract_problem(cls: object) -> str | None:
+    """Why ``cls`` cannot be loaded as a connector, or ``None`` when it can.
+
+    Public so the conformance kit's structural test and the loader apply one and the same check.
+    """
     if not isinstance(cls, type) or not issubclass(cls, Connector):
         return "is not a subclass of crm_bridge.connector.Connector"
     settings = getattr(cls, "Settings", None)
@@ -61,6 +75,13 @@ def _contract_problem(cls: object) -> str | None:
     if getattr(cls, "__abstractmethods__", None):
         missing = ", ".join(sorted(cls.__abstractmethods__))
         return f"does not implement: {missing}"
+    lacking = unimplemented_capabilities(cls)
+    if lacking:
+        detail = "; ".join(
+            f"Capability.{capability.name} without {', '.join(f'{m}()' for m in methods)}"
+            for capability, methods in lacking.items()
+        )
+        return f"declares capabilities it does not implement: {detail}"
     return None
 
 

@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from crm_bridge.cli._app import app, out
+from crm_bridge.cli._app import app, guarded, out
+from crm_bridge.emulators import require_emulators
 
 
 @app.command("demo")
@@ -19,6 +20,8 @@ def demo(
 
     Example: crm-bridge demo --leads 2000 --cycles 3
     """
+    with guarded():
+        require_emulators("demo")
     from crm_bridge.demo.scenario import run_demo
 
     raise typer.Exit(

@@ -31,9 +31,7 @@ from typing import Annotated, Any
 import typer
 
 from crm_bridge.cli._app import app, err_console, guarded, out
-from crm_bridge.connectors.hubspot.emulator import HubSpotEmulator, RunningHubSpot
-from crm_bridge.connectors.salesforce.emulator import SalesforceEmulator
-from crm_bridge.emulators.runtime import TlsMaterial
+from crm_bridge.emulators import require_emulators
 from crm_bridge.errors import ConfigError, ConfigProblem
 
 __all__ = ["Which", "emulate"]
@@ -109,6 +107,9 @@ def _q(value: str) -> str:
 def _start_salesforce(
     host: str, port: int, seed_leads: int, data: dict[str, Any] | None, tls_dir: Path
 ) -> _Block:
+    from crm_bridge.connectors.salesforce.emulator import SalesforceEmulator
+    from crm_bridge.emulators.runtime import TlsMaterial
+
     emulator = SalesforceEmulator()
     if data is not None:
         try:
@@ -197,6 +198,8 @@ def _start_salesforce(
 
 
 def _start_hubspot(host: str, port: int, seed_leads: int, data: dict[str, Any] | None) -> _Block:
+    from crm_bridge.connectors.hubspot.emulator import HubSpotEmulator, RunningHubSpot
+
     emulator = HubSpotEmulator()
     if data is not None:
         try:
@@ -312,6 +315,7 @@ def emulate(
     Example: crm-bridge emulate all --seed-leads 500 --port 8443
     """
     with guarded():
+        require_emulators("emulate")
         if data is not None and seed_leads:
             raise _problem("--seed-leads", "--data and --seed-leads do not mix", "pass one of them")
         snapshots = (

@@ -1,15 +1,13 @@
-"""Turn each client library's exceptions into a :class:`~crm_bridge.http.retry.Failure`.
+"""Turn the transport libraries' exceptions into a :class:`~crm_bridge.http.retry.Failure`.
 
-Why one function per client: the three libraries report the same events very differently.
+Why per library: httpx, requests and urllib3 report the same events very differently.
 
-* **simple-salesforce** (requests): HTTP errors are ``SalesforceError`` subclasses with
-  ``.status`` and ``.content`` (the parsed ``[{"errorCode", "message"}]`` list, or text); the
-  response headers are dropped.  Network trouble arrives as raw ``requests.exceptions.*``.
-* **hubspot-api-client** (urllib3): every sub-package has its *own* ``ApiException`` class, so
-  we duck-type on ``.status`` / ``.body`` / ``.headers`` instead of importing dozens of classes.
-  Network trouble and urllib3's exhausted retries arrive as raw ``urllib3.exceptions.*``.
 * **httpx** (our own calls): ``HTTPStatusError`` carries the response; ``TransportError``
   subclasses say precisely how far the request got.
+* **requests**: ``HTTPError`` from ``raise_for_status()`` carries the response; network trouble
+  arrives as ``requests.exceptions.*``, often wrapping the urllib3 error that says more.
+* **urllib3**: ``MaxRetryError`` wraps the real cause; exhausted ``Retry`` objects only name the
+  status in their text.
 
 The one distinction that matters most is whether a failed request **never reached the server**
 (connection refused, DNS, connect timeout: safe to resend anything) or **may have been applied**
@@ -17,8 +15,12 @@ The one distinction that matters most is whether a failed request **never reache
 failures get the pseudo codes ``CONNECT_FAILED``, ``TIMED_OUT`` and ``CONNECTION_LOST`` so the
 retry table decides about them like about any status.
 
+Vendor client libraries (their exception classes, their rate-limit hints) are described next to
+their connector, in ``crm_bridge/connectors/<vendor>/errors.py``; those describers fall back to
+:func:`describe_transport` for the network errors underneath.  :func:`first_of` composes them.
+
 A describe function returns ``None`` for exceptions that are not HTTP failures; they then
-propagate unchanged.  Messages are built from the vendor's error text, never from ``str(exc)``
+propagate unchanged.  Messages are built from the server's error text, never from ``str(exc)``
 of a client exception (which may embed whole response dumps).
 """
 
@@ -26,14 +28,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
 from typing import Any
 
 import httpx
 import requests
 import urllib3.exceptions
-from simple_salesforce.exceptions import SalesforceError
 
+from crm_bridge.http.headers import lower_headers
 from crm_bridge.http.retry import (
     CONNECT_FAILED,
     CONNECTION_LOST,
@@ -44,10 +45,8 @@ from crm_bridge.http.retry import (
 )
 
 __all__ = [
-    "describe_any",
+    "clip",
     "describe_httpx",
-    "describe_hubspot",
-    "describe_salesforce",
     "describe_transport",
     "first_of",
     "lower_headers",
@@ -57,31 +56,30 @@ __all__ = [
 _MAX_MESSAGE = 500
 
 
-def lower_headers(headers: Any) -> dict[str, str]:
-    """Response headers as a plain dict with lower-case keys (any mapping or pair list works)."""
-    if headers is None:
-        return {}
-    items: Iterable[tuple[Any, Any]] = headers.items() if hasattr(headers, "items") else headers
-    return {str(k).lower(): str(v) for k, v in items}
-
-
 def parse_error_body(body: Any) -> tuple[str | None, str]:
-    """``(error_code, message)`` from any vendor error body we know.
+    """``(error_code, message)`` from a JSON (or text) error body, whoever sent it.
 
-    Shapes: Salesforce ``[{"errorCode", "message"}]`` (``statusCode`` in Collections results);
-    HubSpot ``{"message", "category", "errors": [{"code"}], "policyName", "errorType"}``;
-    OAuth ``{"error", "error_description"}``.  The most specific code wins: a HubSpot
-    ``errors[0].code`` (e.g. ``INVALID_OPTION``) over ``policyName`` (``DAILY``) over the broad
-    ``category``.
+    Why structural and shared: the same body reaches us through httpx, requests or a vendor
+    client, and the retry table keys on the code, so every describer must read it the same way.
+    The shapes are the common conventions, not one API's:
+
+    * a list of error objects ``[{"errorCode" | "statusCode", "message"}]`` -- the first wins;
+    * the OAuth 2.0 (RFC 6749) ``{"error", "error_description"}``;
+    * an object with ``message`` and a code in one of ``errors[0].code``, ``policyName``,
+      ``category``, ``errorType`` or ``status``.  The most specific code wins: a per-field
+      ``errors[0].code`` (e.g. ``INVALID_OPTION``) over a named limit policy (``DAILY``) over a
+      broad ``category``; a bare ``"status": "error"`` is no code at all.
+
+    Plain text becomes the message with no code.  Messages are clipped (:func:`clip`).
     """
     data = _json(body)
     if isinstance(data, list) and data and isinstance(data[0], dict):
         first = data[0]
         code = first.get("errorCode") or first.get("statusCode")
-        return _str_or_none(code), _clip(first.get("message"))
+        return _str_or_none(code), clip(first.get("message"))
     if isinstance(data, dict):
         if "error" in data and isinstance(data["error"], str):
-            return data["error"], _clip(data.get("error_description"))
+            return data["error"], clip(data.get("error_description"))
         errors = data.get("errors")
         nested = None
         if isinstance(errors, list) and errors and isinstance(errors[0], dict):
@@ -94,45 +92,18 @@ def parse_error_body(body: Any) -> tuple[str | None, str]:
             or data.get("errorType")
             or (status_word if status_word not in (None, "error") else None)
         )
-        return _str_or_none(code), _clip(data.get("message"))
+        return _str_or_none(code), clip(data.get("message"))
     if isinstance(data, str):
-        return None, _clip(data)
+        return None, clip(data)
     return None, ""
 
 
-def describe_salesforce(exc: BaseException) -> Failure | None:
-    """simple-salesforce's ``SalesforceError`` family, plus the requests errors under it."""
-    status = getattr(exc, "status", None)
-    if isinstance(exc, SalesforceError) and isinstance(status, int):
-        code = getattr(exc, "code", None)  # SalesforceAuthenticationFailed: OAuth error code
-        if code is not None:
-            return Failure(status, str(code), _clip(getattr(exc, "auth_message", "")))
-        content = getattr(exc, "content", None)
-        error_code, message = parse_error_body(content)
-        return Failure(status, error_code, message)
-    return describe_transport(exc)
-
-
-def describe_hubspot(exc: BaseException) -> Failure | None:
-    """Any hubspot-api-client ``ApiException`` (duck-typed), plus raw urllib3 errors."""
-    status = getattr(exc, "status", None)
-    if isinstance(status, int) and hasattr(exc, "body") and hasattr(exc, "reason"):
-        if status == 0:  # rest.py turns urllib3 SSLError into ApiException(status=0)
-            return Failure(None, TLS_FAILED, _clip(getattr(exc, "reason", "")))
-        headers = lower_headers(getattr(exc, "headers", None))
-        error_code, message = parse_error_body(getattr(exc, "body", None))
-        return Failure(
-            status,
-            error_code,
-            message or _clip(getattr(exc, "reason", "")),
-            retry_after=_hubspot_window_hint(status, error_code, headers),
-            headers=headers,
-        )
-    return describe_transport(exc)
-
-
 def describe_httpx(exc: BaseException) -> Failure | None:
-    """The httpx ``HTTPStatusError`` (any vendor body) and ``TransportError`` family."""
+    """The httpx ``HTTPStatusError`` (any JSON error body) and ``TransportError`` family.
+
+    Vendor wait hints that are not ``Retry-After`` (e.g. a rate-limit window length in a vendor
+    header) are not read here: a vendor wraps this function and sets ``Failure.retry_after``.
+    """
     if isinstance(exc, httpx.HTTPStatusError):
         response = exc.response
         headers = lower_headers(response.headers)
@@ -141,13 +112,8 @@ def describe_httpx(exc: BaseException) -> Failure | None:
         except httpx.ResponseNotRead:
             body = None
         error_code, message = parse_error_body(body)
-        status = response.status_code
         return Failure(
-            status,
-            error_code,
-            message or response.reason_phrase,
-            retry_after=_hubspot_window_hint(status, error_code, headers),
-            headers=headers,
+            response.status_code, error_code, message or response.reason_phrase, headers=headers
         )
     return describe_transport(exc)
 
@@ -176,15 +142,11 @@ def first_of(*describers: Describe) -> Describe:
     return describe
 
 
-describe_any: Describe = first_of(describe_httpx, describe_salesforce, describe_hubspot)
-"""For code paths that may meet any of the three clients (e.g. the engine's outer loop)."""
-
-
 # --- transport details ------------------------------------------------------------------------
 
 
 def _httpx_transport(exc: httpx.TransportError) -> Failure:
-    text = _clip(str(exc)) or type(exc).__name__
+    text = clip(str(exc)) or type(exc).__name__
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
         return Failure(None, CONNECT_FAILED, text)
     if isinstance(exc, httpx.ProxyError):
@@ -197,7 +159,7 @@ def _httpx_transport(exc: httpx.TransportError) -> Failure:
 
 
 def _requests_transport(exc: requests.exceptions.RequestException) -> Failure | None:
-    text = _clip(type(exc).__name__)
+    text = clip(type(exc).__name__)
     if isinstance(exc, requests.exceptions.SSLError):
         return Failure(None, TLS_FAILED, text)
     if isinstance(exc, requests.exceptions.ConnectTimeout | requests.exceptions.ProxyError):
@@ -254,25 +216,6 @@ def _urllib3(exc: urllib3.exceptions.HTTPError) -> Failure:
 # --- helpers ----------------------------------------------------------------------------------
 
 
-def _hubspot_window_hint(
-    status: int, error_code: str | None, headers: Mapping[str, str]
-) -> float | None:
-    """A wait hint for a HubSpot 429 without ``Retry-After``: the length of the rolling window.
-
-    The burst window is rolling, so after one full interval every earlier call has aged out;
-    waiting that long is the shortest wait that is sure to work.
-    """
-    if status != 429:
-        return None
-    interval = headers.get("x-hubspot-ratelimit-interval-milliseconds")
-    if interval is not None:
-        try:
-            return max(0.0, float(interval) / 1000.0)
-        except ValueError:
-            pass
-    return {"TEN_SECONDLY_ROLLING": 10.0, "SECONDLY": 1.0}.get(error_code or "")
-
-
 def _json(body: Any) -> Any:
     if isinstance(body, bytes | bytearray):
         body = body.decode("utf-8", errors="replace")
@@ -288,7 +231,8 @@ def _str_or_none(value: Any) -> str | None:
     return str(value) if value not in (None, "") else None
 
 
-def _clip(value: Any) -> str:
+def clip(value: Any) -> str:
+    """``value`` as one line of at most 500 characters (error bodies can be whole pages)."""
     text = "" if value is None else str(value)
     text = " ".join(text.split())
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"

@@ -1,25 +1,24 @@
 """OAuth token providers (httpx) and the ``BearerAuth`` flow that uses them.
 
-Why crm-bridge fetches tokens itself instead of letting the vendor clients log in:
-simple-salesforce's login flows hard-code ``https://{domain}.salesforce.com`` (no My Domain token
-URL, no emulator) and refresh only for its own login types; hubspot-api-client takes a static
-token.  One small provider per vendor, over an injected ``httpx.Client``, is easy to point at an
-emulator, to test with respx, and to keep secrets out of every repr, log line and exception.
+Why crm-bridge fetches tokens itself instead of letting the vendor clients log in: vendor clients
+tend to hard-code their login host (no custom token URL, no emulator), refresh only for their own
+login types, or take a static token.  One small provider per vendor, over an injected
+``httpx.Client``, is easy to point at an emulator, to test with respx, and to keep secrets out of
+every repr, log line and exception.
 
-Expiry differs per vendor, so the providers differ:
+:class:`OAuthTokenProvider` holds everything the vendors share: caching, a lock so concurrent
+callers fetch once, proactive refresh at ``refresh_at`` (90 %) of the token's lifetime, refresh on
+demand after a 401 (``refresh(rejected=...)``), refresh-token rotation and error mapping.  Each
+vendor's subclass, next to its connector (``crm_bridge/connectors/<vendor>/oauth.py``), says
+only what differs: the grant's form fields, how the client authenticates, how long a token lives
+(some vendors send ``expires_in``, some send nothing and the lifetime is configured) and what
+else the token response carries.
 
-* **Salesforce** returns no ``expires_in``: the session lives as long as the org's session
-  timeout, which we cannot read.  ``token_lifetime`` is configured; we refresh proactively at
-  ``refresh_at`` (90 %) of it, and on demand after a 401 (``refresh(rejected=...)``).
-* **HubSpot** returns ``expires_in`` (30 min) and asks integrations to refresh by TTL, not to
-  treat a 401 as the signal; we refresh at 90 % of the TTL.  A private-app token is static.
-
-Refresh tokens may be rotated by the server (Salesforce with rotation enabled, HubSpot rarely).
-A rotated token is kept and handed to ``on_rotate`` so the caller can persist it; losing it would
-lock the integration out at the next restart.
+Refresh tokens may be rotated by the server.  A rotated token is kept and handed to ``on_rotate``
+so the caller can persist it; losing it would lock the integration out at the next restart.
 
 Secrets are :class:`pydantic.SecretStr` end to end; ``get_secret_value()`` is called only while
-building a request.  Vendor error text is scrubbed of our secrets before it reaches an exception.
+building a request.  Server error text is scrubbed of our secrets before it reaches an exception.
 """
 
 from __future__ import annotations
@@ -27,18 +26,19 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Callable, Generator
-from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from datetime import datetime
+from typing import Any, Protocol
 
 import httpx
 from pydantic import SecretStr
 
-from crm_bridge.errors import AuthError, ConfigError, ConfigProblem
+from crm_bridge.errors import AuthError
 from crm_bridge.http.clock import Clock, SystemClock
 from crm_bridge.http.describe import describe_httpx
 from crm_bridge.http.retry import (
     DEFAULT_POLICY,
     Action,
+    Describe,
     Failure,
     Kind,
     Resolution,
@@ -50,16 +50,15 @@ from crm_bridge.log import MASK
 
 __all__ = [
     "BearerAuth",
-    "HubSpotTokenProvider",
-    "SalesforceGrant",
-    "SalesforceTokenProvider",
+    "OAuthTokenProvider",
+    "RotateCallback",
     "StaticTokenProvider",
     "Token",
     "TokenProvider",
 ]
 
-SalesforceGrant = Literal["client_credentials", "refresh_token", "password"]
 RotateCallback = Callable[[SecretStr], None]
+"""Called with a refresh token the server rotated, so the caller can persist it."""
 
 _REFUSED = Resolution(
     Action.FAIL, Kind.CONFIG, "the token endpoint refused our credentials", error=AuthError
@@ -73,7 +72,11 @@ _TOKEN_ENDPOINT_ROWS: dict[TableKey, Resolution] = {
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Token:
-    """An access token and when to replace it (``refresh_after`` is on the clock's monotonic)."""
+    """An access token and when to replace it (``refresh_after`` is on the clock's monotonic).
+
+    ``instance_url`` (the API base URL) and ``issued_at`` are set when the token endpoint names
+    them; a vendor whose token response does not carry them leaves them ``None``.
+    """
 
     access_token: SecretStr
     refresh_after: float
@@ -98,10 +101,19 @@ class TokenProvider(Protocol):
         ...
 
 
-class _OAuthProvider:
-    """Caching, locking, proactive refresh, rotation and error mapping shared by both vendors."""
+class OAuthTokenProvider:
+    """Caching, locking, proactive refresh, rotation and error mapping shared by every vendor.
 
-    _vendor = "OAuth"
+    Subclasses implement :meth:`_form` (the grant's form fields) and :meth:`_lifetime` (seconds
+    a fetched token lives), and may override :meth:`_auth` (HTTP client authentication),
+    :meth:`_secrets` (more values to scrub) and :meth:`_token` (more fields from the response).
+    ``vendor`` names the server in error messages.  ``describe`` turns token-endpoint failures
+    into a :class:`Failure` (:func:`describe_httpx` unless the vendor reads extra hints); its
+    message is scrubbed of our secrets either way.  ``policy`` is the vendor's retry policy; on
+    the token endpoint every 400/401/403 is additionally a final credentials refusal.
+    """
+
+    vendor: str = "OAuth"
 
     def __init__(
         self,
@@ -114,7 +126,8 @@ class _OAuthProvider:
         clock: Clock | None,
         refresh_at: float,
         on_rotate: RotateCallback | None,
-        policy: RetryPolicy,
+        policy: RetryPolicy = DEFAULT_POLICY,
+        describe: Describe = describe_httpx,
     ) -> None:
         if not 0.0 < refresh_at <= 1.0:
             raise ValueError("refresh_at must be in (0, 1]")
@@ -128,6 +141,7 @@ class _OAuthProvider:
         self._refresh_at = refresh_at
         self._on_rotate = on_rotate
         self._policy = policy.extended(_TOKEN_ENDPOINT_ROWS)
+        self._describe_http = describe
         self._lock = threading.RLock()
         self._current: Token | None = None
         self.fetches = 0
@@ -173,16 +187,24 @@ class _OAuthProvider:
     # -- for subclasses ------------------------------------------------------------------------
 
     def _form(self) -> dict[str, str]:
+        """The token request's form fields (``grant_type`` and whatever the grant needs)."""
         raise NotImplementedError
 
     def _auth(self) -> httpx.Auth | None:
+        """HTTP authentication for the token request (``None``: credentials go in the form)."""
         return None
 
     def _lifetime(self, payload: dict[str, Any]) -> float:
+        """Seconds the token in ``payload`` lives (``expires_in``, or a configured value)."""
         raise NotImplementedError
 
     def _secrets(self) -> list[SecretStr | None]:
+        """Every secret that must never appear in an error message."""
         return [self._client_secret, self._refresh_token]
+
+    def _token(self, access: SecretStr, refresh_after: float, payload: dict[str, Any]) -> Token:
+        """The :class:`Token` for a successful response; vendors add the fields they send."""
+        return Token(access_token=access, refresh_after=refresh_after)
 
     # -- machinery -----------------------------------------------------------------------------
 
@@ -198,7 +220,7 @@ class _OAuthProvider:
         )
         access = payload.get("access_token")
         if not isinstance(access, str) or not access:
-            raise AuthError(f"{self._vendor} token endpoint answered without an access_token")
+            raise AuthError(f"{self.vendor} token endpoint answered without an access_token")
         rotated = payload.get("refresh_token")
         if (
             isinstance(rotated, str)
@@ -208,11 +230,8 @@ class _OAuthProvider:
             self._refresh_token = SecretStr(rotated)
             if self._on_rotate is not None:
                 self._on_rotate(self._refresh_token)
-        token = Token(
-            access_token=SecretStr(access),
-            refresh_after=started + self._refresh_at * self._lifetime(payload),
-            instance_url=_str(payload.get("instance_url")),
-            issued_at=_issued_at(payload.get("issued_at")),
+        token = self._token(
+            SecretStr(access), started + self._refresh_at * self._lifetime(payload), payload
         )
         self._current = token
         self.fetches += 1
@@ -231,11 +250,11 @@ class _OAuthProvider:
         except ValueError:
             payload = None
         if not isinstance(payload, dict):
-            raise AuthError(f"{self._vendor} token endpoint answered with a non-JSON body")
+            raise AuthError(f"{self.vendor} token endpoint answered with a non-JSON body")
         return payload
 
     def _describe(self, exc: BaseException) -> Failure | None:
-        failure = describe_httpx(exc)
+        failure = self._describe_http(exc)
         if failure is None:
             return None
         return dataclasses.replace(failure, message=self._scrub(failure.message))
@@ -250,167 +269,8 @@ class _OAuthProvider:
         return text
 
 
-class SalesforceTokenProvider(_OAuthProvider):
-    """Salesforce OAuth 2.0: ``client_credentials``, ``refresh_token`` or ``password`` grant.
-
-    ``token_url`` is the org's My Domain ``.../services/oauth2/token`` (or an emulator's).
-    ``client_auth="basic"`` sends the client id and secret as HTTP Basic auth, as Salesforce's
-    client-credentials docs and simple-salesforce do; ``"body"`` sends them as form fields.
-    """
-
-    _vendor = "Salesforce"
-
-    def __init__(
-        self,
-        *,
-        token_url: str,
-        client_id: str,
-        grant_type: SalesforceGrant,
-        client_secret: SecretStr | None = None,
-        refresh_token: SecretStr | None = None,
-        username: str | None = None,
-        password: SecretStr | None = None,
-        client_auth: Literal["basic", "body"] = "body",
-        token_lifetime: float = 7200.0,
-        refresh_at: float = 0.9,
-        http: httpx.Client | None = None,
-        clock: Clock | None = None,
-        on_rotate: RotateCallback | None = None,
-        policy: RetryPolicy = DEFAULT_POLICY,
-    ) -> None:
-        required: dict[str, dict[str, object]] = {
-            "client_credentials": {"client_secret": client_secret},
-            "refresh_token": {"refresh_token": refresh_token},
-            "password": {"username": username, "password": password},
-        }
-        problems = _missing(grant_type, required[grant_type])
-        if client_auth == "basic" and client_secret is None:
-            problems.append(
-                ConfigProblem(key="client_secret", problem="required for client_auth='basic'")
-            )
-        if problems:
-            raise ConfigError(problems, heading="Salesforce OAuth settings are incomplete")
-        if token_lifetime <= 0:
-            raise ValueError("token_lifetime must be positive")
-        super().__init__(
-            token_url=token_url,
-            client_id=client_id,
-            client_secret=client_secret,
-            refresh_token=refresh_token,
-            http=http,
-            clock=clock,
-            refresh_at=refresh_at,
-            on_rotate=on_rotate,
-            policy=policy,
-        )
-        self.grant_type: SalesforceGrant = grant_type
-        self.username = username
-        self._password = password
-        self.client_auth = client_auth
-        self.token_lifetime = token_lifetime
-
-    @property
-    def instance_url(self) -> str | None:
-        """The org's instance URL from the last token response (fetching a token if needed)."""
-        self.token()
-        current = self.current
-        return current.instance_url if current is not None else None
-
-    def _form(self) -> dict[str, str]:
-        form: dict[str, str] = {"grant_type": self.grant_type}
-        if self.client_auth == "body":
-            form["client_id"] = self.client_id
-            if self._client_secret is not None:
-                form["client_secret"] = self._client_secret.get_secret_value()
-        if self.grant_type == "refresh_token" and self._refresh_token is not None:
-            form["refresh_token"] = self._refresh_token.get_secret_value()
-        if self.grant_type == "password" and self._password is not None:
-            form["username"] = self.username or ""
-            form["password"] = self._password.get_secret_value()
-        return form
-
-    def _auth(self) -> httpx.Auth | None:
-        if self.client_auth == "basic" and self._client_secret is not None:
-            return httpx.BasicAuth(self.client_id, self._client_secret.get_secret_value())
-        return None
-
-    def _lifetime(self, payload: dict[str, Any]) -> float:
-        return self.token_lifetime  # Salesforce sends no expires_in
-
-    def _secrets(self) -> list[SecretStr | None]:
-        return [*super()._secrets(), self._password]
-
-    def __repr__(self) -> str:
-        return (
-            f"SalesforceTokenProvider(token_url={self.token_url!r}, grant_type={self.grant_type!r}, "
-            f"client_id={self.client_id!r}, client_auth={self.client_auth!r}, "
-            f"token={'<cached>' if self._current else '<none>'})"
-        )
-
-
-class HubSpotTokenProvider(_OAuthProvider):
-    """HubSpot: a static private-app token, or OAuth ``refresh_token`` grant with ``expires_in``.
-
-    Use :meth:`private_app` for a static token.  For OAuth, the access token is replaced at
-    ``refresh_at`` (90 %) of the ``expires_in`` the server returned.
-    """
-
-    _vendor = "HubSpot"
-
-    def __init__(
-        self,
-        *,
-        client_id: str,
-        client_secret: SecretStr,
-        refresh_token: SecretStr,
-        token_url: str = "https://api.hubapi.com/oauth/v1/token",
-        refresh_at: float = 0.9,
-        http: httpx.Client | None = None,
-        clock: Clock | None = None,
-        on_rotate: RotateCallback | None = None,
-        policy: RetryPolicy = DEFAULT_POLICY,
-    ) -> None:
-        super().__init__(
-            token_url=token_url,
-            client_id=client_id,
-            client_secret=client_secret,
-            refresh_token=refresh_token,
-            http=http,
-            clock=clock,
-            refresh_at=refresh_at,
-            on_rotate=on_rotate,
-            policy=policy,
-        )
-
-    @staticmethod
-    def private_app(access_token: SecretStr) -> StaticTokenProvider:
-        """A provider for a private-app (or service-key) token, which never expires by TTL."""
-        return StaticTokenProvider(access_token)
-
-    def _form(self) -> dict[str, str]:
-        assert self._client_secret is not None and self._refresh_token is not None
-        return {
-            "grant_type": "refresh_token",
-            "client_id": self.client_id,
-            "client_secret": self._client_secret.get_secret_value(),
-            "refresh_token": self._refresh_token.get_secret_value(),
-        }
-
-    def _lifetime(self, payload: dict[str, Any]) -> float:
-        expires_in = payload.get("expires_in")
-        if isinstance(expires_in, int | float) and expires_in > 0:
-            return float(expires_in)
-        return 1800.0  # HubSpot's documented access-token life, if the field is missing
-
-    def __repr__(self) -> str:
-        return (
-            f"HubSpotTokenProvider(token_url={self.token_url!r}, client_id={self.client_id!r}, "
-            f"token={'<cached>' if self._current else '<none>'})"
-        )
-
-
 class StaticTokenProvider:
-    """A token that is what it is (HubSpot private app): no refresh, a 401 is final."""
+    """A token that is what it is (a private-app or API-key token): no refresh, a 401 is final."""
 
     def __init__(self, access_token: SecretStr) -> None:
         self._token = access_token
@@ -458,23 +318,3 @@ class BearerAuth(httpx.Auth):
 
     def __repr__(self) -> str:
         return f"BearerAuth({self.provider!r})"
-
-
-def _missing(grant: str, required: dict[str, object]) -> list[ConfigProblem]:
-    return [
-        ConfigProblem(key=key, problem=f"required for the {grant} grant")
-        for key, value in required.items()
-        if value is None
-    ]
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _issued_at(value: Any) -> datetime | None:
-    """Salesforce's ``issued_at``: epoch milliseconds, as a string."""
-    try:
-        return datetime.fromtimestamp(int(value) / 1000.0, tz=UTC)
-    except (TypeError, ValueError, OverflowError, OSError):
-        return None

@@ -1,20 +1,23 @@
 """Stay under vendor limits *before* they bite, instead of waiting for 429s.
 
 Why client-side limiting when the retry loop already honours 429: every 429 is a wasted call
-that still counts against the daily allocation, HubSpot's burst window is shared by every
-process using the same app, and a sync that hits its ceiling repeatedly finishes later than one
-that paces itself.  Two tools, each with one job:
+that still counts against the daily allocation, a burst window is often shared by every process
+using the same app, and a sync that hits its ceiling repeatedly finishes later than one that
+paces itself.  Two tools, each with one job:
 
-* :class:`RollingWindowLimiter` -- at most ``max_calls`` in any ``window_seconds`` (HubSpot:
-  190 per 10 s for most calls, 5 per 1 s for search), counted the way the *server* counts them:
-  when they arrive, not when we send them.  ``with limiter.paced():`` around the request sleeps
-  just long enough and books the call when its answer is back; ``observe(headers)`` lets the
-  server's ``X-HubSpot-RateLimit-*`` numbers tighten the local view when other processes share
-  the budget.
-* :class:`DailyBudget` -- fed by Salesforce's ``Sforce-Limit-Info: api-usage=N/M`` (or HubSpot's
-  daily headers), it refuses calls that would eat into a reserve kept for people and other
-  integrations, raising :class:`~crm_bridge.errors.RateLimitedError` so the engine stops the
-  cycle cleanly rather than draining the org's allocation.
+* :class:`RollingWindowLimiter` -- at most ``max_calls`` in any ``window_seconds``, counted the
+  way the *server* counts them: when they arrive, not when we send them.  ``with
+  limiter.paced():`` around the request sleeps just long enough and books the call when its
+  answer is back; :meth:`~RollingWindowLimiter.observe` lets the server's own numbers (ceiling,
+  remaining, window) tighten the local view when other processes share the budget.
+* :class:`DailyBudget` -- fed the allocation's ``used``/``limit`` as the server reports them, it
+  refuses calls that would eat into a reserve kept for people and other integrations, raising
+  :class:`~crm_bridge.errors.RateLimitedError` so the engine stops the cycle cleanly rather than
+  draining the allocation.
+
+Both take plain numbers, never headers: which header carries which number is vendor knowledge,
+so each connector has a small parser (``crm_bridge/connectors/<vendor>/limit_headers.py``) that
+reads its vendor's headers and calls ``observe`` / ``observe_usage``.
 
 Both are thread-safe (the engine may run connector calls from a pool) and count calls so a run
 report can say how many were made and how long pacing cost.
@@ -23,16 +26,13 @@ report can say how many were made and how long pacing cost.
 from __future__ import annotations
 
 import bisect
-import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 from crm_bridge.errors import RateLimitedError
 from crm_bridge.http.clock import Clock, SystemClock
-from crm_bridge.http.describe import lower_headers
 
 __all__ = ["BudgetSnapshot", "DailyBudget", "Lease", "LimiterStats", "RollingWindowLimiter"]
 
@@ -190,28 +190,30 @@ class RollingWindowLimiter:
             self._clock.sleep(wait)
         return slot
 
-    def observe(self, headers: Mapping[str, str] | Any) -> None:
-        """Tighten the local view from HubSpot's ``X-HubSpot-RateLimit-*`` response headers.
+    def observe(
+        self,
+        *,
+        max_calls: int | None = None,
+        remaining: int | None = None,
+        window_seconds: float | None = None,
+    ) -> None:
+        """Tighten the local view from the server's own count of this window.
 
-        ``-Max`` lower than ours lowers the ceiling; a longer ``-Interval-Milliseconds`` widens
-        the window; ``-Remaining`` lower than we expect means someone else is spending the same
+        ``max_calls`` lower than ours lowers the ceiling; a longer ``window_seconds`` widens the
+        window; ``remaining`` lower than we expect means someone else is spending the same
         budget, so their calls are booked as if made now.  Nothing here ever loosens the limit
-        configured by the operator.  Headers without these fields are ignored.
+        configured by the operator.  ``None`` means the answer did not say.
         """
-        lower = lower_headers(headers)
-        server_max = _int(lower.get("x-hubspot-ratelimit-max"))
-        remaining = _int(lower.get("x-hubspot-ratelimit-remaining"))
-        interval_ms = _int(lower.get("x-hubspot-ratelimit-interval-milliseconds"))
         with self._lock:
-            if server_max is not None and 0 < server_max < self._max_calls:
-                self._max_calls = server_max
-            if interval_ms is not None and interval_ms / 1000.0 > self._window:
-                self._window = interval_ms / 1000.0
+            if max_calls is not None and 0 < max_calls < self._max_calls:
+                self._max_calls = max_calls
+            if window_seconds is not None and window_seconds > self._window:
+                self._window = window_seconds
             if remaining is None:
                 return
             now = self._clock.monotonic()
             self._prune(now)
-            ceiling = server_max if server_max is not None else self._max_calls
+            ceiling = max_calls if max_calls is not None else self._max_calls
             used_by_server = ceiling - remaining
             used_by_us = bisect.bisect_right(self._slots, now)
             used_by_us += sum(1 for lease in self._open if lease.slot <= now)
@@ -250,9 +252,6 @@ class BudgetSnapshot:
         return None if self.used is None else self.used + self.calls_since_report
 
 
-_API_USAGE = re.compile(r"(?<![\w-])api-usage=(\d+)/(\d+)")  # not per-app-api-usage
-
-
 class DailyBudget:
     """Refuse calls that would spend the part of a daily allocation kept for others.
 
@@ -273,22 +272,12 @@ class DailyBudget:
         self._since = 0
         self._calls = 0
 
-    def observe(self, headers: Mapping[str, str] | Any) -> None:
-        """Read ``Sforce-Limit-Info: api-usage=N/M`` or HubSpot's ``-Daily``/``-Daily-Remaining``."""
-        lower = lower_headers(headers)
-        info = lower.get("sforce-limit-info")
-        if info is not None:
-            match = _API_USAGE.search(info)
-            if match:
-                self.observe_usage(int(match.group(1)), int(match.group(2)))
-            return
-        daily = _int(lower.get("x-hubspot-ratelimit-daily"))
-        remaining = _int(lower.get("x-hubspot-ratelimit-daily-remaining"))
-        if daily is not None and remaining is not None:
-            self.observe_usage(daily - remaining, daily)
-
     def observe_usage(self, used: int, limit: int) -> None:
-        """Record an authoritative count (e.g. from ``sf.api_usage`` or the ``/limits`` resource)."""
+        """Record the server's count: ``used`` of ``limit`` calls in the current allocation.
+
+        Call it with every report the vendor sends (a response header, a limits resource); the
+        calls we make afterwards are added locally until the next report replaces the count.
+        """
         with self._lock:
             self._used, self._limit, self._since = used, limit, 0
 
@@ -318,12 +307,3 @@ class DailyBudget:
 
     def __repr__(self) -> str:
         return f"DailyBudget(name={self.name!r}, reserve_fraction={self.reserve_fraction:g})"
-
-
-def _int(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(value.strip())
-    except ValueError:
-        return None

@@ -3,14 +3,15 @@
 Why a table: whether to retry depends on *what went wrong* (a status code, a vendor error code, a
 dropped connection), not on which connector made the call.  Keeping the decisions in one mapping
 of ``(status, error_code) -> Resolution`` makes them reviewable in one place, lets a connector add
-its vendor's codes as data (``DEFAULT_POLICY.extended({...})``) instead of overriding methods, and
-lets tests check each row without any HTTP.
+its vendor's codes as data (``DEFAULT_POLICY.extended({...})``, kept in the connector's own
+``errors.py``) instead of overriding methods, and lets tests check each row without any HTTP.
 
 How a call goes:
 
-1. ``fn()`` raises; a vendor-specific ``describe`` function (:mod:`crm_bridge.http.describe`)
-   turns the client library's exception into a :class:`Failure`, or returns ``None`` for anything
-   that is not an HTTP failure (a bug, a ``KeyError``) -- those propagate untouched, never retried.
+1. ``fn()`` raises; a ``describe`` function (:mod:`crm_bridge.http.describe` for httpx, requests
+   and urllib3; the connector's ``errors.py`` for its vendor client) turns the exception into a
+   :class:`Failure`, or returns ``None`` for anything that is not an HTTP failure (a bug, a
+   ``KeyError``) -- those propagate untouched, never retried.
 2. :meth:`RetryPolicy.classify` looks the failure up and returns a :class:`Resolution`.
 3. The loop retries, refreshes auth once, or gives up by raising the matching error from
    :mod:`crm_bridge.errors`, chained to the original exception.
@@ -219,20 +220,6 @@ DEFAULT_TABLE: Final[Mapping[TableKey, Resolution]] = MappingProxyType(
     {
         # --- rate limits -------------------------------------------------------------------
         (429, None): Resolution(Action.RATE_LIMITED, Kind.TRANSIENT, "rate limited by the vendor"),
-        # HubSpot's daily quota resets at midnight in the account's time zone: waiting inside
-        # one call cannot help, so give up at once and let the engine schedule the next cycle.
-        (429, "DAILY"): Resolution(
-            Action.RATE_LIMITED, Kind.TRANSIENT, "HubSpot daily API limit reached", max_attempts=1
-        ),
-        # Salesforce's org allocation is a rolling 24-hour window (the same code also covers the
-        # concurrent long-transaction limit).  No Retry-After is sent, so backoff would only burn
-        # seconds and calls: raise RateLimitedError now and let the next cycle try.
-        (403, "REQUEST_LIMIT_EXCEEDED"): Resolution(
-            Action.RATE_LIMITED,
-            Kind.TRANSIENT,
-            "Salesforce org API request limit exceeded",
-            max_attempts=1,
-        ),
         # --- auth ----------------------------------------------------------------------------
         (401, None): Resolution(Action.REFRESH_AUTH, Kind.CONFIG, "credentials refused"),
         (403, None): Resolution(
@@ -252,7 +239,6 @@ DEFAULT_TABLE: Final[Mapping[TableKey, Resolution]] = MappingProxyType(
         (502, None): _retry("bad gateway", applied=True),
         (503, None): _retry("vendor unavailable", applied=True),
         (504, None): _retry("gateway timeout", applied=True),
-        (None, "UNABLE_TO_LOCK_ROW"): _retry("record locked by another transaction", applied=False),
         (None, CONNECT_FAILED): _retry("could not connect", applied=False),
         (None, CONNECTION_LOST): _retry("connection dropped mid-request", applied=True),
         (None, TIMED_OUT): _retry("no answer in time", applied=True),
@@ -265,18 +251,15 @@ DEFAULT_TABLE: Final[Mapping[TableKey, Resolution]] = MappingProxyType(
         (404, None): _skip("the record does not exist (or was deleted)"),
         (409, None): _skip("the record conflicts with an existing one"),
         (422, None): _skip("the record was refused as unprocessable"),
-        (400, "INVALID_FIELD"): Resolution(
-            Action.FAIL, Kind.CONFIG, "a mapped field does not exist on the object"
-        ),
-        (400, "MALFORMED_QUERY"): Resolution(
-            Action.FAIL, Kind.SYSTEM, "crm-bridge built a query Salesforce cannot parse"
-        ),
-        (400, "JSON_PARSER_ERROR"): Resolution(
-            Action.FAIL, Kind.SYSTEM, "crm-bridge sent a body Salesforce cannot parse"
-        ),
     }
 )
-"""The rows every connector starts from; see ``docs/http.md`` for the reasoning per row."""
+"""The rows every connector starts from; see ``docs/http.md`` for the reasoning per row.
+
+Only statuses, transport pseudo codes and RFC 6749 OAuth codes live here: what one vendor's error
+codes mean is that vendor's knowledge, so each connector adds its rows in its own ``errors.py``
+(``crm_bridge/connectors/<vendor>/errors.py``) and builds its policy with
+``DEFAULT_POLICY.extended(rows)``.
+"""
 
 _SERVER_ERROR = _retry("vendor server error", applied=True)
 _CLIENT_ERROR = Resolution(Action.FAIL, Kind.SYSTEM, "the vendor refused the request")
@@ -285,7 +268,11 @@ _UNEXPECTED = Resolution(Action.FAIL, Kind.SYSTEM, "unexpected response")
 
 
 class RetryPolicy:
-    """The default table plus a connector's own rows; rows in ``extra`` win on the same key.
+    """The generic table plus a connector's own rows; rows in ``extra`` win on the same key.
+
+    A connector's policy is ``DEFAULT_POLICY.extended(<its vendor's rows>)``; a caller who wants
+    to change one row extends the connector's policy again, so generic, vendor and caller rows
+    stack in that order.
 
     Lookup order, most specific first: ``(status, code)``, ``(None, code)`` (the code under any
     status), ``(status, None)``, then the status class (5xx retry, other 4xx fail).  Example::

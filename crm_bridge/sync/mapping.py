@@ -1,8 +1,9 @@
-"""How a pair maps objects and fields, and the default map for HubSpot <-> Salesforce.
+"""How a pair maps objects and fields: per field the sides, the conflict rule and the direction.
 
 A field map names the field on each side, the conflict rule, the direction changes may flow, and
 an optional value map (CRM value -> MAP value) for picklists whose vocabularies differ, such as
-``StageName`` <-> ``dealstage``.  Presets give a working map out of the box; the TOML can extend
+``StageName`` <-> ``dealstage``.  Presets (installed by connectors, see
+:func:`crm_bridge.presets.load_preset`) give a working map out of the box; the TOML can extend
 or override any object or field of a preset.
 """
 
@@ -13,8 +14,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from crm_bridge.presets import load_preset
+
 __all__ = [
-    "PRESETS",
     "ConflictRule",
     "DeletePolicy",
     "Direction",
@@ -96,8 +98,10 @@ class PairSettings(_Frozen):
 
     crm: str = Field(description="Name of the CRM connector (a [connectors.NAME] table).")
     map: str = Field(description="Name of the marketing connector.")
-    preset: Literal["hubspot_salesforce", "none"] = Field(
-        "none", description="Start from a built-in object and field map."
+    preset: str = Field(
+        "none",
+        description="Start from an installed preset's object and field map "
+        "(the crm_bridge.presets entry-point group).",
     )
     objects: dict[str, ObjectMap] = Field(default_factory=dict)
     overlap_seconds: float = Field(
@@ -128,10 +132,10 @@ class PairSettings(_Frozen):
         if not isinstance(data, Mapping):
             return data
         preset = data.get("preset", "none")
-        if preset not in PRESETS:
+        if not isinstance(preset, str) or preset == "none":
             return data
         merged = dict(data)
-        base = {name: dict(obj) for name, obj in PRESETS[preset].items()}
+        base = {name: dict(obj) for name, obj in load_preset(preset).items()}
         for name, override in dict(data.get("objects") or {}).items():
             if name in base and isinstance(override, Mapping):
                 fields = {**base[name].get("fields", {}), **dict(override.get("fields", {}))}
@@ -140,103 +144,3 @@ class PairSettings(_Frozen):
                 base[name] = override
         merged["objects"] = base
         return merged
-
-
-_LEAD_STATUS_TO_LIFECYCLE = {
-    "Open - Not Contacted": "marketingqualifiedlead",
-    "Working - Contacted": "salesqualifiedlead",
-    "Accepted": "salesqualifiedlead",
-    "Closed - Converted": "opportunity",
-    "Closed - Not Converted": "other",
-    "Rejected": "other",
-    "Recycled": "lead",
-}
-_STAGE_MAP = {
-    "Prospecting": "appointmentscheduled",
-    "Qualification": "qualifiedtobuy",
-    "Needs Analysis": "qualifiedtobuy",
-    "Value Proposition": "presentationscheduled",
-    "Id. Decision Makers": "decisionmakerboughtin",
-    "Perception Analysis": "decisionmakerboughtin",
-    "Proposal/Price Quote": "contractsent",
-    "Negotiation/Review": "contractsent",
-    "Closed Won": "closedwon",
-    "Closed Lost": "closedlost",
-}
-
-PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "none": {},
-    "hubspot_salesforce": {
-        "leads": {
-            "crm_object": "Lead",
-            "map_object": "contacts",
-            "identity": "email",
-            "fields": {
-                "email": {"crm": "Email", "map": "email", "kind": "email", "rule": "crm_wins"},
-                "first_name": {"crm": "FirstName", "map": "firstname"},
-                "last_name": {
-                    "crm": "LastName",
-                    "map": "lastname",
-                    "rule": "crm_wins_unless_blank",
-                },
-                "company": {"crm": "Company", "map": "company", "rule": "crm_wins_unless_blank"},
-                "title": {"crm": "Title", "map": "jobtitle"},
-                "phone": {"crm": "Phone", "map": "phone"},
-                "lead_source": {
-                    "crm": "LeadSource",
-                    "map": "hs_analytics_source",
-                    "rule": "map_wins",
-                    "direction": "map_to_crm",
-                    "values": {
-                        "Web": "ORGANIC_SEARCH",
-                        "Advertisement": "PAID_SEARCH",
-                        "Partner Referral": "REFERRALS",
-                        "Phone Inquiry": "OFFLINE",
-                        "Other": "OTHER_CAMPAIGNS",
-                    },
-                },
-                "status": {
-                    "crm": "Status",
-                    "map": "lifecyclestage",
-                    "rule": "crm_wins",
-                    "direction": "crm_to_map",
-                    "values": _LEAD_STATUS_TO_LIFECYCLE,
-                },
-                "owner": {
-                    "crm": "OwnerId",
-                    "map": "hubspot_owner_id",
-                    "kind": "owner",
-                    "rule": "crm_wins",
-                },
-            },
-        },
-        "deals": {
-            "crm_object": "Opportunity",
-            "map_object": "deals",
-            "identity": None,
-            "create_on_crm": False,
-            "fields": {
-                "name": {"crm": "Name", "map": "dealname", "rule": "crm_wins"},
-                "stage": {
-                    "crm": "StageName",
-                    "map": "dealstage",
-                    "rule": "crm_wins",
-                    "values": _STAGE_MAP,
-                },
-                "amount": {"crm": "Amount", "map": "amount", "kind": "number", "rule": "crm_wins"},
-                "close_date": {
-                    "crm": "CloseDate",
-                    "map": "closedate",
-                    "kind": "date",
-                    "rule": "crm_wins",
-                },
-                "owner": {
-                    "crm": "OwnerId",
-                    "map": "hubspot_owner_id",
-                    "kind": "owner",
-                    "rule": "crm_wins",
-                },
-            },
-        },
-    },
-}

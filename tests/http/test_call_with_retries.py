@@ -157,7 +157,7 @@ def test_idempotent_call_is_repeated_on_the_same_failures(
 
 @pytest.mark.parametrize(
     "failure",
-    [http(429, retry_after="1"), net(CONNECT_FAILED), http(400, "UNABLE_TO_LOCK_ROW"), http(408)],
+    [http(429, retry_after="1"), net(CONNECT_FAILED), http(408)],
 )
 def test_non_idempotent_call_is_repeated_when_the_request_was_not_applied(
     clock: FakeClock, failure: Failure
@@ -235,10 +235,11 @@ def test_exhausted_server_errors_raise_transient_error(clock: FakeClock) -> None
     assert "HTTP 502" in str(info.value)
 
 
-def test_salesforce_daily_limit_gives_up_at_once(clock: FakeClock) -> None:
-    fn = Script([Failure(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")])
+def test_a_row_capped_at_one_attempt_gives_up_at_once(clock: FakeClock) -> None:
+    quota = Resolution(Action.RATE_LIMITED, Kind.TRANSIENT, "daily quota", max_attempts=1)
+    fn = Script([Failure(403, "QUOTA_EXCEEDED", "TotalRequests Limit exceeded.")])
     with pytest.raises(RateLimitedError) as info:
-        run(fn, clock)
+        run(fn, clock, policy=RetryPolicy({(403, "QUOTA_EXCEEDED"): quota}))
     assert fn.calls == 1
     assert clock.sleeps == []
     assert info.value.retry_after is None
@@ -260,7 +261,7 @@ def test_fail_maps_by_kind_or_explicit_error(clock: FakeClock) -> None:
     with pytest.raises(ConfigError):
         run(Script([net(TLS_FAILED)]), clock)
     with pytest.raises(CrmBridgeError) as info:
-        run(Script([http(400, "MALFORMED_QUERY")]), clock)
+        run(Script([http(405)]), clock)
     assert type(info.value) is CrmBridgeError
 
 

@@ -1,8 +1,13 @@
+"""The vendor-neutral OAuth machinery, driven through a minimal provider defined here.
+
+The vendors' own providers (grants, lifetimes, response fields) are tested next to their
+connectors: tests/connectors/salesforce/test_oauth.py and tests/connectors/hubspot/test_oauth.py.
+"""
+
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
@@ -10,34 +15,53 @@ import pytest
 import respx
 from pydantic import SecretStr
 
-from crm_bridge.errors import AuthError, ConfigError, TransientError
+from crm_bridge.errors import AuthError, TransientError
 from crm_bridge.http.clock import FakeClock
-from crm_bridge.http.oauth import (
-    BearerAuth,
-    HubSpotTokenProvider,
-    SalesforceTokenProvider,
-    StaticTokenProvider,
-)
+from crm_bridge.http.describe import describe_httpx
+from crm_bridge.http.oauth import BearerAuth, OAuthTokenProvider, StaticTokenProvider, Token
+from crm_bridge.http.retry import Failure
 
 SENTINEL = "SENTINEL-s3cr3t-9f2c"
-SF_TOKEN_URL = "https://127.0.0.1:8443/services/oauth2/token"
-HS_TOKEN_URL = "http://127.0.0.1:9090/oauth/v1/token"
-API = "https://127.0.0.1:8443/services/data/v59.0/limits/"
+TOKEN_URL = "https://auth.example.test/oauth/token"
+API = "https://api.example.test/v1/things"
 
 
-def sf_ok(token: str = "00DEMU!tok1", **extra: str) -> httpx.Response:
-    return httpx.Response(
-        200,
-        json={
-            "access_token": token,
-            "instance_url": "https://127.0.0.1:8443",
-            "id": "https://login.salesforce.com/id/00D000000000001/005000000000001",
-            "token_type": "Bearer",
-            "issued_at": "1709294400000",
-            "signature": "c2lnbmF0dXJl",
-            **extra,
-        },
-    )
+class RefreshGrant(OAuthTokenProvider):
+    """The smallest real provider: refresh_token grant, ``expires_in`` or 1000 s."""
+
+    vendor = "Example"
+
+    def __init__(
+        self, *, http: httpx.Client, clock: FakeClock, refresh_token: str = "rt-1", **kw: Any
+    ) -> None:
+        super().__init__(
+            token_url=TOKEN_URL,
+            client_id="cid",
+            client_secret=SecretStr(SENTINEL),
+            refresh_token=SecretStr(refresh_token),
+            http=http,
+            clock=clock,
+            refresh_at=kw.pop("refresh_at", 0.9),
+            on_rotate=kw.pop("on_rotate", None),
+            **kw,
+        )
+
+    def _form(self) -> dict[str, str]:
+        assert self._client_secret is not None and self._refresh_token is not None
+        return {
+            "grant_type": "refresh_token",
+            "client_id": self.client_id,
+            "client_secret": self._client_secret.get_secret_value(),
+            "refresh_token": self._refresh_token.get_secret_value(),
+        }
+
+    def _lifetime(self, payload: dict[str, Any]) -> float:
+        expires_in = payload.get("expires_in")
+        return float(expires_in) if isinstance(expires_in, int) else 1000.0
+
+
+def ok(token: str = "tok1", **extra: object) -> httpx.Response:
+    return httpx.Response(200, json={"access_token": token, "token_type": "Bearer", **extra})
 
 
 def form(request: httpx.Request) -> dict[str, str]:
@@ -74,125 +98,41 @@ def assert_chain_has_no_secret(exc: BaseException) -> None:
         seen = seen.__cause__ or seen.__context__
 
 
-# --- Salesforce -------------------------------------------------------------------------------
-
-
-def test_client_credentials_with_basic_auth(
-    router: respx.MockRouter, client: httpx.Client, clock: FakeClock
-) -> None:
-    route = router.post(SF_TOKEN_URL).mock(return_value=sf_ok())
-    provider = SalesforceTokenProvider(
-        token_url=SF_TOKEN_URL,
-        client_id="3MVG9id",
-        client_secret=SecretStr(SENTINEL),
-        grant_type="client_credentials",
-        client_auth="basic",
-        http=client,
-        clock=clock,
-    )
-    assert provider.token().get_secret_value() == "00DEMU!tok1"
-    request = route.calls.last.request
-    expected = base64.b64encode(f"3MVG9id:{SENTINEL}".encode()).decode()
-    assert request.headers["Authorization"] == f"Basic {expected}"
-    assert form(request) == {"grant_type": "client_credentials"}
-    assert provider.instance_url == "https://127.0.0.1:8443"
-    current = provider.current
-    assert current is not None and current.issued_at == datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
-    assert_no_secret(provider, current)
-
-
-def test_client_credentials_in_body(
-    router: respx.MockRouter, client: httpx.Client, clock: FakeClock
-) -> None:
-    route = router.post(SF_TOKEN_URL).mock(return_value=sf_ok())
-    provider = SalesforceTokenProvider(
-        token_url=SF_TOKEN_URL,
-        client_id="3MVG9id",
-        client_secret=SecretStr(SENTINEL),
-        grant_type="client_credentials",
-        http=client,
-        clock=clock,
-    )
-    provider.token()
-    request = route.calls.last.request
-    assert "Authorization" not in request.headers
-    assert form(request) == {
-        "grant_type": "client_credentials",
-        "client_id": "3MVG9id",
-        "client_secret": SENTINEL,
-    }
-
-
-def test_refresh_token_and_password_grants(
-    router: respx.MockRouter, client: httpx.Client, clock: FakeClock
-) -> None:
-    route = router.post(SF_TOKEN_URL).mock(return_value=sf_ok())
-    SalesforceTokenProvider(
-        token_url=SF_TOKEN_URL,
-        client_id="cid",
-        grant_type="refresh_token",
-        refresh_token=SecretStr("5Aep861rt"),
-        http=client,
-        clock=clock,
-    ).token()
-    assert form(route.calls.last.request) == {
-        "grant_type": "refresh_token",
-        "client_id": "cid",
-        "refresh_token": "5Aep861rt",
-    }
-    SalesforceTokenProvider(
-        token_url=SF_TOKEN_URL,
-        client_id="cid",
-        client_secret=SecretStr("cs"),
-        grant_type="password",
-        username="sync@example.com",
-        password=SecretStr("pw+token"),
-        http=client,
-        clock=clock,
-    ).token()
-    assert form(route.calls.last.request) == {
-        "grant_type": "password",
-        "client_id": "cid",
-        "client_secret": "cs",
-        "username": "sync@example.com",
-        "password": "pw+token",
-    }
+# --- the shared provider machinery ------------------------------------------------------------
 
 
 def test_token_is_cached_then_refreshed_before_expiry(
     router: respx.MockRouter, client: httpx.Client, clock: FakeClock
 ) -> None:
-    route = router.post(SF_TOKEN_URL).mock(side_effect=[sf_ok("tok1"), sf_ok("tok2")])
-    provider = SalesforceTokenProvider(
-        token_url=SF_TOKEN_URL,
-        client_id="cid",
-        client_secret=SecretStr("cs"),
-        grant_type="client_credentials",
-        token_lifetime=1000.0,
-        http=client,
-        clock=clock,
-    )
+    route = router.post(TOKEN_URL).mock(side_effect=[ok("tok1"), ok("tok2")])
+    provider = RefreshGrant(http=client, clock=clock)
     assert provider.token().get_secret_value() == "tok1"
+    assert form(route.calls.last.request)["grant_type"] == "refresh_token"
     clock.advance(899)
     assert provider.token().get_secret_value() == "tok1"
     assert route.call_count == 1
     clock.advance(2)  # past 90 % of the lifetime, still before it ends
     assert provider.token().get_secret_value() == "tok2"
     assert route.call_count == 2
+    assert provider.fetches == 2
+
+
+def test_base_token_carries_no_vendor_fields(
+    router: respx.MockRouter, client: httpx.Client, clock: FakeClock
+) -> None:
+    router.post(TOKEN_URL).mock(return_value=ok(instance_url="https://x.test", issued_at="1"))
+    provider = RefreshGrant(http=client, clock=clock)
+    provider.token()
+    current = provider.current
+    assert isinstance(current, Token)
+    assert (current.instance_url, current.issued_at) == (None, None)  # a vendor's _token adds them
 
 
 def test_refresh_after_rejection_is_done_once_across_callers(
     router: respx.MockRouter, client: httpx.Client, clock: FakeClock
 ) -> None:
-    route = router.post(SF_TOKEN_URL).mock(side_effect=[sf_ok("tok1"), sf_ok("tok2")])
-    provider = SalesforceTokenProvider(
-        token_url=SF_TOKEN_URL,
-        client_id="cid",
-        client_secret=SecretStr("cs"),
-        grant_type="client_credentials",
-        http=client,
-        clock=clock,
-    )
+    route = router.post(TOKEN_URL).mock(side_effect=[ok("tok1"), ok("tok2")])
+    provider = RefreshGrant(http=client, clock=clock)
     stale = provider.token()
     assert provider.refresh(rejected=stale).get_secret_value() == "tok2"
     # a second caller that also saw tok1 rejected gets tok2 without another fetch
@@ -203,19 +143,11 @@ def test_refresh_after_rejection_is_done_once_across_callers(
 def test_rotated_refresh_token_is_kept_and_reported(
     router: respx.MockRouter, client: httpx.Client, clock: FakeClock
 ) -> None:
-    route = router.post(SF_TOKEN_URL).mock(
-        side_effect=[sf_ok("tok1", refresh_token="rt-2"), sf_ok("tok2", refresh_token="rt-2")]
+    route = router.post(TOKEN_URL).mock(
+        side_effect=[ok("tok1", refresh_token="rt-2"), ok("tok2", refresh_token="rt-2")]
     )
     rotated: list[SecretStr] = []
-    provider = SalesforceTokenProvider(
-        token_url=SF_TOKEN_URL,
-        client_id="cid",
-        grant_type="refresh_token",
-        refresh_token=SecretStr("rt-1"),
-        http=client,
-        clock=clock,
-        on_rotate=rotated.append,
-    )
+    provider = RefreshGrant(http=client, clock=clock, on_rotate=rotated.append)
     provider.token()
     assert [s.get_secret_value() for s in rotated] == ["rt-2"]
     provider.refresh()
@@ -223,31 +155,19 @@ def test_rotated_refresh_token_is_kept_and_reported(
     assert len(rotated) == 1  # same token again is not a rotation
 
 
-def test_invalid_grant_is_an_auth_error_without_secrets(
+def test_refused_credentials_are_an_auth_error_without_secrets(
     router: respx.MockRouter, client: httpx.Client, clock: FakeClock
 ) -> None:
-    router.post(SF_TOKEN_URL).mock(
+    router.post(TOKEN_URL).mock(
         return_value=httpx.Response(
             400,
-            json={
-                "error": "invalid_grant",
-                "error_description": f"expired access/refresh token {SENTINEL}",
-            },
+            json={"error": "invalid_grant", "error_description": f"expired token {SENTINEL}"},
         )
     )
-    provider = SalesforceTokenProvider(
-        token_url=SF_TOKEN_URL,
-        client_id="cid",
-        client_secret=SecretStr(SENTINEL),
-        grant_type="refresh_token",
-        refresh_token=SecretStr(SENTINEL),
-        http=client,
-        clock=clock,
-    )
+    provider = RefreshGrant(http=client, clock=clock, refresh_token=SENTINEL)
     with pytest.raises(AuthError) as info:
         provider.token()
-    assert "invalid_grant" in str(info.value)
-    assert "expired access/refresh token" in str(info.value)
+    assert "invalid_grant" in str(info.value) and "expired token" in str(info.value)
     assert_chain_has_no_secret(info.value)
     assert_no_secret(provider)
     assert clock.sleeps == []  # not retried
@@ -256,149 +176,58 @@ def test_invalid_grant_is_an_auth_error_without_secrets(
 def test_token_endpoint_outage_is_transient_and_not_blindly_retried(
     router: respx.MockRouter, client: httpx.Client, clock: FakeClock
 ) -> None:
-    route = router.post(SF_TOKEN_URL).mock(
-        return_value=httpx.Response(503, text="Service Unavailable")
-    )
-    provider = SalesforceTokenProvider(
-        token_url=SF_TOKEN_URL,
-        client_id="cid",
-        client_secret=SecretStr("cs"),
-        grant_type="client_credentials",
-        http=client,
-        clock=clock,
-    )
+    route = router.post(TOKEN_URL).mock(return_value=httpx.Response(503, text="down"))
     with pytest.raises(TransientError):
-        provider.token()
+        RefreshGrant(http=client, clock=clock).token()
     assert route.call_count == 1  # a refresh with rotation must not be repeated blindly
 
 
 def test_token_endpoint_refused_connection_is_retried(
     router: respx.MockRouter, client: httpx.Client, clock: FakeClock
 ) -> None:
-    route = router.post(SF_TOKEN_URL).mock(side_effect=[httpx.ConnectError("refused"), sf_ok()])
-    provider = SalesforceTokenProvider(
-        token_url=SF_TOKEN_URL,
-        client_id="cid",
-        client_secret=SecretStr("cs"),
-        grant_type="client_credentials",
-        http=client,
-        clock=clock,
-    )
-    assert provider.token().get_secret_value() == "00DEMU!tok1"
+    route = router.post(TOKEN_URL).mock(side_effect=[httpx.ConnectError("refused"), ok()])
+    assert RefreshGrant(http=client, clock=clock).token().get_secret_value() == "tok1"
     assert route.call_count == 2
     assert len(clock.sleeps) == 1
 
 
-def test_missing_access_token_is_an_auth_error(
+def test_missing_access_token_names_the_vendor(
     router: respx.MockRouter, client: httpx.Client, clock: FakeClock
 ) -> None:
-    router.post(SF_TOKEN_URL).mock(return_value=httpx.Response(200, json={"instance_url": "x"}))
-    provider = SalesforceTokenProvider(
-        token_url=SF_TOKEN_URL,
-        client_id="cid",
-        client_secret=SecretStr("cs"),
-        grant_type="client_credentials",
-        http=client,
-        clock=clock,
-    )
-    with pytest.raises(AuthError, match="without an access_token"):
-        provider.token()
+    router.post(TOKEN_URL).mock(return_value=httpx.Response(200, json={"token_type": "x"}))
+    with pytest.raises(AuthError, match="Example token endpoint answered without an access_token"):
+        RefreshGrant(http=client, clock=clock).token()
 
 
-def test_incomplete_settings_list_every_problem() -> None:
-    with pytest.raises(ConfigError) as info:
-        SalesforceTokenProvider(
-            token_url=SF_TOKEN_URL, client_id="cid", grant_type="password", client_auth="basic"
-        )
-    text = str(info.value)
-    assert "username" in text and "password" in text and "client_secret" in text
-
-
-# --- HubSpot ----------------------------------------------------------------------------------
-
-
-def hs_ok(access: str, refresh: str = "rt-1", expires_in: int = 1800) -> httpx.Response:
-    return httpx.Response(
-        200,
-        json={
-            "access_token": access,
-            "refresh_token": refresh,
-            "expires_in": expires_in,
-            "token_type": "bearer",
-        },
-    )
-
-
-def test_hubspot_refreshes_at_ninety_percent_of_ttl(
+def test_custom_describe_is_used_and_still_scrubbed(
     router: respx.MockRouter, client: httpx.Client, clock: FakeClock
 ) -> None:
-    route = router.post(HS_TOKEN_URL).mock(side_effect=[hs_ok("at-1"), hs_ok("at-2")])
-    provider = HubSpotTokenProvider(
-        client_id="app",
-        client_secret=SecretStr(SENTINEL),
-        refresh_token=SecretStr("rt-1"),
-        token_url=HS_TOKEN_URL,
-        http=client,
-        clock=clock,
-    )
-    assert provider.token().get_secret_value() == "at-1"
-    assert form(route.calls.last.request) == {
-        "grant_type": "refresh_token",
-        "client_id": "app",
-        "client_secret": SENTINEL,
-        "refresh_token": "rt-1",
-    }
-    clock.advance(1619)
-    assert provider.token().get_secret_value() == "at-1"
-    clock.advance(2)
-    assert provider.token().get_secret_value() == "at-2"
-    assert route.call_count == 2
-    assert_no_secret(provider, provider.current)
+    seen: list[Failure] = []
 
+    def describe(exc: BaseException) -> Failure | None:
+        failure = describe_httpx(exc)
+        if failure is not None:
+            seen.append(failure)
+        return failure
 
-def test_hubspot_rotation_callback(
-    router: respx.MockRouter, client: httpx.Client, clock: FakeClock
-) -> None:
-    router.post(HS_TOKEN_URL).mock(return_value=hs_ok("at-1", refresh="rt-NEW"))
-    rotated: list[SecretStr] = []
-    provider = HubSpotTokenProvider(
-        client_id="app",
-        client_secret=SecretStr("cs"),
-        refresh_token=SecretStr("rt-1"),
-        token_url=HS_TOKEN_URL,
-        http=client,
-        clock=clock,
-        on_rotate=rotated.append,
-    )
-    provider.token()
-    assert [s.get_secret_value() for s in rotated] == ["rt-NEW"]
-
-
-def test_hubspot_bad_refresh_token_is_auth_error(
-    router: respx.MockRouter, client: httpx.Client, clock: FakeClock
-) -> None:
-    router.post(HS_TOKEN_URL).mock(
+    router.post(TOKEN_URL).mock(
         return_value=httpx.Response(
-            400, json={"status": "BAD_REFRESH_TOKEN", "message": "missing or unknown refresh token"}
+            401, json={"error": "invalid_client", "error_description": SENTINEL}
         )
-    )
-    provider = HubSpotTokenProvider(
-        client_id="app",
-        client_secret=SecretStr(SENTINEL),
-        refresh_token=SecretStr(SENTINEL),
-        token_url=HS_TOKEN_URL,
-        http=client,
-        clock=clock,
     )
     with pytest.raises(AuthError) as info:
-        provider.token()
-    assert "BAD_REFRESH_TOKEN" in str(info.value)
+        RefreshGrant(http=client, clock=clock, describe=describe).token()
+    assert len(seen) == 1
     assert_chain_has_no_secret(info.value)
 
 
-def test_private_app_token_is_static(router: respx.MockRouter) -> None:
-    provider = HubSpotTokenProvider.private_app(SecretStr(SENTINEL))
-    assert isinstance(provider, StaticTokenProvider)
+def test_refresh_at_is_validated(client: httpx.Client, clock: FakeClock) -> None:
+    with pytest.raises(ValueError, match="refresh_at"):
+        RefreshGrant(http=client, clock=clock, refresh_at=0.0)
+
+
+def test_static_token_never_refreshes(router: respx.MockRouter) -> None:
+    provider = StaticTokenProvider(SecretStr(SENTINEL))
     assert provider.token().get_secret_value() == SENTINEL
     assert provider.can_refresh is False
     assert provider.refresh().get_secret_value() == SENTINEL
@@ -409,23 +238,12 @@ def test_private_app_token_is_static(router: respx.MockRouter) -> None:
 # --- BearerAuth -------------------------------------------------------------------------------
 
 
-def sf_provider(client: httpx.Client, clock: FakeClock) -> SalesforceTokenProvider:
-    return SalesforceTokenProvider(
-        token_url=SF_TOKEN_URL,
-        client_id="cid",
-        client_secret=SecretStr("cs"),
-        grant_type="client_credentials",
-        http=client,
-        clock=clock,
-    )
-
-
 def test_bearer_auth_adds_the_token(
     router: respx.MockRouter, client: httpx.Client, clock: FakeClock
 ) -> None:
-    router.post(SF_TOKEN_URL).mock(return_value=sf_ok("tok1"))
+    router.post(TOKEN_URL).mock(return_value=ok("tok1"))
     api = router.get(API).mock(return_value=httpx.Response(200, json={}))
-    response = client.get(API, auth=BearerAuth(sf_provider(client, clock)))
+    response = client.get(API, auth=BearerAuth(RefreshGrant(http=client, clock=clock)))
     assert response.status_code == 200
     assert api.calls.last.request.headers["Authorization"] == "Bearer tok1"
 
@@ -433,18 +251,15 @@ def test_bearer_auth_adds_the_token(
 def test_bearer_auth_refreshes_once_on_401_and_resends(
     router: respx.MockRouter, client: httpx.Client, clock: FakeClock
 ) -> None:
-    token_route = router.post(SF_TOKEN_URL).mock(side_effect=[sf_ok("tok1"), sf_ok("tok2")])
+    token_route = router.post(TOKEN_URL).mock(side_effect=[ok("tok1"), ok("tok2")])
     api = router.post(API).mock(
         side_effect=[
-            httpx.Response(
-                401,
-                json=[{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}],
-            ),
-            httpx.Response(201, json={"id": "00Q1", "success": True, "errors": []}),
+            httpx.Response(401, json={"message": "expired", "errorCode": "INVALID_SESSION"}),
+            httpx.Response(201, json={"id": "1"}),
         ]
     )
     response = client.post(
-        API, json={"LastName": "Ng"}, auth=BearerAuth(sf_provider(client, clock))
+        API, json={"name": "Ng"}, auth=BearerAuth(RefreshGrant(http=client, clock=clock))
     )
     assert response.status_code == 201
     assert [c.request.headers["Authorization"] for c in api.calls] == ["Bearer tok1", "Bearer tok2"]
@@ -455,13 +270,9 @@ def test_bearer_auth_refreshes_once_on_401_and_resends(
 def test_bearer_auth_second_401_is_returned_not_looped(
     router: respx.MockRouter, client: httpx.Client, clock: FakeClock
 ) -> None:
-    token_route = router.post(SF_TOKEN_URL).mock(side_effect=[sf_ok("tok1"), sf_ok("tok2")])
-    api = router.get(API).mock(
-        return_value=httpx.Response(
-            401, json=[{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
-        )
-    )
-    response = client.get(API, auth=BearerAuth(sf_provider(client, clock)))
+    token_route = router.post(TOKEN_URL).mock(side_effect=[ok("tok1"), ok("tok2")])
+    api = router.get(API).mock(return_value=httpx.Response(401, json={"message": "expired"}))
+    response = client.get(API, auth=BearerAuth(RefreshGrant(http=client, clock=clock)))
     assert response.status_code == 401
     assert api.call_count == 2
     assert token_route.call_count == 2
@@ -470,10 +281,8 @@ def test_bearer_auth_second_401_is_returned_not_looped(
 def test_bearer_auth_with_static_token_does_not_resend(
     router: respx.MockRouter, client: httpx.Client
 ) -> None:
-    api = router.get(API).mock(
-        return_value=httpx.Response(401, json={"category": "INVALID_AUTHENTICATION"})
-    )
-    auth = BearerAuth(HubSpotTokenProvider.private_app(SecretStr(SENTINEL)))
+    api = router.get(API).mock(return_value=httpx.Response(401, json={"message": "bad token"}))
+    auth = BearerAuth(StaticTokenProvider(SecretStr(SENTINEL)))
     response = client.get(API, auth=auth)
     assert response.status_code == 401
     assert api.call_count == 1

@@ -102,16 +102,13 @@ def test_threads_never_exceed_the_limit() -> None:
 def test_observe_lowers_max_and_widens_window_but_never_loosens() -> None:
     clock = FakeClock()
     limiter = RollingWindowLimiter(190, 10.0, clock)
-    limiter.observe(
-        {"X-HubSpot-RateLimit-Max": "100", "X-HubSpot-RateLimit-Interval-Milliseconds": "12000"}
-    )
+    limiter.observe(max_calls=100, window_seconds=12.0)
     assert (limiter.max_calls, limiter.window_seconds) == (100, 12.0)
-    limiter.observe(
-        {"X-HubSpot-RateLimit-Max": "250", "X-HubSpot-RateLimit-Interval-Milliseconds": "5000"}
-    )
+    limiter.observe(max_calls=250, window_seconds=5.0)
     assert (limiter.max_calls, limiter.window_seconds) == (100, 12.0)
-    limiter.observe({"Content-Type": "application/json"})  # search answers carry no rate headers
-    assert limiter.max_calls == 100
+    limiter.observe(max_calls=0)  # a nonsense ceiling is ignored
+    limiter.observe()  # an answer that says nothing changes nothing
+    assert (limiter.max_calls, limiter.window_seconds) == (100, 12.0)
 
 
 def test_observe_remaining_books_other_processes_calls() -> None:
@@ -119,7 +116,7 @@ def test_observe_remaining_books_other_processes_calls() -> None:
     limiter = RollingWindowLimiter(10, 10.0, clock)
     limiter.acquire()
     # The server says only 2 calls remain: 8 were used, 7 of them by someone else.
-    limiter.observe({"X-HubSpot-RateLimit-Max": "10", "X-HubSpot-RateLimit-Remaining": "2"})
+    limiter.observe(max_calls=10, remaining=2)
     limiter.acquire()
     limiter.acquire()
     assert clock.sleeps == []
@@ -131,7 +128,7 @@ def test_observe_remaining_matching_our_count_changes_nothing() -> None:
     clock = FakeClock()
     limiter = RollingWindowLimiter(3, 1.0, clock)
     limiter.acquire()
-    limiter.observe({"x-hubspot-ratelimit-remaining": "2", "x-hubspot-ratelimit-max": "3"})
+    limiter.observe(remaining=2, max_calls=3)
     limiter.acquire()
     limiter.acquire()
     assert clock.sleeps == []
@@ -308,7 +305,7 @@ def test_observe_counts_our_open_call_as_used() -> None:
     limiter = RollingWindowLimiter(3, 1.0, clock)
     with limiter.paced():
         # The answer to the open call itself: it is the one call the server has seen.
-        limiter.observe({"X-HubSpot-RateLimit-Max": "3", "X-HubSpot-RateLimit-Remaining": "2"})
+        limiter.observe(max_calls=3, remaining=2)
     limiter.acquire()
     limiter.acquire()
     assert clock.sleeps == []
@@ -325,9 +322,9 @@ def test_daily_budget_unknown_until_reported() -> None:
     assert budget.snapshot().used is None
 
 
-def test_daily_budget_keeps_the_reserve_from_salesforce_header() -> None:
+def test_daily_budget_keeps_the_reserve() -> None:
     budget = DailyBudget(reserve_fraction=0.1)
-    budget.observe({"Sforce-Limit-Info": "api-usage=4497/5000"})
+    budget.observe_usage(4497, 5000)
     budget.acquire()
     budget.acquire()
     budget.acquire()  # 4500 = 90 % of 5000: the last allowed call
@@ -346,40 +343,16 @@ def test_daily_budget_keeps_the_reserve_from_salesforce_header() -> None:
 
 def test_daily_budget_report_resets_local_estimate() -> None:
     budget = DailyBudget(reserve_fraction=0.5)
-    budget.observe(
-        {"sforce-limit-info": "api-usage=40/100; per-app-api-usage=17/250(appName=crm-bridge)"}
-    )
+    budget.observe_usage(40, 100)
     for _ in range(10):
         budget.acquire()
     with pytest.raises(RateLimitedError):
         budget.acquire()
-    budget.observe({"Sforce-Limit-Info": "api-usage=20/100"})  # the rolling window freed calls
+    budget.observe_usage(20, 100)  # the rolling window freed calls
     budget.acquire()
     assert budget.snapshot().estimated_used == 21
 
 
-def test_daily_budget_from_hubspot_daily_headers() -> None:
-    budget = DailyBudget(reserve_fraction=0.1)
-    budget.observe(
-        {"X-HubSpot-RateLimit-Daily": "1000", "X-HubSpot-RateLimit-Daily-Remaining": "101"}
-    )
-    budget.acquire()  # 900th call
-    with pytest.raises(RateLimitedError):
-        budget.acquire()
-
-
-def test_daily_budget_ignores_junk_and_validates() -> None:
-    budget = DailyBudget()
-    budget.observe({"Sforce-Limit-Info": "garbage"})
-    budget.observe({"X-HubSpot-RateLimit-Daily": "x"})
-    budget.acquire()
-    assert budget.snapshot().used is None
+def test_daily_budget_validates() -> None:
     with pytest.raises(ValueError):
         DailyBudget(reserve_fraction=1.0)
-
-
-def test_daily_budget_does_not_mistake_per_app_usage_for_org_usage() -> None:
-    budget = DailyBudget(reserve_fraction=0.1)
-    budget.observe({"Sforce-Limit-Info": "per-app-api-usage=249/250(appName=crm-bridge)"})
-    budget.acquire()
-    assert budget.snapshot().used is None

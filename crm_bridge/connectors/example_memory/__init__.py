@@ -10,7 +10,13 @@ survive:
   as a human in the vendor's UI would (``human_edit``, ``delete``, ``merge``);
 * version tokens and modification times that move on every write;
 * deletes and merges reported in the change stream;
-* per-record rejections (``reject_when``) that must land in the dead-letter store, not abort a batch.
+* per-record rejections (``reject_when``) that must land in the dead-letter store, not abort a batch;
+* whole-call failures a person or the vendor causes: a rotated API token (``token``: every call
+  answers :class:`~crm_bridge.errors.AuthError`) and throttling (``throttle``: every call answers
+  :class:`~crm_bridge.errors.RateLimitedError`).
+
+``tests/core/test_example_memory.py`` runs the conformance kit (:mod:`crm_bridge.testing`)
+against it: the shortest complete example of a kit subclass and its backend driver.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from crm_bridge.connector import (
     WriteOp,
     WriteResult,
 )
-from crm_bridge.errors import AuthError, RecordRejectedError
+from crm_bridge.errors import AuthError, RateLimitedError, RecordRejectedError
 
 __all__ = ["MemoryBackend", "MemoryConnector", "MemorySettings", "TickingClock"]
 
@@ -61,7 +67,8 @@ class MemorySettings(ConnectorSettings):
         "an API that cannot sort by modification time.",
     )
     api_token: SecretStr | None = Field(
-        None, description="Optional; when set, check() demands the same token (shows secrets)."
+        None,
+        description="Optional; when set, every call demands the backend's token (shows secrets).",
     )
 
 
@@ -109,6 +116,7 @@ class MemoryBackend:
         self.reject_rules: list[RejectRule] = []
         self.tasks: dict[str, NewTask] = {}
         self.writes = 0
+        self.throttled: float | None = None
         self._ids = itertools.count(1)
         self._prefix = prefix
 
@@ -140,6 +148,10 @@ class MemoryBackend:
         self.delete(obj, loser, user=user)
         rows[winner].merged_from.append(loser)
         self._touch(obj, winner, {}, user=user)
+
+    def throttle(self, retry_after: float | None = 30.0) -> None:
+        """Answer every call with "slow down, retry after ``retry_after`` s"; ``None`` lifts it."""
+        self.throttled = retry_after
 
     def reject_when(self, rule: RejectRule) -> None:
         """Refuse future writes for which ``rule`` returns a message (a validation rule)."""
@@ -199,14 +211,16 @@ class MemoryConnector(Connector[MemorySettings]):
         super().__init__(settings, name=name)
         self.backend = backend or MemoryBackend()
 
+    @property
+    def integration_user_id(self) -> str:
+        """The user the backend stamps on this connector's writes (a person's are ``human``)."""
+        return INTEGRATION_USER
+
     def objects(self) -> Sequence[ObjectSpec]:
-        """One spec per configured object, all keyed by ``id`` and matched on the identity field."""
+        """One spec per configured object, all matched on the identity field."""
         return [
             ObjectSpec(
                 name=obj,
-                primary_key="id",
-                cursor_field="modified_at",
-                version_field="version",
                 identity_fields=(self.settings.identity_field,),
                 max_batch=self.settings.max_batch,
                 ordering=Ordering.UNSORTED if self.settings.unsorted else Ordering.ASCENDING,
@@ -215,11 +229,8 @@ class MemoryConnector(Connector[MemorySettings]):
         ]
 
     def check(self) -> str:
-        """Compare tokens the way a real API would answer 401."""
-        self.calls["check"] += 1
-        expected = self.settings.api_token
-        if expected is not None and self.backend.token not in (None, expected.get_secret_value()):
-            raise AuthError("token refused by the in-memory backend", connector=self.name)
+        """One call, answered like any other: a refused token or throttling raises."""
+        self._call("check")
         return f"in-memory backend with {sum(map(len, self.backend.tables.values()))} records"
 
     def changes(self, obj: str, since: datetime | None) -> Iterator[Record]:
@@ -234,16 +245,14 @@ class MemoryConnector(Connector[MemorySettings]):
             ),
             reverse=self.settings.unsorted,
         )
-        for start in range(0, len(ordered), self.settings.page_size):
-            self.calls["changes"] += 1
+        for start in range(0, max(len(ordered), 1), self.settings.page_size):
+            self._call("changes")  # one call per page, an empty stream's included
             for _, rid in ordered[start : start + self.settings.page_size]:
                 yield self.backend.to_record(obj, rid)
-        if not ordered:
-            self.calls["changes"] += 1
 
     def fetch(self, obj: str, ids: Iterable[str]) -> Iterator[Record]:
         """Records by id; unknown ids are skipped."""
-        self.calls["fetch"] += 1
+        self._call("fetch")
         rows = self.backend.tables.get(obj, {})
         for rid in ids:
             if rid in rows:
@@ -254,12 +263,12 @@ class MemoryConnector(Connector[MemorySettings]):
         spec = self.object_spec(obj)
         if len(ops) > spec.max_batch:
             raise ValueError(f"batch of {len(ops)} exceeds max_batch {spec.max_batch}")
-        self.calls["write"] += 1
+        self._call("write")
         return [self._apply(obj, op) for op in ops]
 
     def owners(self) -> Iterator[Owner]:
         """The backend's owners."""
-        self.calls["owners"] += 1
+        self._call("owners")
         yield from self.backend.owners
 
     def create_task(
@@ -273,7 +282,7 @@ class MemoryConnector(Connector[MemorySettings]):
         due: datetime | None = None,
     ) -> str:
         """One call per task; a missing record is refused the way a vendor answers 404."""
-        self.calls["tasks"] += 1
+        self._call("tasks")
         task: NewTask = {
             "record_id": record_id,
             "owner_id": owner_id,
@@ -297,11 +306,32 @@ class MemoryConnector(Connector[MemorySettings]):
         size = self.object_spec(obj).max_batch
         ids: list[str | None] = []
         for start in range(0, len(tasks), size):
-            self.calls["tasks"] += 1
+            self._call("tasks")
             ids.extend(self._add_task(obj, task) for task in tasks[start : start + size])
         return ids
 
     # -- internals --------------------------------------------------------------------------------
+    def _call(self, family: str) -> None:
+        """Count one API call of ``family``, then answer it as the backend would."""
+        self.calls[family] += 1
+        self._answer()
+
+    def _answer(self) -> None:
+        """Raise what a real API answers a whole call with: 401 for a rotated token, 429 throttled.
+
+        Why every call and not just ``check()``: a token revoked mid-cycle fails the next read or
+        write, and that is where the engine must see an :class:`AuthError`.
+        """
+        expected = self.settings.api_token
+        if expected is not None and self.backend.token not in (None, expected.get_secret_value()):
+            raise AuthError("token refused by the in-memory backend", connector=self.name)
+        if self.backend.throttled is not None:
+            raise RateLimitedError(
+                "the in-memory backend is throttling this integration",
+                retry_after=self.backend.throttled,
+                connector=self.name,
+            )
+
     def _add_task(self, obj: str, task: NewTask) -> str | None:
         row = self.backend.tables.get(obj, {}).get(task["record_id"])
         if row is None or row.deleted:

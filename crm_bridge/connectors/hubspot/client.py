@@ -2,9 +2,9 @@
 
 Why one choke point: the benchmark compares our calls with the theoretical minimum, so each
 request must be paced (burst or search limiter), timed out, retried by the shared seam
-(:func:`~crm_bridge.http.call_with_retries`), authenticated with a fresh token and counted --
-exactly once per request actually sent, retries included.  Keeping that in one method means a new
-endpoint cannot forget any of it.  Pacing holds each call's place in its limiter until the answer
+(:func:`~crm_bridge.http.call_with_retries` with :data:`.errors.HUBSPOT_POLICY`), authenticated
+with a fresh token and counted -- exactly once per request actually sent, retries included.
+Keeping that in one method means a new endpoint cannot forget any of it.  Pacing holds each call's place in its limiter until the answer
 is back, because HubSpot counts a call when it arrives, not when we send it.
 
 Design choices, with the pitfalls they avoid (docs/connectors/hubspot.md has the long form):
@@ -34,18 +34,19 @@ import httpx
 import urllib3
 from pydantic import SecretStr
 
+from crm_bridge.connectors.hubspot.errors import HUBSPOT_POLICY, describe_hubspot
+from crm_bridge.connectors.hubspot.limit_headers import observe_burst_headers
+from crm_bridge.connectors.hubspot.oauth import HubSpotTokenProvider
 from crm_bridge.connectors.hubspot.settings import HubSpotSettings
 from crm_bridge.errors import CrmBridgeError
 from crm_bridge.http import (
     Clock,
-    HubSpotTokenProvider,
     RollingWindowLimiter,
     StaticTokenProvider,
     SystemClock,
     call_with_retries,
-    describe_hubspot,
 )
-from crm_bridge.http.describe import lower_headers
+from crm_bridge.http.headers import lower_headers
 
 __all__ = ["HubSpotClient", "Response"]
 
@@ -155,7 +156,7 @@ class HubSpotClient:
                 except Exception as exc:
                     headers = getattr(exc, "headers", None)
                     if headers is not None and not search:
-                        self.burst.observe(headers)
+                        observe_burst_headers(self.burst, headers)
                     raise
             try:
                 data = raw.data
@@ -163,7 +164,7 @@ class HubSpotClient:
             finally:
                 raw.release_conn()
             if not search:
-                self.burst.observe(headers)
+                observe_burst_headers(self.burst, headers)
                 self.last_headers = headers
             return Response(raw.status, json.loads(data) if data else None, headers)
 
@@ -171,6 +172,7 @@ class HubSpotClient:
             attempt,
             idempotent=idempotent,
             describe=describe_hubspot,
+            policy=HUBSPOT_POLICY,
             clock=self.clock,
             max_attempts=self.settings.max_attempts,
             max_wait=self.settings.max_wait_seconds,

@@ -2,7 +2,7 @@
 
 Why crm-bridge fetches tokens itself: simple-salesforce's own logins hard-code
 ``https://login.salesforce.com`` and, when given a ``session_id``, never refresh.  So the token
-comes from :class:`~crm_bridge.http.SalesforceTokenProvider` (httpx, configurable token URL) and
+comes from :class:`~.oauth.SalesforceTokenProvider` (httpx, configurable token URL) and
 the client is built with ``session_id=``; on a 401 the connector asks :meth:`SalesforceAuth.refresh`
 for a new token and a rebuilt client (``SFType`` objects cache the old headers).
 
@@ -10,8 +10,10 @@ Why a custom ``HTTPAdapter``: it is the one place every request simple-salesforc
 through, so it is where we
 
 * apply a default timeout (simple-salesforce's CRUD helpers pass none and would hang forever);
-* count calls honestly, per endpoint family, including retries and Bulk polls;
-* spend and refill the :class:`~crm_bridge.http.DailyBudget` from ``Sforce-Limit-Info``;
+* count calls honestly, per endpoint family (:mod:`.endpoints`, the emulator's buckets too),
+  including retries and Bulk polls;
+* spend and refill the :class:`~crm_bridge.http.DailyBudget` from ``Sforce-Limit-Info``
+  (:mod:`.limit_headers`);
 * remember the last error response's headers, which simple-salesforce's exceptions drop, so a
   ``Retry-After`` still reaches the retry loop.
 
@@ -38,46 +40,23 @@ from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceError
 
 from crm_bridge.errors import AuthError
-from crm_bridge.http import (
-    Clock,
-    DailyBudget,
-    Failure,
-    SalesforceTokenProvider,
-    describe_salesforce,
-)
-from crm_bridge.http.describe import lower_headers
+from crm_bridge.http import Clock, DailyBudget, Failure
+from crm_bridge.http.headers import lower_headers
 
+from .endpoints import endpoint_family
+from .errors import describe_salesforce
+from .limit_headers import observe_limit_info
+from .oauth import SalesforceTokenProvider
 from .settings import SalesforceSettings
 
-__all__ = ["SalesforceAuth", "SalesforceTransport", "endpoint_family"]
+__all__ = ["SalesforceAuth", "SalesforceTransport"]
 
-_DATA_PATH = re.compile(r"/services/data/v[\d.]+/?(.*)$")
 _ID_URL = re.compile(r"/id/(?P<org>00D\w{12,15})/(?P<user>005\w{12,15})/?$")
 
 
-def endpoint_family(method: str, path: str) -> str:
-    """The endpoint family a request belongs to (the same buckets the emulator counts)."""
-    if path.startswith("/services/oauth2"):
-        return "auth"
-    m = _DATA_PATH.match(path)
-    if m is None:
-        return "other"
-    rest = m.group(1).strip("/")
-    parts = rest.split("/")
-    first = parts[0]
-    if first in ("query", "queryAll"):
-        return "query"
-    if first == "composite":
-        return "collections" if rest.startswith("composite/sobjects") else "composite"
-    if first == "jobs":
-        return "bulk2"
-    if first in ("tooling", "limits"):
-        return first
-    if first == "sobjects":
-        if len(parts) == 1 or (len(parts) == 2 and method == "GET") or parts[-1] == "describe":
-            return "describe"
-        return "sobject"
-    return "other"
+def _family(method: str, path: str) -> str:
+    """The calls key for a request: its endpoint family, ``"other"`` for uncounted paths."""
+    return endpoint_family(method, path) or "other"
 
 
 class SalesforceTransport(HTTPAdapter):
@@ -102,9 +81,9 @@ class SalesforceTransport(HTTPAdapter):
             kwargs["timeout"] = self.timeout
         self.budget.acquire()  # raises RateLimitedError before we eat into the reserve
         path = urlsplit(request.url or "").path
-        self.calls[endpoint_family(request.method or "GET", path)] += 1
+        self.calls[_family(request.method or "GET", path)] += 1
         response = super().send(request, **kwargs)
-        self.budget.observe(response.headers)
+        observe_limit_info(self.budget, response.headers)
         self._local.last = (response.status_code, lower_headers(response.headers))
         return response
 
@@ -133,7 +112,7 @@ class SalesforceAuth:
         self.identity_url: str | None = None
 
         def count_request(request: httpx.Request) -> None:
-            calls[endpoint_family(request.method, request.url.path)] += 1
+            calls[_family(request.method, request.url.path)] += 1
 
         def read_identity(response: httpx.Response) -> None:
             # The token response's "id" URL names the integration user; reading it here saves

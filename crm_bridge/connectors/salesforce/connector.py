@@ -3,8 +3,9 @@
 Why this module is thin: the decisions live next to what they decide -- tokens and transport in
 :mod:`.auth`, SOQL and row conversion in :mod:`.reading`, batching in :mod:`.writing`.  Here every
 HTTP call is wrapped once in :func:`~crm_bridge.http.call_with_retries` (with the connector's
-clock, the retry table, and a single token refresh on 401), and nothing touches the network before
-the first method call, so ``crm-bridge connectors list`` can build an instance with no settings.
+clock, the retry table -- generic rows plus Salesforce's, :data:`.errors.SALESFORCE_POLICY` --
+and a single token refresh on 401), and nothing touches the network before the first method
+call, so ``crm-bridge connectors list`` can build an instance with no settings.
 """
 
 from __future__ import annotations
@@ -29,18 +30,12 @@ from crm_bridge.connector import (
     WriteResult,
 )
 from crm_bridge.errors import CrmBridgeError, RecordRejectedError, TransientError
-from crm_bridge.http import (
-    DEFAULT_POLICY,
-    Clock,
-    DailyBudget,
-    RetryPolicy,
-    SystemClock,
-    call_with_retries,
-)
+from crm_bridge.http import Clock, DailyBudget, RetryPolicy, SystemClock, call_with_retries
 
 from . import activities as _activities
 from .admin import SalesforceAdminMixin
 from .auth import SalesforceAuth
+from .errors import SALESFORCE_POLICY
 from .reading import (
     ObjectDescription,
     by_ids_soql,
@@ -96,7 +91,7 @@ class SalesforceConnector(SalesforceAdminMixin, Connector[SalesforceSettings]):
         *,
         name: str,
         clock: Clock | None = None,
-        policy: RetryPolicy = DEFAULT_POLICY,
+        policy: RetryPolicy = SALESFORCE_POLICY,
     ) -> None:
         super().__init__(settings, name=name)
         self.clock: Clock = clock or SystemClock()

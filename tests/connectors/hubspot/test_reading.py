@@ -168,18 +168,3 @@ def test_configured_properties_replace_the_definitions_call(
         "email",
     }
     assert conn.calls["properties"] == 0
-
-
-def test_human_edits_carry_modified_by(
-    hubspot: RunningHubSpot, connector: HubSpotConnector
-) -> None:
-    (cid,) = add_contacts(hubspot.emulator, 1, start=T0)
-    human = hubspot.client(access_token=hubspot.emulator.as_user("mark.marketer@example.com"))
-    human.crm.contacts.basic_api.update(
-        cid, simple_public_object_input={"properties": {"firstname": "M"}}
-    )
-
-    (record,) = list(connector.changes("contacts", T0))
-
-    assert record.fields["firstname"] == "M"
-    assert record.modified_by is not None and record.modified_by.isdigit()

@@ -86,26 +86,6 @@ def test_mixed_batch_results_in_input_order_and_good_records_land(
     assert_counts_match(connector, hubspot)
 
 
-def test_upsert_by_email_creates_then_updates_and_never_duplicates(
-    hubspot: RunningHubSpot, connector: HubSpotConnector
-) -> None:
-    first = connector.write(
-        "contacts", [Upsert(key="a", match_on="email", fields={"email": "Ann@Example.com"})]
-    )
-    second = connector.write(
-        "contacts",
-        [Upsert(key="b", match_on="email", fields={"email": "ann@example.com", "firstname": "A"})],
-    )
-
-    assert first[0].ok and first[0].created is True
-    assert second[0].ok and second[0].created is False
-    assert second[0].id == first[0].id
-    emails = [
-        r.props["email"].lower() for r in hubspot.emulator.portal.store("contacts").live.values()
-    ]
-    assert emails.count("ann@example.com") == 1
-
-
 def test_duplicate_keys_in_one_write_go_to_separate_batches_in_order(
     hubspot: RunningHubSpot, connector: HubSpotConnector
 ) -> None:

@@ -36,18 +36,18 @@ from crm_bridge.connectors.salesforce.emulator.auth import (
 )
 from crm_bridge.connectors.salesforce.emulator.errors import ApiError, invalid_session, not_found
 from crm_bridge.connectors.salesforce.emulator.router import Ctx, Resp, Router
+from crm_bridge.connectors.salesforce.endpoints import endpoint_family
 from crm_bridge.emulators.control import ControlHooks, control_routes
 from crm_bridge.emulators.runtime import Fault, FaultMiddleware
 
 if TYPE_CHECKING:
     from crm_bridge.connectors.salesforce.emulator.emulator import SalesforceEmulator
 
-__all__ = ["build_app", "build_router", "classify", "render_fault"]
+__all__ = ["build_app", "build_router", "render_fault"]
 
 _log = logging.getLogger(__name__)
 _ALL_METHODS = ["GET", "POST", "PATCH", "PUT", "DELETE", "HEAD"]
 _VERSION_RE = re.compile(r"^/v(\d+\.\d+)(/.*)?$")
-_DATA_RE = re.compile(r"^/services/data/v[\d.]+/?(.*)$")
 
 
 def build_router() -> Router:
@@ -61,33 +61,6 @@ def build_router() -> Router:
     bulk2.register(router)
     tooling_routes.register(router)
     return router
-
-
-def classify(method: str, path: str) -> str | None:
-    """Endpoint family of a call, for the call counter (``None``: not counted)."""
-    if path.startswith("/services/oauth2"):
-        return "auth"
-    m = _DATA_RE.match(path)
-    if m is None:
-        return None
-    rest = m.group(1).strip("/")
-    parts = rest.split("/")
-    first = parts[0]
-    if first in ("query", "queryAll"):
-        return "query"
-    if first == "composite":
-        return "collections" if rest.startswith("composite/sobjects") else "composite"
-    if first == "jobs":
-        return "bulk2"
-    if first in ("tooling", "limits"):
-        return first
-    if first == "sobjects":
-        if len(parts) == 1 or (len(parts) == 2 and method == "GET") or parts[-1] == "describe":
-            return "describe"
-        if len(parts) == 3 and parts[2] in ("updated", "deleted"):
-            return "changes"
-        return "sobject"
-    return "other" if rest else None
 
 
 _FAULT_DEFAULTS: dict[int, tuple[str, str]] = {
@@ -283,7 +256,11 @@ def build_app(emu: SalesforceEmulator) -> FaultMiddleware:
     ]
     app = Starlette(routes=routes)
     return FaultMiddleware(
-        app, faults=emu.faults, calls=emu.calls, classify=classify, render_fault_body=render_fault
+        app,
+        faults=emu.faults,
+        calls=emu.calls,
+        classify=endpoint_family,
+        render_fault_body=render_fault,
     )
 
 

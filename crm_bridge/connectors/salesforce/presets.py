@@ -1,0 +1,109 @@
+"""The HubSpot <-> Salesforce preset: a working map out of the box, extended or overridden in TOML.
+
+HubSpot contacts <-> Salesforce Leads and deals <-> Opportunities, with the vocabularies of both
+vendors' default picklists (lead status -> lifecycle stage, opportunity stage -> deal stage).  It
+lives with the vendor whose objects it names, and registers in the ``crm_bridge.presets``
+entry-point group like a third-party connector's preset would.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["HUBSPOT_SALESFORCE"]
+
+_LEAD_STATUS_TO_LIFECYCLE = {
+    "Open - Not Contacted": "marketingqualifiedlead",
+    "Working - Contacted": "salesqualifiedlead",
+    "Accepted": "salesqualifiedlead",
+    "Closed - Converted": "opportunity",
+    "Closed - Not Converted": "other",
+    "Rejected": "other",
+    "Recycled": "lead",
+}
+_STAGE_MAP = {
+    "Prospecting": "appointmentscheduled",
+    "Qualification": "qualifiedtobuy",
+    "Needs Analysis": "qualifiedtobuy",
+    "Value Proposition": "presentationscheduled",
+    "Id. Decision Makers": "decisionmakerboughtin",
+    "Perception Analysis": "decisionmakerboughtin",
+    "Proposal/Price Quote": "contractsent",
+    "Negotiation/Review": "contractsent",
+    "Closed Won": "closedwon",
+    "Closed Lost": "closedlost",
+}
+
+HUBSPOT_SALESFORCE: dict[str, dict[str, Any]] = {
+    "leads": {
+        "crm_object": "Lead",
+        "map_object": "contacts",
+        "identity": "email",
+        "fields": {
+            "email": {"crm": "Email", "map": "email", "kind": "email", "rule": "crm_wins"},
+            "first_name": {"crm": "FirstName", "map": "firstname"},
+            "last_name": {
+                "crm": "LastName",
+                "map": "lastname",
+                "rule": "crm_wins_unless_blank",
+            },
+            "company": {"crm": "Company", "map": "company", "rule": "crm_wins_unless_blank"},
+            "title": {"crm": "Title", "map": "jobtitle"},
+            "phone": {"crm": "Phone", "map": "phone"},
+            "lead_source": {
+                "crm": "LeadSource",
+                "map": "hs_analytics_source",
+                "rule": "map_wins",
+                "direction": "map_to_crm",
+                "values": {
+                    "Web": "ORGANIC_SEARCH",
+                    "Advertisement": "PAID_SEARCH",
+                    "Partner Referral": "REFERRALS",
+                    "Phone Inquiry": "OFFLINE",
+                    "Other": "OTHER_CAMPAIGNS",
+                },
+            },
+            "status": {
+                "crm": "Status",
+                "map": "lifecyclestage",
+                "rule": "crm_wins",
+                "direction": "crm_to_map",
+                "values": _LEAD_STATUS_TO_LIFECYCLE,
+            },
+            "owner": {
+                "crm": "OwnerId",
+                "map": "hubspot_owner_id",
+                "kind": "owner",
+                "rule": "crm_wins",
+            },
+        },
+    },
+    "deals": {
+        "crm_object": "Opportunity",
+        "map_object": "deals",
+        "identity": None,
+        "create_on_crm": False,
+        "fields": {
+            "name": {"crm": "Name", "map": "dealname", "rule": "crm_wins"},
+            "stage": {
+                "crm": "StageName",
+                "map": "dealstage",
+                "rule": "crm_wins",
+                "values": _STAGE_MAP,
+            },
+            "amount": {"crm": "Amount", "map": "amount", "kind": "number", "rule": "crm_wins"},
+            "close_date": {
+                "crm": "CloseDate",
+                "map": "closedate",
+                "kind": "date",
+                "rule": "crm_wins",
+            },
+            "owner": {
+                "crm": "OwnerId",
+                "map": "hubspot_owner_id",
+                "kind": "owner",
+                "rule": "crm_wins",
+            },
+        },
+    },
+}
