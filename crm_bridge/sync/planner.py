@@ -505,7 +505,7 @@ def _close_link(
     # lands, so a crash in between re-plans the same removal instead of forgetting it.
     removed.add(stray)
     handled[stray[0]].add(stray[1])
-    mode: Literal["hard", "archive"] = "hard" if ctx.objmap.delete_policy == "delete" else "archive"
+    mode = _removal_mode(ctx)
     source = deleted[1] if deleted is not None else loser
     if now:
         plan.actions.append(merge)
@@ -546,7 +546,7 @@ def _close_pending(
         plan.actions.append(Forget(link.id, source_id))
         return
     handled[target].add(found.id)
-    mode: Literal["hard", "archive"] = "hard" if ctx.objmap.delete_policy == "delete" else "archive"
+    mode = _removal_mode(ctx)
     if now:
         plan.actions.append(Forget(link.id, source_id))
         plan.actions.append(Remove(target, found.id, None, mode, source_id))
@@ -589,6 +589,11 @@ def _survivor_belongs_elsewhere(
         if record_identity(ctx, there, candidate) == key:
             return True
     return False
+
+
+def _removal_mode(ctx: PlanContext) -> Literal["hard", "archive"]:
+    """How a record that follows a delete or a merge is removed (delete policy ``flag`` aside)."""
+    return "hard" if ctx.objmap.delete_policy == "delete" else "archive"
 
 
 def _plan_deletes(
@@ -637,7 +642,7 @@ def _plan_delete_of(
     if policy == "flag":
         plan.actions.append(FlagDeleted(link.id, side, deleted_id))
     else:
-        mode: Literal["hard", "archive"] = "hard" if policy == "delete" else "archive"
+        mode = _removal_mode(ctx)
         plan.actions.append(Remove(target, target_id, link.id, mode, deleted_id))
     handled[target].add(target_id)
 
@@ -1288,7 +1293,7 @@ def _follow_unlinked_delete(
     if ctx.objmap.delete_policy == "flag":
         plan.actions.append(closed)
         return
-    mode: Literal["hard", "archive"] = "hard" if ctx.objmap.delete_policy == "delete" else "archive"
+    mode = _removal_mode(ctx)
     unlinked = closed if announce and link_id is None else None
     plan.actions.append(Remove(side, record_id, link_id, mode, deleted_id, unlinked=unlinked))
 

@@ -15,7 +15,8 @@ planner skips versions already applied, so the overlap costs reads, never writes
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -53,6 +54,20 @@ class CycleReport:
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@contextmanager
+def _closing(stream: Iterator[Record]) -> Iterator[Iterator[Record]]:
+    """A change stream, closed on the way out.
+
+    A generator left mid-page releases its connection now rather than when it is collected.
+    """
+    try:
+        yield stream
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
 
 
 def _link_state(link: Link) -> LinkState:
@@ -237,15 +252,10 @@ class SyncRunner:
     def _read(self, side: Side, obj: str, cursor: ChangeCursor | None) -> Read:
         conn = self.connectors[side]
         where = window(cursor, timedelta(seconds=self.settings.overlap_seconds))
-        stream = conn.changes(obj, where.since)
-        try:
+        with _closing(conn.changes(obj, where.since)) as stream:
             return take(
                 stream, where, self.settings.max_records_per_cycle, conn.object_spec(obj).ordering
             )
-        finally:
-            close = getattr(stream, "close", None)
-            if close is not None:
-                close()  # a generator left mid-page releases its connection now
 
     def _links(
         self, obj_name: str, changes: dict[Side, list[Record]]
@@ -353,8 +363,7 @@ class SyncRunner:
             field = fm.crm if there == "crm" else fm.map
             have = {record.id for record in changes[there]}
             where = window(cursors[there], timedelta(seconds=self.settings.overlap_seconds))
-            stream = self.connectors[there].changes(objects[there], where.since)
-            try:
+            with _closing(self.connectors[there].changes(objects[there], where.since)) as stream:
                 for record in stream:
                     if (
                         record.id not in have
@@ -364,10 +373,6 @@ class SyncRunner:
                         changes[there].append(record)
                         have.add(record.id)
                         found = True
-            finally:
-                close = getattr(stream, "close", None)
-                if close is not None:
-                    close()
         return found
 
     def _cycle_object(
