@@ -101,6 +101,10 @@ class Update:
     fields of this write the source holds as read.  Once this write lands they are in step, so
     they join the source's baseline -- otherwise a person's later edit of one of them back to
     the old baseline value would look like no change at all."""
+    settled: Mapping[Side, PendingWrite] = field(default_factory=dict)
+    """Sides whose unconfirmed write this cycle's read settled in part: the fields still to
+    redo.  Stored before any batch is sent, so a failed batch leaves no stale prior behind (a
+    person setting a settled field back to that prior would look like our write not landing)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -363,27 +363,39 @@ class Executor:
 
         The side's baseline becomes what this write means it to hold and its pending write
         lists the fields with the values read this cycle as priors; should this batch fail as
-        well, a person's later edit is still told apart from our unsent plan.
+        well, a person's later edit is still told apart from our unsent plan.  What this cycle's
+        read settled of an earlier unconfirmed write (``Update.settled``) is forgotten first.
         """
-        rewrites = [
-            a for a in chunk if isinstance(a, Update) and a.rewrite and a.link_id is not None
+        updates = [
+            a
+            for a in chunk
+            if isinstance(a, Update) and (a.rewrite or a.settled) and a.link_id is not None
         ]
-        if not rewrites:
+        if not updates:
             return
         with self._store_lock, self.store.transaction() as tx:
-            stored = tx.links_by_link_ids(a.link_id for a in rewrites if a.link_id is not None)
+            stored = tx.links_by_link_ids(a.link_id for a in updates if a.link_id is not None)
+            live = {k: v for k, v in stored.items() if v.active}
             changes: dict[int, dict[str, Any]] = {}
-            for action in rewrites:
-                side = action.target
-                link = stored.get(action.link_id or 0)
-                if link is None or not link.active:
+            pending: dict[tuple[int, Side], PendingWrite | None] = {}
+            for action in updates:  # what this cycle's read settled goes first
+                link = live.get(action.link_id or 0)
+                if link is None:
                     continue
+                for side, narrowed in action.settled.items():
+                    pending[(link.id, side)] = narrowed
+                    changes.setdefault(link.id, {})[f"{side}_pending"] = narrowed
+            for action in updates:
+                link = live.get(action.link_id or 0)
+                if link is None or not action.rewrite:
+                    continue
+                side = action.target
                 synced = changes.get(link.id, {}).get("synced") or {
                     s: dict(link.synced.get(s, {})) for s in SIDES
                 }
                 meant = action.synced.get(side, {})
                 synced[side].update({n: meant[n] for n in action.written.fields if n in meant})
-                old = link.pending_on(side)
+                old = pending.get((link.id, side), link.pending_on(side))
                 fields = action.written.fields | (old.fields if old else frozenset())
                 prior = {**(old.prior if old else {}), **action.written.prior}
                 changes.setdefault(link.id, {}).update(

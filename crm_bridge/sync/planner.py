@@ -1008,10 +1008,19 @@ def _settle_and_write(
         for target in SIDES:
             if fm.flows_to(target) and actual[target].get(name) != value:
                 target_values[target][name] = value
-    # Writes that did not land: the baseline says what the side should hold.
+    # Writes that did not land: the value they carried came from the other side, so when that
+    # side was read this cycle its value now is the newest (it may have moved on, even back to
+    # its old baseline, which hides the move from the edit check); else the baseline says.
     for s in SIDES:
+        o = other(s)
         for name in rewrite[s] - decided:
-            target_values[s].setdefault(name, base[s].get(name))
+            newest = (
+                actual[o].get(name)
+                if fresh[o] and records[o] is not None and name not in rewrite[o]
+                else base[s].get(name)
+            )
+            if actual[s].get(name) != newest:
+                target_values[s].setdefault(name, newest)
 
     # A side not read this cycle keeps its stored baseline as is.
     new_base: dict[Side, dict[str, Any]] = {
@@ -1075,6 +1084,7 @@ def _settle_and_write(
                 written=PendingWrite(frozenset(values), {n: actual[target].get(n) for n in values}),
                 still_pending=_unread_pending(link, target, fresh, values),
                 rewrite=link.id is not None and link.state_on(target) == "written",
+                settled=_settled(link, fresh, rewrite),
                 outflow=frozenset(writes.get(source_side, {})),
                 source_holds={
                     n: v
@@ -1087,6 +1097,23 @@ def _settle_and_write(
                 else {},
             )
         )
+
+
+def _settled(
+    link: LinkState, fresh: Mapping[Side, bool], rewrite: Mapping[Side, set[str]]
+) -> dict[Side, PendingWrite]:
+    """The unconfirmed writes this cycle's read narrowed to the fields still to redo."""
+    settled: dict[Side, PendingWrite] = {}
+    for s in SIDES:
+        pending = link.pending_on(s)
+        if not fresh[s] or link.state_on(s) != "written" or pending is None:
+            continue
+        if rewrite[s] != pending.fields:
+            left = frozenset(rewrite[s])
+            settled[s] = PendingWrite(
+                left, {k: v for k, v in pending.prior.items() if k in left}, pending.sent
+            )
+    return settled
 
 
 def _unread_pending(

@@ -889,3 +889,33 @@ def test_regression_a_merge_survivors_twin_beyond_the_other_sides_cap_is_found()
         assert len(m.live("map")) == 1  # the merged-away person's record archived
     finally:
         m.teardown()
+
+
+def test_regression_a_failed_write_redone_after_its_source_was_set_back() -> None:
+    """A write of a marketing edit fails; the marketer sets the old value back: that one wins."""
+    m = SyncMachine()
+    m.setup()
+    try:
+        m.delete_before_the_first_link(same="Ann", side="map")
+        m.same_person_created_on_both_sides(name1="Ann", name2="Ann", score="2.0")
+        m.edit_after_a_failed_cycle(data=_Draws("m2"), name="Di", side="map")
+        m.edit_after_a_failed_cycle(data=_Draws("m2"), name="Ann", side="map")
+        m.converges()
+        assert m.live("crm")["c2"]["name"] == "Ann"
+    finally:
+        m.teardown()
+
+
+def test_regression_an_edit_back_to_a_settled_writes_prior_is_an_edit() -> None:
+    """A failed cycle's write is settled by a person typing its value; their next edit sets the
+    value the record held before that write: an edit, not a write that did not land."""
+    m = SyncMachine()
+    m.setup()
+    try:
+        m.same_person_created_on_both_sides(name1="Ann", name2="Bo", score="1")
+        m.edit_after_a_failed_cycle(data=_Draws("m1"), name="Ann", side="map")
+        m.edit_after_a_failed_cycle(data=_Draws("m1"), name="Bo", side="map")
+        m.converges()
+        assert m.live("crm")["c1"]["name"] == "Bo"
+    finally:
+        m.teardown()
