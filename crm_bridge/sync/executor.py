@@ -121,7 +121,7 @@ class Executor:
         )  # before the first batch: any batch may be the one that fails
         for side in SIDES:
             spec = self.connectors[side].object_spec(self.objects[side])
-            for kind in (Create, Update, Remove):
+            for kind in (Remove, Create, Update):
                 batch = [a for a in remote if a.target == side and isinstance(a, kind)]
                 chunks = list(_chunks(batch, max(1, spec.max_batch)))
                 if not self._write_chunks(plan, side, chunks, spec.max_concurrent_writes, report):

@@ -688,6 +688,13 @@ def _plan_pending(
             # on the target, not ours -- pair the two as two unlinked records would be.
             claimed.add(found.id)
             plan.actions.append(Forget(link.id, source_id))
+            if source_rec is not None and (source_rec.deleted or source_rec.merged_into):
+                # The source left before its create went out: a delete before any link (its
+                # twin follows it), or a merge (the twin pairs with the survivor, unlinked).
+                if not source_rec.merged_into and link.identity is not None:
+                    _follow_unlinked_delete(ctx, plan, target, found.id, source_id, link.identity)
+                    handled[target].add(found.id)
+                continue
             live = source_rec if source_rec is not None and link.news(source_rec, source) else None
             ids: dict[Side, str] = {source: source_id, target: found.id}
             _pair_values(

@@ -291,7 +291,10 @@ class SyncRunner:
         unseen, and the other side's older change written over it.  Reading those few records
         by id lets the conflict rules see both edits.  The same goes for a record whose last
         write is unconfirmed (``written``): only a read tells whether the write must be redone,
-        and the stream may never bring it again.  These reads do not move the cursor: the
+        and the stream may never bring it again.  And for the counterpart of a merge loser (or a
+        converted lead): a write to the loser sent as it left was refused, and the change that
+        write carried is only in the counterpart, past the cursor.  These reads do not move the
+        cursor: the
         stream brings them again, as re-reads the planner recognises.
         """
         fetched = False
@@ -305,7 +308,11 @@ class SyncRunner:
                     and link.active
                     and (rid := link.id_on(side)) is not None
                     and rid not in have
-                    and (capped[side] or link.state_on(side) == "written")
+                    and (
+                        capped[side]
+                        or link.state_on(side) == "written"
+                        or record.merged_into is not None
+                    )
                 }
             )
             if wanted:

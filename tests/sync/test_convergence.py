@@ -16,7 +16,7 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from hypothesis.stateful import (
 )
 
 from crm_bridge.connector import WriteOp, WriteResult
-from crm_bridge.connectors.example_memory import MemoryConnector, MemorySettings
+from crm_bridge.connectors.example_memory import MemoryBackend, MemoryConnector, MemorySettings
 from crm_bridge.errors import TransientError
 from crm_bridge.store import Store
 from crm_bridge.sync.mapping import PairSettings
@@ -69,8 +69,12 @@ class CrashingConnector(MemoryConnector):
 
     crash_after: tuple[int, int] | None = None
     fail_next = False
+    during_next_write: Callable[[], None] | None = None
 
     def write(self, obj: str, ops: Sequence[WriteOp]) -> list[WriteResult]:
+        if self.during_next_write is not None:
+            act, self.during_next_write = self.during_next_write, None
+            act()  # a person acts while the batch is on its way
         if self.fail_next:
             self.fail_next = False
             raise TransientError("503 Service Unavailable", connector=self.name)
@@ -244,6 +248,36 @@ class SyncMachine(RuleBasedStateMachine):
         if not unchanged:
             self.kept_edits[(side, rid)] = name  # "name" is latest_wins: the newest must win
 
+    @rule(data=st.data(), into_existing=st.booleans())
+    def convert(self, data: st.DataObject, into_existing: bool) -> None:
+        """A rep converts a lead (into a new contact, or into one that is there already)."""
+        self._convert(data, into_existing)
+
+    @rule(data=st.data(), into_existing=st.booleans())
+    def convert_during_a_write_batch(self, data: st.DataObject, into_existing: bool) -> None:
+        """A rep converts a lead while the bridge's next write batch is on its way."""
+
+        def act() -> None:
+            for conn in self.conns.values():
+                conn.during_next_write = None
+            self._convert(data, into_existing)
+
+        for conn in self.conns.values():
+            conn.during_next_write = act
+        self.runner().run_cycle()
+        for conn in self.conns.values():
+            conn.during_next_write = None
+
+    def _convert(self, data: st.DataObject, into_existing: bool) -> None:
+        live = sorted(self.live("crm"))
+        if not live:
+            return
+        lead = data.draw(st.sampled_from(live))
+        others = [r for r in live if r != lead]
+        into = data.draw(st.sampled_from(others)) if into_existing and others else None
+        contact = convert_lead(self.conns["crm"].backend, "contacts", lead, into)
+        self.touched("crm", contact)  # the contact carries the lead's person on
+
     # -- what the bridge does ---------------------------------------------------------------
     @rule(side=SIDES, keep=st.integers(0, 2), skip=st.integers(0, 2))
     def crashing_sync(self, side: str, keep: int, skip: int = 0) -> None:
@@ -319,6 +353,25 @@ class SyncMachine(RuleBasedStateMachine):
                 side
             ]
             assert not back, f"deleted before any link, back on {side}: {back}"
+
+
+def convert_lead(backend: MemoryBackend, obj: str, lead: str, into: str | None) -> str:
+    """Salesforce's lead conversion as a person stream (Lead or Contact) shows it.
+
+    The contact is new (the lead's values) or one that exists (only its empty fields filled);
+    the converted lead leaves the stream pointing at it, as a merge loser does.  Returns the
+    contact's id.
+    """
+    rows = backend.tables[obj]
+    values = dict(rows[lead].fields)
+    if into is None:
+        into = backend.create(obj, values)
+    else:
+        empty = {k: v for k, v in values.items() if rows[into].fields.get(k) in (None, "")}
+        backend.human_edit(obj, into, empty)
+    rows[lead].merged_into = into
+    backend.delete(obj, lead)
+    return into
 
 
 def other_side(side: str) -> str:
@@ -917,5 +970,63 @@ def test_regression_an_edit_back_to_a_settled_writes_prior_is_an_edit() -> None:
         m.edit_after_a_failed_cycle(data=_Draws("m1"), name="Bo", side="map")
         m.converges()
         assert m.live("crm")["c1"]["name"] == "Bo"
+    finally:
+        m.teardown()
+
+
+def test_regression_an_edit_whose_write_met_a_conversion_reaches_the_contact() -> None:
+    """A marketer's edit is on its way to a lead as the rep converts it: the write is refused,
+    and the edit must reach the contact the lead became."""
+    m = SyncMachine()
+    m.setup()
+    try:
+        m.same_person_created_on_both_sides(name1="Ann", name2="Ann", score="")
+        m.converges()
+        m.edit(data=_Draws("m1", "Bo"), field="name", side="map")
+        m.same_person_created_on_both_sides(name1="Ann", name2="Ann", score="")
+        m.convert_during_a_write_batch(data=_Draws("c1"), into_existing=False)
+        m.converges()
+        assert m.live("crm")["c3"]["name"] == "Bo"
+    finally:
+        m.teardown()
+
+
+def test_regression_a_crash_in_a_merge_of_two_people_leaves_no_duplicate() -> None:
+    """Conversions chain two people into one contact; a crash after the first map write must
+    not leave two platform records with one e-mail (the loser's record goes first)."""
+    m = SyncMachine()
+    m.setup()
+    try:
+        m.create(name="Ann", score="", side="crm", title="")
+        m.create(name="Cy", score="3", side="map", title="")
+        m.capped_sync(cap=1)
+        m.convert(data=_Draws("c1"), into_existing=False)
+        m.convert(data=_Draws("c3"), into_existing=False)
+        m.convert(data=_Draws("c2", "c4"), into_existing=True)
+        m.crashing_sync(keep=1, side="map", skip=0)
+        m.no_engine_made_duplicates()
+        m.converges()
+    finally:
+        m.teardown()
+
+
+def test_regression_a_source_deleted_before_its_held_back_create_went_out() -> None:
+    """A create held back for a capped side is never sent; the source is deleted; its twin on
+    the other side is then found: the twin follows the delete, it is not paired with it."""
+    m = SyncMachine()
+    m.setup()
+    try:
+        m.create(name="Ann", score="", side="crm", title="")
+        m.same_person_created_on_both_sides(name1="Ann", name2="Ann", score="")
+        m.same_person_created_on_both_sides(name1="Ann", name2="Ann", score="")
+        m.human_duplicate(data=_Draws("m1"), name="Ann", side="map")
+        m.same_person_created_on_both_sides(name1="Ann", name2="Ann", score="")
+        m.delete(data=_Draws("c3"), side="crm")
+        m.capped_sync(cap=1)
+        m.capped_sync(cap=2)
+        m.delete(data=_Draws("c4"), side="crm")
+        m.same_person_created_on_both_sides(name1="Bo", name2="Bo", score="1")
+        m.converges()
+        assert "m4" not in m.live("map")
     finally:
         m.teardown()

@@ -1,4 +1,4 @@
-"""Create, update, delete, upsert and merge -- the rules every write path shares.
+"""Create, update, delete, upsert, merge and lead conversion -- the rules every write path shares.
 
 Why one module: single-record REST, sObject Collections, Composite and Bulk 2.0 must all refuse
 the same bad writes with the same error codes, stamp the same audit fields, and honour the same
@@ -9,8 +9,15 @@ Docs: https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/sforce_api_
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from crm_bridge.connectors.salesforce.emulator.convert import (
+    LeadConvert,
+    convert_lead,
+    converted_lead_error,
+)
 from crm_bridge.connectors.salesforce.emulator.errors import RecordError
 from crm_bridge.connectors.salesforce.emulator.ids import looks_like_id, normalize_id
 from crm_bridge.connectors.salesforce.emulator.schema import OPPORTUNITY_STAGES, Field, SObjectType
@@ -36,6 +43,22 @@ class Writer:
         self.org = org
         self.user_id = user_id
         self.allow_duplicates = allow_duplicates
+        self._now: str | None = None
+
+    @contextmanager
+    def one_transaction(self) -> Iterator[str]:
+        """Every write in the block gets the same stamp, as one Salesforce transaction does.
+
+        Why: a merge or a lead conversion touches several records in one server transaction, so
+        a real org gives them all one ``SystemModstamp``; a change-stream reader ordering by
+        ``SystemModstamp, Id`` must see them together, whatever the wall clock did meanwhile.
+        """
+        outer = self._now
+        self._now = outer or self.org.now_stamp()
+        try:
+            yield self._now
+        finally:
+            self._now = outer
 
     # ------------------------------------------------------------------ helpers
     def _type(self, name: str) -> tuple[SObjectType, ObjectStore]:
@@ -216,7 +239,7 @@ class Writer:
             rec["IsClosed"] = rec.get("Status") == "Completed"
 
     def _stamp(self, rec: Record, *, created: bool) -> None:
-        now = self.org.now_stamp()
+        now = self._now or self.org.now_stamp()
         if created:
             rec["CreatedDate"] = now
             rec["CreatedById"] = self.user_id
@@ -224,7 +247,8 @@ class Writer:
         rec["LastModifiedById"] = self.user_id
         rec["SystemModstamp"] = now
 
-    def _live(self, record_id: Any, t: SObjectType | None = None) -> tuple[ObjectStore, Record]:
+    def live(self, record_id: Any, t: SObjectType | None = None) -> tuple[ObjectStore, Record]:
+        """The store and record of a live (not deleted) record of type ``t``, or a RecordError."""
         if not looks_like_id(record_id):
             raise RecordError("MALFORMED_ID", f"malformed id {record_id}", [])
         found = self.org.find(record_id)
@@ -233,6 +257,18 @@ class Writer:
         if found[1].get("IsDeleted"):
             raise RecordError("ENTITY_IS_DELETED", "entity is deleted", [])
         return found
+
+    def _writable(self, record_id: Any, t: SObjectType | None = None) -> tuple[ObjectStore, Record]:
+        """:meth:`live`, refusing a converted Lead (read-only for every write path)."""
+        store, rec = self.live(record_id, t)
+        if store.type.name == "Lead" and rec.get("IsConverted"):
+            raise converted_lead_error()
+        return store, rec
+
+    def save_system(self, store: ObjectStore, rec: Record) -> None:
+        """Store a record the org itself changed (read-only fields too), stamped as this user."""
+        self._stamp(rec, created=False)
+        self.org.put(store, rec)
 
     # ------------------------------------------------------------------ operations
     def create(self, object_name: str, data: dict[str, Any], *, from_text: bool = False) -> str:
@@ -267,7 +303,7 @@ class Writer:
     ) -> str:
         """Change fields of a live record; returns the (18-character) id."""
         t = self._type(object_name)[0] if object_name else None
-        store, old = self._live(record_id, t)
+        store, old = self._writable(record_id, t)
         t = store.type
         changes = self._fields(t, data, creating=False, from_text=from_text, record_id=old["Id"])
         rec = dict(old)
@@ -294,7 +330,7 @@ class Writer:
     def delete(self, object_name: str | None, record_id: Any) -> str:
         """Soft-delete: ``IsDeleted`` becomes true (visible to queryAll and getDeleted)."""
         t = self._type(object_name)[0] if object_name else None
-        store, old = self._live(record_id, t)
+        store, old = self._writable(record_id, t)
         if not store.type.deletable:
             raise RecordError("DELETE_FAILED", f"{store.type.name} records cannot be deleted", [])
         self._soft_delete(store, old)
@@ -367,12 +403,15 @@ class Writer:
         t, _ = self._type(object_name)
         if "MasterRecordId" not in t.fields:
             raise RecordError("INVALID_TYPE", f"{t.name} records cannot be merged", [])
-        store, master = self._live(master_id, t)
-        for loser in loser_ids:
-            lstore, lrec = self._live(loser, t)
-            if lrec["Id"] == master["Id"]:
-                raise RecordError("INVALID_ID_FIELD", "master record is also a loser", [])
-            self._soft_delete(lstore, lrec, master["Id"])
-        rec = dict(master)
-        self._stamp(rec, created=False)
-        self.org.put(store, rec)
+        with self.one_transaction():
+            store, master = self._writable(master_id, t)
+            for loser in loser_ids:
+                lstore, lrec = self._writable(loser, t)
+                if lrec["Id"] == master["Id"]:
+                    raise RecordError("INVALID_ID_FIELD", "master record is also a loser", [])
+                self._soft_delete(lstore, lrec, master["Id"])
+            self.save_system(store, dict(master))
+
+    def convert_lead(self, request: LeadConvert) -> dict[str, Any]:
+        """``convertLead()``: see :mod:`.convert`; returns the LeadConvertResult."""
+        return convert_lead(self, request)

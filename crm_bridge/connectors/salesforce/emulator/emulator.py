@@ -1,5 +1,14 @@
 """The public face of the emulator: build it, seed it, start it, act as users, snapshot it.
 
+Salesforce-specific control routes (next to the shared ones in ``crm_bridge.emulators.control``):
+
+* ``POST /__emulator__/merge`` -- ``{"object","master","losers","as_user"}``: a merge as in the UI.
+* ``POST /__emulator__/convert-lead`` -- ``{"leadId","accountId"?,"contactId"?,
+  "doNotCreateOpportunity"?,"opportunityName"?,"convertedStatus"?,"overwriteLeadSource"?,
+  "asUser"?}``: ``convertLead()`` (SOAP only in a real org); answers the LeadConvertResult, or 400
+  with the Salesforce error array.
+* ``POST /__emulator__/token``, ``duplicate-rules``, ``limits``, ``seed``.
+
 Why ``RunningSalesforce.simple_salesforce()``: tests and benches must talk to the emulator with
 the *real* client over a real TLS socket; this builds that client the one correct way
 (``trust_env=False`` so ``REQUESTS_CA_BUNDLE`` cannot override the emulator's CA).
@@ -8,6 +17,7 @@ the *real* client over a real TLS socket; this builds that client the one correc
 from __future__ import annotations
 
 import gc
+from dataclasses import asdict
 from typing import Any
 
 import requests
@@ -119,6 +129,39 @@ class SalesforceEmulator:
         with self.org.lock, self.org.atomic():
             Writer(self.org, user_id).merge(object_name, master, losers)
 
+    def convert_lead(
+        self,
+        lead_id: str,
+        *,
+        account_id: str | None = None,
+        contact_id: str | None = None,
+        do_not_create_opportunity: bool = False,
+        opportunity_name: str | None = None,
+        converted_status: str | None = None,
+        overwrite_lead_source: bool = False,
+        as_user: str | None = None,
+    ) -> dict[str, Any]:
+        """``convertLead()`` as ``as_user`` (a username); returns the LeadConvertResult dict.
+
+        Why a method and not a REST resource: conversion is SOAP/Apex only, which the emulator
+        does not serve.  A failure raises :class:`RecordError` and leaves the org unchanged.
+        """
+        from crm_bridge.connectors.salesforce.emulator.convert import LeadConvert
+        from crm_bridge.connectors.salesforce.emulator.dml import Writer
+
+        request = LeadConvert(
+            lead_id=lead_id,
+            account_id=account_id,
+            contact_id=contact_id,
+            do_not_create_opportunity=do_not_create_opportunity,
+            opportunity_name=opportunity_name,
+            converted_status=converted_status,
+            overwrite_lead_source=overwrite_lead_source,
+        )
+        user_id = self.user_id(as_user or self.settings.integration_username)
+        with self.org.lock, self.org.atomic():
+            return Writer(self.org, user_id).convert_lead(request)
+
     def snapshot(self) -> dict[str, Any]:
         """Everything needed to recreate the org's data (not tokens, faults or the clock)."""
         with self.org.lock:
@@ -158,8 +201,9 @@ class SalesforceEmulator:
 
     # ------------------------------------------------------------------ control plane
     def control_extra_routes(self) -> list[BaseRoute]:
-        """Salesforce-specific control routes (merge, tokens, duplicate rules, limits, seed)."""
+        """Salesforce-specific control routes (merge, lead conversion, tokens, limits, seed)."""
         from crm_bridge.connectors.salesforce.emulator.app import control_json
+        from crm_bridge.connectors.salesforce.emulator.convert import LeadConvert
 
         def merge(body: dict[str, Any]) -> Any:
             try:
@@ -169,6 +213,13 @@ class SalesforceEmulator:
             except RecordError as err:
                 raise ApiError(400, err.status_code, err.message, err.fields) from None
             return {"merged": list(body["losers"]), "master": body["master"]}
+
+        def convert_lead(body: dict[str, Any]) -> Any:
+            request = asdict(LeadConvert.from_json(body))
+            try:
+                return self.convert_lead(**request, as_user=body.get("asUser"))
+            except RecordError as err:
+                raise err.as_api_error(400) from None
 
         def token(body: dict[str, Any]) -> Any:
             username = body.get("username") or self.settings.integration_username
@@ -198,6 +249,7 @@ class SalesforceEmulator:
         p = CONTROL_PREFIX
         return [
             Route(f"{p}/merge", control_json(merge), methods=["POST"]),
+            Route(f"{p}/convert-lead", control_json(convert_lead), methods=["POST"]),
             Route(f"{p}/token", control_json(token), methods=["POST"]),
             Route(f"{p}/duplicate-rules", control_json(duplicate_rules), methods=["POST"]),
             Route(f"{p}/limits", control_json(limits), methods=["POST"]),
