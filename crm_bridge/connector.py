@@ -48,6 +48,7 @@ from crm_bridge.errors import CrmBridgeError, RecordRejectedError
 
 __all__ = [
     "ALREADY_GONE_CODES",
+    "MOVED_ON_CODES",
     "CAPABILITY_METHODS",
     "Activity",
     "Capability",
@@ -199,6 +200,11 @@ class Record:
     both sides last agreed on (:mod:`crm_bridge.sync.planner`), which also works for vendors that
     stamp no author -- but operators, connector-side filters (Salesforce's
     ``exclude_own_changes``) and the conformance kit do.
+
+    ``absent`` names vendor fields this record's kind does not have, for objects that stream
+    several kinds as one (Salesforce's person: a Contact has no ``Company`` or ``Status``): their
+    values are unknown, not empty, so the engine neither takes them for a person clearing the
+    field nor writes them there.
     """
 
     object: str
@@ -210,6 +216,7 @@ class Record:
     merged_into: str | None = None
     merged_from: tuple[str, ...] = ()
     modified_by: str | None = None
+    absent: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +255,11 @@ ALREADY_GONE_CODES: frozenset[str] = frozenset(
 """Error codes meaning "that record is already deleted": the engine counts a :class:`Delete`
 failing with one of them as done, so a re-run after a crash is idempotent.  Report an
 already-deleted target with one of these codes."""
+
+MOVED_ON_CODES: frozenset[str] = frozenset({"CANNOT_UPDATE_CONVERTED_LEAD", "MERGED_AWAY"})
+"""Error codes meaning "that record became another one" (a converted lead, a merge loser): an
+update refused so is no dead letter -- the change stream reports the move (``merged_into``), the
+engine re-keys the link and writes the change to the record that carries the person on."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from crm_bridge.connector import (
     ALREADY_GONE_CODES,
+    MOVED_ON_CODES,
     Capability,
     Connector,
     Delete,
@@ -351,6 +352,10 @@ class Executor:
                     # A removal of a record that is already gone did its job (a re-run after
                     # a crash that came between the vendor's delete and our bookkeeping).
                     self._succeeded(tx, plan, side, action, result, report, now, outcomes)
+                elif isinstance(action, Update) and result.error_code in MOVED_ON_CODES:
+                    # Converted or merged away since it was read: the stream reports the move
+                    # and the next cycle writes this change to the record it became.
+                    report.counts["target_moved"] += 1
                 else:
                     self._failed(tx, plan, side, action, result, report, now)
             for action, result in outcomes.flush(now):

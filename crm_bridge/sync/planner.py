@@ -181,8 +181,11 @@ def _field_name(fm: FieldMap, side: Side) -> str:
 
 
 def logical_values(ctx: PlanContext, side: Side, record: Record) -> dict[str, Any]:
-    """A record's mapped fields as logical values (CRM vocabulary, owner e-mails, normalised)."""
-    return _logical(ctx, side, record.fields, ctx.objmap.fields)
+    """A record's mapped fields as logical values (CRM vocabulary, owner e-mails, normalised).
+
+    Fields the record's kind does not have (``Record.absent``) are left out: unknown, not empty.
+    """
+    return _logical(ctx, side, record.fields, ctx.objmap.fields, record.absent)
 
 
 def _as_written(
@@ -204,11 +207,18 @@ def _as_written(
 
 
 def _logical(
-    ctx: PlanContext, side: Side, raw_fields: Mapping[str, Any], maps: Mapping[str, FieldMap]
+    ctx: PlanContext,
+    side: Side,
+    raw_fields: Mapping[str, Any],
+    maps: Mapping[str, FieldMap],
+    absent: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name, fm in maps.items():
-        raw = raw_fields.get(_field_name(fm, side))
+        vendor_name = _field_name(fm, side)
+        if vendor_name in absent:
+            continue
+        raw = raw_fields.get(vendor_name)
         if fm.kind == "owner":
             values[name] = None if raw in (None, "") else ctx.owners.email_of(side, str(raw))
             continue
@@ -938,7 +948,7 @@ def _side_changes(
     is not known, anything) did not land and is written again; any other value there was put
     in by a person after we read the record, and must not be overwritten by our stale plan.
     """
-    differ = {f for f in ctx.objmap.fields if actual.get(f) != base.get(f)}
+    differ = {f for f in ctx.objmap.fields if f in actual and actual[f] != base.get(f)}
     pending = link.pending_on(side)
     if link.state_on(side) != "written" or pending is None:
         return differ, set()

@@ -360,6 +360,9 @@ class MemoryConnector(Connector[MemorySettings]):
             new_id = self.backend.create(obj, dict(op.fields), user=INTEGRATION_USER)
             return WriteResult.success(op.key, new_id, version="1", created=True)
         row = rows.get(target)
+        if row is not None and row.merged_into is not None:
+            # Like a converted lead: the record lives on as another one (MOVED_ON_CODES).
+            return WriteResult.failure(op.key, f"merged into {row.merged_into}", code="MERGED_AWAY")
         if row is None or row.deleted:
             return WriteResult.failure(op.key, "entity is deleted", code="ENTITY_IS_DELETED")
         self.backend._touch(obj, target, dict(op.fields), user=INTEGRATION_USER)
