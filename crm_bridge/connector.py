@@ -48,8 +48,8 @@ from crm_bridge.errors import CrmBridgeError, RecordRejectedError
 
 __all__ = [
     "ALREADY_GONE_CODES",
-    "MOVED_ON_CODES",
     "CAPABILITY_METHODS",
+    "MOVED_ON_CODES",
     "Activity",
     "Capability",
     "Connector",

@@ -96,6 +96,7 @@ class Sandbox:
                 "grant_type": "client_credentials",
                 "ca_bundle": sf.ca_path,
                 "objects": [
+                    "Person",
                     "Lead",
                     "Contact",
                     "Account",

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from crm_bridge.connectors.salesforce.people import kind_of
 from crm_bridge.demo.sandbox import DEFAULT_PAIR, Sandbox
 from crm_bridge.session import Session
+from crm_bridge.store import Link
 from crm_bridge.sync.actions import SIDES
 from crm_bridge.sync.planner import PlanContext, logical_values
 from crm_bridge.sync.runner import CycleReport
@@ -62,15 +64,20 @@ def _human_edits(sandbox: Sandbox, session: Session, rng: random.Random, say: Pr
     picked = rng.sample(links, min(12, len(links)))
     from hubspot.crm.contacts import SimplePublicObjectInput
 
+    def person(link: Link) -> Any:  # the sObject API a linked person's record lives in
+        return sf.Lead if kind_of(link.crm_id or "") == "Lead" else sf.Contact
+
     for link in picked[:5]:
-        sf.Lead.update(link.crm_id, {"Title": rng.choice(["VP Sales", "CTO", "Head of Growth"])})
+        person(link).update(
+            link.crm_id, {"Title": rng.choice(["VP Sales", "CTO", "Head of Growth"])}
+        )
     for link in picked[5:10]:
         contacts_api.update(
             link.map_id,
             SimplePublicObjectInput(properties={"phone": f"+1 555 01{rng.randint(10, 99)}"}),
         )
     both = picked[10]
-    sf.Lead.update(both.crm_id, {"FirstName": "Rep-Edit"})
+    person(both).update(both.crm_id, {"FirstName": "Rep-Edit"})
     contacts_api.update(
         both.map_id, SimplePublicObjectInput(properties={"firstname": "Marketer-Edit"})
     )
@@ -82,8 +89,34 @@ def _human_edits(sandbox: Sandbox, session: Session, rng: random.Random, say: Pr
         }
     )
     say(
-        "  reps edited 5 leads in Salesforce, marketers 5 contacts in HubSpot, one record on both "
-        "sides at once, and a rep created a new lead"
+        "  reps edited 5 people in Salesforce, marketers 5 contacts in HubSpot, one record on "
+        "both sides at once, and a rep created a new lead"
+    )
+
+
+def _conversions(sandbox: Sandbox, session: Session, count: int, say: Printer) -> list[Link]:
+    """Reps convert a few linked leads (Salesforce makes an Account, a Contact, a deal)."""
+    with session.store.transaction(readonly=True) as tx:
+        leads = [
+            link
+            for link in tx.iter_links("main", "leads")
+            if kind_of(link.crm_id or "") == "Lead" and link.map_id
+        ][:count]
+    for link in leads:
+        sandbox.salesforce.emulator.convert_lead(link.crm_id or "", as_user=_a_rep(sandbox))
+    say(f"  reps converted {len(leads)} leads into contacts (with accounts and opportunities)")
+    return leads
+
+
+def _followed(session: Session, converted: Sequence[Link], say: Printer) -> None:
+    """Say where the links of converted leads are now: same HubSpot record, the new Contact."""
+    with session.store.transaction(readonly=True) as tx:
+        now = tx.links_by_ids("main", "leads", "map", [c.map_id or "" for c in converted])
+    moved = [c for c in converted if (n := now.get(c.map_id or "")) and n.crm_id != c.crm_id]
+    on_contacts = [c for c in moved if kind_of(now[c.map_id or ""].crm_id or "") == "Contact"]
+    say(
+        f"  {len(on_contacts)} of {len(converted)} converted leads: the link followed the lead to "
+        "its new Contact, same HubSpot contact (no duplicate, nothing written to the old lead)"
     )
 
 
@@ -119,7 +152,9 @@ def _agreement(session: Session, say: Printer) -> tuple[int, int]:
     for link in links:
         crm = by_side["crm"].get(link.crm_id or "")
         hub = by_side["map"].get(link.map_id or "")
-        if crm is not None and hub is not None and all(crm.get(f) == hub.get(f) for f in two_way):
+        # A field a record's kind lacks (a Contact's Company) is not there to agree on.
+        shared = [f for f in two_way if crm is not None and f in crm]
+        if crm is not None and hub is not None and all(crm[f] == hub.get(f) for f in shared):
             agree += 1
     say(
         f"  {agree} of {len(links)} linked lead/contact pairs agree on every two-way field "
@@ -155,12 +190,18 @@ def run_demo(
         with sandbox.session(config) as session:
             runner = session.runner("main")
             say("sync (what `crm-bridge daemon` does every interval):")
+            converted: list[Link] = []
             for n in range(1, cycles + 1):
                 started = time.monotonic()
                 report = runner.run_cycle()
                 say(_summary(n, report, time.monotonic() - started))
+                if converted:
+                    _followed(session, converted, say)
+                    converted = []
                 if n < cycles:
                     _human_edits(sandbox, session, rng, say)
+                    if n == 1:
+                        converted = _conversions(sandbox, session, 3, say)
             agree, total = _agreement(session, say)
             with session.store.transaction(readonly=True) as tx:
                 dead = tx.dead_letters(pair="main", limit=10_000)
@@ -202,7 +243,7 @@ def _sla_and_reasons(sandbox: Sandbox, session: Session, say: Printer) -> None:
                 client_id=sf.client_id,
                 client_secret=SecretStr(sf.client_secret),
                 ca_bundle=sf.ca_path,
-                objects=["Lead"],
+                objects=["Person", "Lead"],
             ),
             name="salesforce",
             clock=clock,

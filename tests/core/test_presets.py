@@ -10,9 +10,9 @@ from crm_bridge.sync.mapping import PairSettings
 def test_the_in_tree_preset_is_registered_by_its_vendor() -> None:
     assert installed_presets()["hubspot_salesforce"].startswith("crm_bridge.connectors.salesforce.")
     objects = load_preset("hubspot_salesforce")
-    assert objects["leads"]["crm_object"] == "Lead"
+    assert objects["leads"]["crm_object"] == "Person"
     objects["leads"]["crm_object"] = "changed"  # a copy: the next load is untouched
-    assert load_preset("hubspot_salesforce")["leads"]["crm_object"] == "Lead"
+    assert load_preset("hubspot_salesforce")["leads"]["crm_object"] == "Person"
 
 
 def test_a_pair_extends_a_preset_field_by_field() -> None:

@@ -159,7 +159,7 @@ class SlaWorld:
                 client_secret=SecretStr(salesforce.client_secret),
                 ca_bundle=salesforce.ca_path,
                 timeout_seconds=10.0,
-                objects=["Lead"],
+                objects=["Person", "Lead"],
             ),
             name="salesforce",
             clock=self.fake,

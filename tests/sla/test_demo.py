@@ -26,7 +26,7 @@ def test_run_sla_demo(
             client_id=salesforce.client_id,
             client_secret=SecretStr(salesforce.client_secret),
             ca_bundle=salesforce.ca_path,
-            objects=["Lead"],
+            objects=["Person", "Lead"],
         ),
         name="salesforce",
         clock=clock,

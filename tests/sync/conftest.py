@@ -7,9 +7,12 @@ from typing import Any
 import pytest
 
 from crm_bridge.connectors.example_memory import MemoryBackend, MemoryConnector, MemorySettings
+from crm_bridge.connectors.hubspot.emulator import RunningHubSpot
+from crm_bridge.connectors.salesforce.emulator import RunningSalesforce
 from crm_bridge.store import Store
 from crm_bridge.sync.mapping import PairSettings
 from crm_bridge.sync.runner import SyncRunner
+from tests.sync.emulated import Emulated, Make
 
 PAIR: dict[str, Any] = {
     "crm": "crm",
@@ -72,3 +75,20 @@ def world(tmp_path: Path) -> Iterator[World]:
     w = World(tmp_path)
     yield w
     w.store.close()
+
+
+@pytest.fixture
+def make(salesforce: RunningSalesforce, hubspot: RunningHubSpot, tmp_path: Path) -> Iterator[Make]:
+    """Build :class:`Emulated` pairs on the freshly reset emulators; all closed afterwards."""
+    made: list[Emulated] = []
+
+    def build(*, store: str = "store", **kwargs: Any) -> Emulated:
+        where = tmp_path / store
+        where.mkdir(exist_ok=True)
+        emulated = Emulated(salesforce, hubspot, where, **kwargs)
+        made.append(emulated)
+        return emulated
+
+    yield build
+    for emulated in made:
+        emulated.close()

@@ -315,3 +315,7 @@ class Emulated:
             contact_id, properties=[*CONTACT_PROPS, *extra]
         )
         return {**found.properties, "id": str(found.id)}
+
+
+Make = Callable[..., Emulated]
+"""The ``make`` fixture (``tests/sync/conftest.py``): builds an :class:`Emulated` pair."""

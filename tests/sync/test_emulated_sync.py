@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import ssl
 import time
-from collections.abc import Callable, Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,28 +22,9 @@ from crm_bridge.connectors.hubspot.emulator import RunningHubSpot
 from crm_bridge.connectors.salesforce.emulator import RunningSalesforce
 from crm_bridge.errors import SyncAbortedError
 from crm_bridge.sync.runner import CycleReport
-from tests.sync.emulated import OTHER_REP, Emulated, oauth_refresh_token
-
-Make = Callable[..., Emulated]
+from tests.sync.emulated import OTHER_REP, Make, oauth_refresh_token
 
 WRITE_COUNTS = ("created", "matched", "updated", "deleted", "linked", "merged", "dead_lettered")
-
-
-@pytest.fixture
-def make(salesforce: RunningSalesforce, hubspot: RunningHubSpot, tmp_path: Path) -> Iterator[Make]:
-    """Build :class:`Emulated` pairs on the freshly reset emulators; all closed afterwards."""
-    made: list[Emulated] = []
-
-    def build(*, store: str = "store", **kwargs: Any) -> Emulated:
-        where = tmp_path / store
-        where.mkdir(exist_ok=True)
-        emulated = Emulated(salesforce, hubspot, where, **kwargs)
-        made.append(emulated)
-        return emulated
-
-    yield build
-    for emulated in made:
-        emulated.close()
 
 
 def writes(report: CycleReport) -> dict[str, int]:

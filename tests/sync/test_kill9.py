@@ -170,10 +170,13 @@ class World:
         org = self.sandbox.salesforce.emulator.org
         portal = self.sandbox.hubspot.emulator.portal
         with org.lock, portal.lock:
-            return {
+            live = {
                 obj: {rid for rid, r in org.records_of(obj).items() if not r.get("IsDeleted")}
-                for obj in ("Lead", "Opportunity")
+                for obj in ("Lead", "Contact", "Opportunity")
             } | {obj: {str(i) for i in portal.store(obj).live} for obj in ("contacts", "deals")}
+            # The pair syncs people: Leads (not converted) and Contacts.
+            live["Person"] = live["Lead"] | live["Contact"]
+            return live
 
     def snapshots(self) -> tuple[dict[str, Any], dict[str, Any]]:
         return self.sandbox.salesforce.emulator.snapshot(), self.sandbox.hubspot.emulator.snapshot()
@@ -248,7 +251,14 @@ def end_state(world: World) -> EndState:
     with org.lock, portal.lock:
         users = {rid: str(u["Email"]) for rid, u in org.records_of("User").items()}
         owners = {str(o["id"]): str(o["email"]) for o in portal.owners}
-        live_leads = [r for r in org.records_of("Lead").values() if not r.get("IsDeleted")]
+        # People: live Leads and Contacts (the pair's Person object); a Contact has no Company
+        # or Status, so those read as None on it.
+        live_leads = [
+            r
+            for obj in ("Lead", "Contact")
+            for r in org.records_of(obj).values()
+            if not r.get("IsDeleted") and not r.get("IsConverted")
+        ]
         leads = {
             str(r["Email"]).casefold(): {
                 **{f: r.get(f) for f in LEAD_FIELDS},
@@ -608,7 +618,7 @@ def test_every_lead_and_contact_is_linked_exactly_once(
     active = [link for link in state.lead_links if link.active]
     crm_ids = Counter(link.crm_id for link in active)
     map_ids = Counter(link.map_id for link in active)
-    assert set(crm_ids) == state.live["Lead"] and set(crm_ids.values()) == {1}
+    assert set(crm_ids) == state.live["Person"] and set(crm_ids.values()) == {1}
     assert set(map_ids) == state.live["contacts"] and set(map_ids.values()) == {1}
     assert [link for link in state.lead_links if not link.active] == []
     mismatched = [

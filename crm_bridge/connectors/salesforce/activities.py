@@ -122,7 +122,7 @@ def create_task(
     seam only resends when the request provably never arrived; the SLA ledger prevents repeats
     across cycles.
     """
-    link = "WhoId" if obj in ("Lead", "Contact") else "WhatId"
+    link = "WhoId" if obj in ("Person", "Lead", "Contact") else "WhatId"
     fields: dict[str, Any] = {
         link: record_id,
         "Subject": subject[:255],
@@ -155,7 +155,7 @@ def create_tasks(
     from .connector import _WriteApi
     from .writing import BatchWriter
 
-    link = "WhoId" if obj in ("Lead", "Contact") else "WhatId"
+    link = "WhoId" if obj in ("Person", "Lead", "Contact") else "WhatId"
     ops = []
     for n, task in enumerate(tasks):
         fields: dict[str, Any] = {

@@ -11,6 +11,7 @@ call, so ``crm-bridge connectors list`` can build an instance with no settings.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
@@ -26,6 +27,7 @@ from crm_bridge.connector import (
     Ordering,
     Owner,
     Record,
+    Upsert,
     WriteOp,
     WriteResult,
 )
@@ -36,6 +38,16 @@ from . import activities as _activities
 from .admin import SalesforceAdminMixin
 from .auth import SalesforceAuth
 from .errors import SALESFORCE_POLICY
+from .people import (
+    CONVERSION_FIELDS,
+    KINDS,
+    PERSON,
+    PersonKind,
+    as_person,
+    kind_of,
+    merged_stream,
+    union_description,
+)
 from .reading import (
     ObjectDescription,
     by_ids_soql,
@@ -54,7 +66,11 @@ __all__ = ["SalesforceConnector"]
 
 T = TypeVar("T")
 
-_IDENTITY: Mapping[str, tuple[str, ...]] = {"Lead": ("Email",), "Contact": ("Email",)}
+_IDENTITY: Mapping[str, tuple[str, ...]] = {
+    "Lead": ("Email",),
+    "Contact": ("Email",),
+    PERSON: ("Email",),
+}
 _MAX_LOCATOR_RESTARTS = 3
 _CSV = "text/csv; charset=UTF-8"
 
@@ -163,7 +179,12 @@ class SalesforceConnector(SalesforceAdminMixin, Connector[SalesforceSettings]):
         return None
 
     def describe_object(self, obj: str) -> ObjectDescription:
-        """The object's describe (one call per object per connector instance, then cached)."""
+        """The object's describe (one call per object per connector instance, then cached).
+
+        ``Person`` is described as the union of Lead and Contact (:mod:`.people`).
+        """
+        if obj == PERSON:
+            return union_description({kind: self.describe_object(kind) for kind in KINDS})
         cached = self._descriptions.get(obj)
         if cached is None:
             body = self._call(
@@ -205,13 +226,32 @@ class SalesforceConnector(SalesforceAdminMixin, Connector[SalesforceSettings]):
     def changes(self, obj: str, since: datetime | None) -> Iterator[Record]:
         """``queryAll`` ordered by ``SystemModstamp, Id``; deletes and merge losers included.
 
+        ``Person`` merges the Lead and Contact streams on that order (:mod:`.people`).
+        """
+        self.object_spec(obj)
+        if obj != PERSON:
+            return self._stream(obj, since, self._select(obj))
+        return merged_stream(
+            *(
+                self._person_stream(kind, since, fields, absent)
+                for kind, fields, absent in self._person_kinds()
+            )
+        )
+
+    def _person_stream(
+        self, kind: str, since: datetime | None, fields: list[str], absent: frozenset[str]
+    ) -> Iterator[Record]:
+        for record in self._stream(kind, since, fields):
+            yield as_person(record, absent)
+
+    def _stream(self, obj: str, since: datetime | None, fields: list[str]) -> Iterator[Record]:
+        """One sObject's change stream.
+
         If Salesforce forgets the query locator mid-stream (``INVALID_QUERY_LOCATOR``: it idled
         past 15 minutes while the engine worked), the query is re-issued from the last modstamp
         seen and rows already yielded are skipped, so the stream neither repeats nor loses rows.
         """
-        self.object_spec(obj)
         description = self.describe_object(obj)
-        fields = select_list(description, self._configured_fields(obj))
         exclude = self.auth.user_id if self.settings.exclude_own_changes else None
         last: tuple[datetime, str] | None = None
         restarts = 0
@@ -234,30 +274,68 @@ class SalesforceConnector(SalesforceAdminMixin, Connector[SalesforceSettings]):
                 restarts += 1
                 start = last[0] if last is not None else since
 
+    def _select(self, obj: str) -> list[str]:
+        return select_list(self.describe_object(obj), self._configured_fields(obj))
+
+    def _person_kinds(self) -> list[tuple[PersonKind, list[str], frozenset[str]]]:
+        """Per kind: the fields to select, and the person's fields that kind does not have."""
+        wanted = self._configured_fields(PERSON)
+        kinds = {kind: self.describe_object(kind) for kind in KINDS}
+        every = wanted or union_description(kinds).readable_fields()
+        out: list[tuple[PersonKind, list[str], frozenset[str]]] = []
+        for kind, description in kinds.items():
+            known = {name.lower() for name in description.field_types}
+            has = [name for name in every if name.lower() in known]
+            if kind == "Lead":
+                has += [f for f in CONVERSION_FIELDS if f.lower() in known]
+            absent = frozenset(name for name in every if name.lower() not in known)
+            out.append((kind, select_list(description, has), absent))
+        return out
+
     def fetch(self, obj: str, ids: Iterable[str]) -> Iterator[Record]:
         """``queryAll`` by ``Id IN (...)``: 200 ids per query, five queries per Composite call.
 
-        So 1,000 ids cost one API call.  Unknown ids are skipped; malformed ones are dropped
-        before they can break (or inject into) the SOQL.
+        So 1,000 ids cost one API call (a ``Person``'s Leads and Contacts share the calls).
+        Unknown ids are skipped; malformed ones are dropped before they can break (or inject
+        into) the SOQL.
         """
         self.object_spec(obj)
         wanted = [i for i in dict.fromkeys(ids) if valid_id(i)]
         if not wanted:
-            return
-        description = self.describe_object(obj)
-        fields = select_list(description, self._configured_fields(obj))
+            return iter(())
+        if obj != PERSON:
+            return self._fetch([(obj, self._select(obj), wanted, None)])
+        groups = [
+            (kind, fields, [i for i in wanted if kind_of(i) == kind], absent)
+            for kind, fields, absent in self._person_kinds()
+        ]
+        return self._fetch([g for g in groups if g[2]])
+
+    def _fetch(
+        self, groups: Sequence[tuple[str, list[str], list[str], frozenset[str] | None]]
+    ) -> Iterator[Record]:
         prefix = f"/services/data/v{self.settings.api_version}"
         api = _WriteApi(self)
-        for group in chunked(wanted, COLLECTION_SIZE * COLLECTIONS_PER_COMPOSITE):
+        queries = [
+            (obj, fields, chunk, absent)
+            for obj, fields, ids, absent in groups
+            for chunk in chunked(ids, COLLECTION_SIZE)
+        ]
+        for start in range(0, len(queries), COLLECTIONS_PER_COMPOSITE):
+            batch = queries[start : start + COLLECTIONS_PER_COMPOSITE]
             subs = [
                 query_subrequest(
                     prefix, by_ids_soql(obj, fields, chunk), ref=f"f{n}", all_rows=True
                 )
-                for n, chunk in enumerate(chunked(group, COLLECTION_SIZE))
+                for n, (obj, fields, chunk, _) in enumerate(batch)
             ]
-            for answer in api.composite(subs, idempotent=True):
+            for (obj, _, _, absent), answer in zip(
+                batch, api.composite(subs, idempotent=True), strict=True
+            ):
+                description = self.describe_object(obj)
                 for row in query_rows(answer, self._query_more):
-                    yield to_record(obj, row, description)
+                    record = to_record(obj, row, description)
+                    yield record if absent is None else as_person(record, absent)
 
     def write(self, obj: str, ops: Sequence[WriteOp]) -> list[WriteResult]:
         """Composite + Collections (1,000 per call), or Bulk 2.0 past ``bulk_threshold``."""
@@ -274,7 +352,34 @@ class SalesforceConnector(SalesforceAdminMixin, Connector[SalesforceSettings]):
             poll_seconds=self.settings.bulk_poll_seconds,
             bulk_timeout=self.settings.bulk_timeout_seconds,
         )
-        return writer.write(obj, ops, self.describe_object(obj))
+        if obj != PERSON:
+            return writer.write(obj, ops, self.describe_object(obj))
+        return self._write_people(writer, ops)
+
+    def _write_people(self, writer: BatchWriter, ops: Sequence[WriteOp]) -> list[WriteResult]:
+        """Each op to its kind's sObject (by id prefix; creates as ``person_create_as``)."""
+        results: list[WriteResult | None] = [None] * len(ops)
+        by_kind: dict[PersonKind, list[int]] = {}
+        for i, op in enumerate(ops):
+            kind = kind_of(op.id) if op.id else self.settings.person_create_as
+            if kind is None:
+                results[i] = WriteResult.failure(
+                    op.key, f"{op.id!r} is neither a Lead nor a Contact id", code="MALFORMED_ID"
+                )
+            else:
+                by_kind.setdefault(kind, []).append(i)
+        for kind, indexes in by_kind.items():
+            description = self.describe_object(kind)
+            known = {name.lower() for name in description.field_types}
+            sub: list[WriteOp] = [
+                replace(op, fields={k: v for k, v in op.fields.items() if k.lower() in known})
+                if isinstance(op := ops[i], Upsert)
+                else op
+                for i in indexes
+            ]
+            for i, result in zip(indexes, writer.write(kind, sub, description), strict=True):
+                results[i] = result
+        return [r for r in results if r is not None]
 
     def owners(self) -> Iterator[Owner]:
         """Every User (active or not), matched across sides by e-mail."""

@@ -36,7 +36,7 @@ _STAGE_MAP = {
 
 HUBSPOT_SALESFORCE: dict[str, dict[str, Any]] = {
     "leads": {
-        "crm_object": "Lead",
+        "crm_object": "Person",
         "map_object": "contacts",
         "identity": "email",
         "fields": {

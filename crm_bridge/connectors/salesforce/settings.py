@@ -19,6 +19,7 @@ from crm_bridge.connector import ConnectorSettings
 __all__ = ["DEFAULT_OBJECTS", "SUPPORTED_OBJECTS", "SalesforceObject", "SalesforceSettings"]
 
 SalesforceObject = Literal[
+    "Person",
     "Lead",
     "Contact",
     "Account",
@@ -29,6 +30,7 @@ SalesforceObject = Literal[
     "Event",
 ]
 SUPPORTED_OBJECTS: tuple[str, ...] = (
+    "Person",
     "Lead",
     "Contact",
     "Account",
@@ -39,6 +41,7 @@ SUPPORTED_OBJECTS: tuple[str, ...] = (
     "Event",
 )
 DEFAULT_OBJECTS: tuple[SalesforceObject, ...] = (
+    "Person",
     "Lead",
     "Contact",
     "Account",
@@ -94,6 +97,12 @@ class SalesforceSettings(ConnectorSettings):
     )
     objects: list[SalesforceObject] = Field(
         default_factory=lambda: list(DEFAULT_OBJECTS), description="Objects this instance serves."
+    )
+    person_create_as: Literal["Lead", "Contact"] = Field(
+        "Lead",
+        description="What a new person from marketing becomes in Salesforce when the pair syncs "
+        "the Person object (Lead or Contact): a Lead, for reps to qualify and convert, or a "
+        "Contact (with no account) where the org works without leads.",
     )
     fields: dict[SalesforceObject, list[str]] | None = Field(
         None,
