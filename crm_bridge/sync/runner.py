@@ -293,9 +293,10 @@ class SyncRunner:
         write is unconfirmed (``written``): only a read tells whether the write must be redone,
         and the stream may never bring it again.  And for the counterpart of a merge loser (or a
         converted lead): a write to the loser sent as it left was refused, and the change that
-        write carried is only in the counterpart, past the cursor.  These reads do not move the
-        cursor: the
-        stream brings them again, as re-reads the planner recognises.
+        write carried is only in the counterpart, past the cursor.  And for a capped side's
+        merge survivor the cap left unread: it decides where the loser's link goes (re-key, or
+        close into a twin).  These reads do not move the cursor: the stream brings them again,
+        as re-reads the planner recognises.
         """
         fetched = False
         for side in SIDES:
@@ -315,6 +316,14 @@ class SyncRunner:
                     )
                 }
             )
+            # A merge loser whose survivor lies beyond this side's cap: the survivor decides
+            # where the loser's link goes (re-key, or close into a twin), so it is read now.
+            survivors = {
+                r.merged_into
+                for r in changes[side]
+                if r.merged_into is not None and r.merged_into not in have
+            }
+            wanted = sorted(set(wanted) | (survivors if capped[side] else set()))
             if wanted:
                 changes[side].extend(self.connectors[side].fetch(objects[side], wanted))
                 fetched = True

@@ -1030,3 +1030,22 @@ def test_regression_a_source_deleted_before_its_held_back_create_went_out() -> N
         assert "m4" not in m.live("map")
     finally:
         m.teardown()
+
+
+def test_regression_a_merge_survivor_beyond_its_own_sides_cap_is_read() -> None:
+    """The platform merges a linked person into one whose CRM twin is unlinked; the cap stops
+    before the survivor: it is read by id, so the link closes into the twin's pairing."""
+    m = SyncMachine()
+    m.setup()
+    try:
+        m.delete_before_the_first_link(same="Ann", side="crm")
+        m.same_person_created_on_both_sides(name1="Ann", name2="Ann", score="")
+        m.converges()
+        m.same_person_created_on_both_sides(name1="Ann", name2="Ann", score="")
+        m.same_person_created_on_both_sides(name1="Ann", name2="Ann", score="")
+        m.merge(data=_Draws(["m3", "m2"]), side="map")
+        m.capped_sync(cap=3)
+        m.no_engine_made_duplicates()
+        m.converges()
+    finally:
+        m.teardown()
