@@ -287,10 +287,15 @@ def hubspot_counts(sb: Sandbox) -> dict[str, int]:
 def salesforce_counts(sb: Sandbox) -> dict[str, int]:
     org = sb.salesforce.emulator.org
     with org.lock:
-        return {
-            crm: sum(1 for r in org.records_of(crm).values() if not r.get("IsDeleted"))
-            for crm in OBJECTS
+        live = {
+            obj: sum(1 for r in org.records_of(obj).values() if not r.get("IsDeleted"))
+            for obj in (*OBJECTS, "Contact")
         }
+    # The leads object syncs Salesforce's person: Leads and Contacts.
+    return {
+        "Lead": live["Lead"] + live.pop("Contact"),
+        **{k: v for k, v in live.items() if k != "Lead"},
+    }
 
 
 def linked_leads(sb: Sandbox) -> list[tuple[str, str]]:
@@ -307,8 +312,9 @@ def linked_leads(sb: Sandbox) -> list[tuple[str, str]]:
         store.close()
 
 
-def edit_salesforce(sf: Any, lead_id: str, title: str) -> None:
-    sf.Lead.update(lead_id, {"Title": title})
+def edit_salesforce(sf: Any, person_id: str, title: str) -> None:
+    """A rep's edit of a linked person: a Lead, or a Contact (the pair syncs both)."""
+    (sf.Lead if person_id.startswith("00Q") else sf.Contact).update(person_id, {"Title": title})
 
 
 def edit_hubspot_batch(hs: Any, edits: list[tuple[str, str]]) -> None:
