@@ -753,8 +753,8 @@ def test_random_hunt_with_a_fresh_seed() -> None:
     """
     chosen = os.environ.get("CRM_BRIDGE_HUNT_SEED")
     if chosen is None and "CRM_BRIDGE_HUNT_EXAMPLES" not in os.environ:
-        # A fresh seed in CI would let main flip colour on a lucky draw; hunting is a
-        # deliberate act (see docs/sync.md), and what it finds becomes a regression test.
+        # The suite's own run replays fixed examples; .ci/run hunts with a fresh seed as a
+        # step of its own (docs/sync.md), and what a hunt finds becomes a regression test.
         pytest.skip("set CRM_BRIDGE_HUNT_EXAMPLES=N (or CRM_BRIDGE_HUNT_SEED) to hunt")
     hunt_seed = int(chosen) if chosen else secrets.randbits(63)
     examples = int(os.environ.get("CRM_BRIDGE_HUNT_EXAMPLES", "150"))
