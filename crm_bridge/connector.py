@@ -54,6 +54,7 @@ __all__ = [
     "Capability",
     "Connector",
     "ConnectorSettings",
+    "Conversion",
     "Delete",
     "FieldChange",
     "FieldDefinition",
@@ -188,6 +189,19 @@ class ObjectSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class Conversion:
+    """A lead's conversion (Salesforce ``convertLead``): a person event the funnel counts.
+
+    Reported on the converted lead (a merge loser into the contact it became), so the engine
+    can record when the person became a contact, under which account and with which deal.
+    """
+
+    at: datetime
+    account_id: str | None = None
+    opportunity_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Record:
     """One record as read from a side.
 
@@ -217,6 +231,7 @@ class Record:
     merged_from: tuple[str, ...] = ()
     modified_by: str | None = None
     absent: frozenset[str] = frozenset()
+    conversion: Conversion | None = None
 
 
 @dataclass(frozen=True, slots=True)

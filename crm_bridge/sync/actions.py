@@ -10,12 +10,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from crm_bridge.connector import Conversion
 from crm_bridge.store import DecisionIn, PendingWrite, Side
 
 __all__ = [
     "SIDES",
     "Action",
     "Adopt",
+    "Converted",
     "Create",
     "FlagDeleted",
     "Forget",
@@ -212,6 +214,21 @@ class MarkMerged:
 
 
 @dataclass(frozen=True, slots=True)
+class Converted:
+    """A linked lead was converted (``Record.conversion``): recorded as a person event.
+
+    Planned once, on the read that finds the link still on the lead (the merge path re-keys or
+    closes it in the same plan), and audited as ``sync.person.converted`` for the funnel.
+    """
+
+    link_id: int
+    side: Side
+    lead_id: str
+    into_id: str
+    conversion: Conversion
+
+
+@dataclass(frozen=True, slots=True)
 class Adopt:
     """A pending link's create did land (the process died before recording it): fill in its id.
 
@@ -257,6 +274,7 @@ Action = (
     | Tombstone
     | Rekey
     | MarkMerged
+    | Converted
     | Reject
     | Adopt
     | Forget

@@ -46,6 +46,7 @@ from crm_bridge.store import (
 from crm_bridge.sync.actions import (
     SIDES,
     Adopt,
+    Converted,
     Create,
     FlagDeleted,
     Forget,
@@ -224,6 +225,23 @@ class Executor:
                         pair=self.pair,
                     )
                     report.counts["recovered"] += 1
+                elif isinstance(action, Converted):
+                    conversion = action.conversion
+                    tx.audit(
+                        "sync.person.converted",
+                        action.lead_id,
+                        {
+                            "side": action.side,
+                            "link": action.link_id,
+                            "into": action.into_id,
+                            "at": conversion.at.isoformat(),
+                            "account": conversion.account_id,
+                            "opportunity": conversion.opportunity_id,
+                        },
+                        now=now,
+                        pair=self.pair,
+                    )
+                    report.counts["converted"] += 1
                 elif isinstance(action, Forget):
                     tx.delete_pending_link(action.link_id)
                 elif isinstance(action, Pairing):

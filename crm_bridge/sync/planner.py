@@ -28,6 +28,7 @@ from crm_bridge.store import DecisionIn, PendingWrite, Side, SideState
 from crm_bridge.sync.actions import (
     SIDES,
     Adopt,
+    Converted,
     Create,
     FlagDeleted,
     Forget,
@@ -301,6 +302,12 @@ def _plan_merges(
             if record.merged_into:
                 parent[s][record.id] = record.merged_into
                 handled[s].add(record.id)
+                link = by_id[s].get(record.id)
+                if record.conversion is not None and link is not None and link.active:
+                    assert link.id is not None
+                    plan.actions.append(
+                        Converted(link.id, s, record.id, record.merged_into, record.conversion)
+                    )
             for loser in record.merged_from:
                 parent[s].setdefault(loser, record.id)
     if not parent["crm"] and not parent["map"]:

@@ -44,6 +44,18 @@ def test_a_converted_lead_keeps_its_hubspot_contact_and_later_edits_flow_both_wa
     assert e.link_for("crm", lead) is None or e.link_for("crm", lead) == link
     assert len(e.contacts()) == 1  # no second HubSpot contact for the new Contact
     assert e.dead_letters() == [] and report.counts["dead_lettered"] == 0
+    # The conversion is a person event for the funnel: when, the account, the opportunity.
+    assert report.counts["converted"] == 1
+    lead_row = e.rep().query(
+        f"SELECT ConvertedAccountId, ConvertedOpportunityId FROM Lead WHERE Id = '{lead}'"
+    )["records"][0]
+    with e.session.store.transaction(readonly=True) as tx:
+        (event,) = tx.audit_entries(kind_prefix="sync.person.converted", pair="main")
+    assert event.subject == lead
+    assert event.data["into"] == contact
+    assert event.data["account"] == lead_row["ConvertedAccountId"]
+    assert event.data["opportunity"] == lead_row["ConvertedOpportunityId"]
+    assert e.cycle().counts["converted"] == 0  # recorded once, not on every re-read
 
     e.update_contact(hub, jobtitle="VP Marketing")
     e.advance(1)

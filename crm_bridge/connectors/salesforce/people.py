@@ -22,9 +22,10 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Literal
 
-from crm_bridge.connector import Record
+from crm_bridge.connector import Conversion, Record
 
 from .reading import ObjectDescription
 
@@ -42,7 +43,13 @@ __all__ = [
 PERSON = "Person"
 PersonKind = Literal["Lead", "Contact"]
 KINDS: tuple[PersonKind, ...] = ("Lead", "Contact")
-CONVERSION_FIELDS = ("IsConverted", "ConvertedContactId")
+CONVERSION_FIELDS = (
+    "IsConverted",
+    "ConvertedContactId",
+    "ConvertedAccountId",
+    "ConvertedOpportunityId",
+    "ConvertedDate",
+)
 """Read on every Lead row: they tell a converted lead from a live one."""
 _PREFIXES: Mapping[str, PersonKind] = {"00Q": "Lead", "003": "Contact"}
 
@@ -54,11 +61,38 @@ def kind_of(record_id: str) -> PersonKind | None:
 
 def as_person(record: Record, absent: frozenset[str]) -> Record:
     """A Lead or Contact row as a ``Person`` record; a converted Lead as a merge loser."""
-    merged_into, deleted = record.merged_into, record.deleted
-    converted_to = record.fields.get("ConvertedContactId")
-    if record.fields.get("IsConverted") and converted_to:
+    merged_into, deleted, conversion = record.merged_into, record.deleted, None
+    fields = record.fields
+    converted_to = fields.get("ConvertedContactId")
+    if fields.get("IsConverted") and converted_to:
         merged_into, deleted = str(converted_to), True
-    return replace(record, object=PERSON, deleted=deleted, merged_into=merged_into, absent=absent)
+        conversion = Conversion(
+            at=_converted_at(fields.get("ConvertedDate"), record.modified_at),
+            account_id=_text(fields.get("ConvertedAccountId")),
+            opportunity_id=_text(fields.get("ConvertedOpportunityId")),
+        )
+    return replace(
+        record,
+        object=PERSON,
+        deleted=deleted,
+        merged_into=merged_into,
+        absent=absent,
+        conversion=conversion,
+    )
+
+
+def _converted_at(day: object, modified_at: datetime) -> datetime:
+    """``ConvertedDate`` is a date: the conversion's own instant is the row's modstamp."""
+    if isinstance(day, str) and day[:10] == modified_at.date().isoformat():
+        return modified_at
+    try:
+        return datetime.fromisoformat(str(day)[:10]).replace(tzinfo=UTC)
+    except ValueError:
+        return modified_at
+
+
+def _text(value: object) -> str | None:
+    return str(value) if value else None
 
 
 def merged_stream(*streams: Iterable[Record]) -> Iterator[Record]:
