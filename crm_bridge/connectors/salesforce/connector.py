@@ -248,6 +248,7 @@ class SalesforceConnector(SalesforceAdminMixin, Connector[SalesforceSettings]):
                 changes_soql(kind, fields, since=since, exclude_user=exclude),
                 ref=f"p{n}",
                 all_rows=True,
+                batch_size=self.settings.query_batch_size,
             )
             for n, (kind, fields, _) in enumerate(kinds)
         ]

@@ -483,14 +483,23 @@ class BatchWriter:
 # -- queries inside Composite ---------------------------------------------------------------
 
 
-def query_subrequest(prefix: str, soql: str, *, ref: str, all_rows: bool) -> dict[str, Any]:
-    """A ``query``/``queryAll`` Composite subrequest (up to five ride in one API call)."""
+def query_subrequest(
+    prefix: str, soql: str, *, ref: str, all_rows: bool, batch_size: int | None = None
+) -> dict[str, Any]:
+    """A ``query``/``queryAll`` Composite subrequest (up to five ride in one API call).
+
+    ``batch_size``: rows per page (the ``Sforce-Query-Options`` header, per subrequest), for a
+    stream that goes on page by page after this first one.
+    """
     resource = "queryAll" if all_rows else "query"
-    return {
+    sub: dict[str, Any] = {
         "method": "GET",
         "url": f"{prefix}/{resource}?{urlencode({'q': soql})}",
         "referenceId": ref,
     }
+    if batch_size is not None:
+        sub["httpHeaders"] = {"Sforce-Query-Options": f"batchSize={batch_size}"}
+    return sub
 
 
 def query_rows(

@@ -106,3 +106,36 @@ class TestSalesforceConformance(ConnectorContract):
 
     def invalid_record(self, n: int) -> dict[str, Any]:
         return {**self.sample_record(n), "Status": "Not A Status"}
+
+
+class PersonDriver(SalesforceDriver):
+    """The rep works on Leads; the connector serves them as people (Leads and Contacts)."""
+
+    def create(self, obj: str, fields: Mapping[str, Any]) -> str:
+        return super().create(_sobject(obj), fields)
+
+    def create_many(self, obj: str, rows: Sequence[Mapping[str, Any]]) -> list[str]:
+        return super().create_many(_sobject(obj), rows)
+
+    def edit(self, obj: str, record_id: str, fields: Mapping[str, Any]) -> None:
+        super().edit(_sobject(obj), record_id, fields)
+
+    def delete(self, obj: str, record_id: str) -> None:
+        super().delete(_sobject(obj), record_id)
+
+    def merge(self, obj: str, winner: str, loser: str) -> None:
+        super().merge(_sobject(obj), winner, loser)
+
+
+def _sobject(obj: str) -> str:
+    return "Lead" if obj == "Person" else obj
+
+
+class TestSalesforcePersonConformance(TestSalesforceConformance):
+    """The same contract on the Person object (two change streams merged, writes split by kind)."""
+
+    object_name = "Person"
+
+    @pytest.fixture
+    def driver(self, salesforce: RunningSalesforce) -> SalesforceDriver:
+        return PersonDriver(salesforce)
