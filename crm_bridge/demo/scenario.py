@@ -39,6 +39,7 @@ def _summary(n: int, report: CycleReport, seconds: float) -> str:
         "updated",
         "linked",
         "merged",
+        "converted",
         "deleted",
         "deleted_flagged",
         "dead_lettered",
