@@ -81,10 +81,6 @@ class Update:
     """New baselines: the target's (after the write) and, when confirmed, the source's."""
     link_id: int | None = None
     identity: str | None = None
-    confirm: bool = True
-    """Record the target's new version.  ``False`` when the other side gets a write too: the
-    target's version is then left unknown until read back, so its own changes still flowing to
-    the other side are found again if that second write never lands."""
     written: PendingWrite = field(default_factory=lambda: PendingWrite(frozenset(), {}))
     """The logical fields this write carries and what the target held in them before."""
     still_pending: PendingWrite | None = None

@@ -579,7 +579,11 @@ class Executor:
                 if action.source_holds:
                     merged[source] = {**merged.get(source, {}), **action.source_holds}
                 changes: dict[str, Any] = {"synced": merged}
-                changes |= _confirmed(side, result.version if action.confirm else None)
+                # The version an update returns may already cover a person's edit that landed
+                # between our read and our write (a rep converting a lead into this contact):
+                # it is not confirmed, so the next read compares values -- our write comes back
+                # as an echo, their edit as an edit.
+                changes |= _confirmed(side, None)
                 if action.still_pending is not None:
                     changes[f"{side}_state"] = "written"
                     changes[f"{side}_pending"] = action.still_pending

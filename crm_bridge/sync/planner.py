@@ -1102,9 +1102,6 @@ def _settle_and_write(
                 else {target: target_base, source_side: new_base[source_side]},
                 link_id=link.id,
                 identity=identity_of(ctx, target_base),
-                # Confirm the target's new version only if it was read this cycle: otherwise it
-                # may hold changes we never saw, which its next read must still find.
-                confirm=source_side not in writes and fresh[target],
                 written=PendingWrite(frozenset(values), {n: actual[target].get(n) for n in values}),
                 still_pending=_unread_pending(link, target, fresh, values),
                 rewrite=link.id is not None and link.state_on(target) == "written",

@@ -1049,3 +1049,24 @@ def test_regression_a_merge_survivor_beyond_its_own_sides_cap_is_read() -> None:
         m.converges()
     finally:
         m.teardown()
+
+
+def test_regression_an_edit_landing_just_before_our_write_is_not_absorbed() -> None:
+    """A rep converts a lead into a contact (filling its empty title) just before the bridge's
+    write to that contact lands: the version the write returns covers the rep's change too, so
+    it must not be taken as ours."""
+    m = SyncMachine()
+    m.setup()
+    try:
+        m.create(name="Ann", score="", side="map", title="")
+        m.create(name="Ann", score="", side="crm", title="CTO")
+        m.create(name="Ann", score="", side="crm", title="")
+        m.converges()
+        m.human_duplicate(data=_Draws("c1"), name="Ann", side="crm")
+        m.human_duplicate(data=_Draws("c1"), name="Ann", side="crm")
+        m.same_person_created_on_both_sides(name1="Ann", name2="Ann", score="1")
+        m.convert_during_a_write_batch(data=_Draws("c1", "c6"), into_existing=True)
+        m.converges()
+        assert m.live("crm")["c6"]["title"] == "CTO"
+    finally:
+        m.teardown()
