@@ -585,7 +585,7 @@ def _survivor_belongs_elsewhere(
     an unlinked record on the other side carries it this cycle (the survivor will pair with it).
     """
     link = by_id[side].get(survivor)
-    if link is not None and link.active:
+    if link is not None and link.active and not _unsent_create(link):
         return False  # linked: it is part of the component already
     record = changes[side].get(survivor)
     if record is None or ctx.objmap.identity is None:
@@ -594,7 +594,7 @@ def _survivor_belongs_elsewhere(
     if key is None:
         return False
     linked = (ctx.linked_identities or {}).get(key)
-    if linked is not None:
+    if linked is not None and not _unsent_create(linked):
         return linked.id not in own
     there = other(side)
     for candidate in changes[there].values():
@@ -606,6 +606,18 @@ def _survivor_belongs_elsewhere(
         if record_identity(ctx, there, candidate) == key:
             return True
     return False
+
+
+def _unsent_create(link: LinkState) -> bool:
+    """Whether ``link`` is a held-back create that never went out.
+
+    Its record is as good as unlinked: a same-identity record on the other side is its twin,
+    not its create.
+    """
+    if link.crm_id is not None and link.map_id is not None:
+        return False
+    target: Side = "crm" if link.crm_id is None else "map"
+    return not link.pending_sent(target)
 
 
 def _removal_mode(ctx: PlanContext) -> Literal["hard", "archive"]:

@@ -1070,3 +1070,21 @@ def test_regression_an_edit_landing_just_before_our_write_is_not_absorbed() -> N
         assert m.live("crm")["c6"]["title"] == "CTO"
     finally:
         m.teardown()
+
+
+def test_regression_a_survivor_whose_create_waits_pairs_with_its_twin() -> None:
+    """The platform merges a linked person into one whose create to the CRM still waits (the
+    CRM side was capped) and whose CRM twin is read now: the survivor pairs with that twin, and
+    the merged link is not re-keyed onto it (which would give two CRM records one e-mail)."""
+    m = SyncMachine()
+    m.setup()
+    try:
+        m.create(name="Ann", score="", side="crm", title="")
+        m.same_person_created_on_both_sides(name1="Ann", name2="Ann", score="")
+        m.capped_sync(cap=1)
+        m.merge(data=_Draws(["m1", "m2"]), side="map")
+        m.capped_sync(cap=1)
+        m.no_engine_made_duplicates()
+        m.converges()
+    finally:
+        m.teardown()
