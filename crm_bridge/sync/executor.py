@@ -422,7 +422,11 @@ class Executor:
                 fields = action.written.fields | (old.fields if old else frozenset())
                 prior = {**(old.prior if old else {}), **action.written.prior}
                 changes.setdefault(link.id, {}).update(
-                    {"synced": synced, f"{side}_pending": PendingWrite(frozenset(fields), prior)}
+                    {
+                        "synced": synced,
+                        f"{side}_state": "written",
+                        f"{side}_pending": PendingWrite(frozenset(fields), prior),
+                    }
                 )
             if changes:
                 tx.update_links(changes, now=self.now())

@@ -63,6 +63,7 @@ class LinkState:
     cannot hold never loops.  ``*_state`` says how far that baseline is confirmed (see
     :data:`~crm_bridge.store.SideState`); ``*_pending`` is the write whose outcome is unknown.
     ``id`` is ``None`` for a pairing planned in this very cycle (not stored yet).
+    ``rekeyed``: sides this plan moved onto a merge survivor (or a converted lead's contact).
     """
 
     id: int | None
@@ -77,6 +78,7 @@ class LinkState:
     crm_pending: PendingWrite | None = None
     map_pending: PendingWrite | None = None
     identity: str | None = None
+    rekeyed: frozenset[Side] = frozenset()
 
     def id_on(self, side: Side) -> str | None:
         """The record id on ``side``."""
@@ -463,6 +465,7 @@ def _resolve_component(
             # The survivor's version is not known: it is compared with the loser's baseline,
             # so its merged values flow to the other side.
             state = state.with_side(s, id=end, version=None, state="synced", pending=None)
+            state = replace(state, rekeyed=state.rekeyed | {s})
             by_id[s].pop(old, None)
         for s in SIDES:
             if (rid := state.id_on(s)) is not None:
@@ -1116,7 +1119,11 @@ def _settle_and_write(
                 identity=identity_of(ctx, target_base),
                 written=PendingWrite(frozenset(values), {n: actual[target].get(n) for n in values}),
                 still_pending=_unread_pending(link, target, fresh, values),
-                rewrite=link.id is not None and link.state_on(target) == "written",
+                # Announced before it is sent when the target is unconfirmed -- or was just
+                # re-keyed: the change this write carries may come from a record read by id
+                # (the loser's counterpart), which no stream brings again if the write fails.
+                rewrite=link.id is not None
+                and (link.state_on(target) == "written" or target in link.rekeyed),
                 settled=_settled(link, fresh, rewrite),
                 outflow=frozenset(writes.get(source_side, {})),
                 source_holds={

@@ -1088,3 +1088,24 @@ def test_regression_a_survivor_whose_create_waits_pairs_with_its_twin() -> None:
         m.converges()
     finally:
         m.teardown()
+
+
+def test_regression_a_failed_write_to_a_converted_leads_contact_is_redone() -> None:
+    """A marketer's edit meets a conversion (refused: the lead moved on); the next cycle's write
+    to the contact fails too (a 503): the edit, read by id from the platform, must not be lost."""
+    m = SyncMachine()
+    m.setup()
+    try:
+        m.same_person_created_on_both_sides(name1="Ann", name2="Ann", score="")
+        m.same_person_created_on_both_sides(name1="Ann", name2="Ann", score="")
+        m.delete_before_the_first_link(same="Ann", side="crm")
+        m.same_person_created_on_both_sides(name1="Ann", name2="Ann", score="")
+        m.converges()
+        m.edit(data=_Draws("m1", "Bo"), field="name", side="map")
+        m.delete_before_the_first_link(same="Ann", side="crm")
+        m.convert_during_a_write_batch(data=_Draws("c1"), into_existing=False)
+        m.edit_after_a_failed_cycle(data=_Draws("c4"), name="Ann", side="crm")
+        m.converges()
+        assert m.live("crm")["c6"]["name"] == "Bo"
+    finally:
+        m.teardown()
