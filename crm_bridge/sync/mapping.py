@@ -29,7 +29,7 @@ __all__ = [
 ConflictRule = Literal["crm_wins_unless_blank", "crm_wins", "map_wins", "latest_wins", "never"]
 Direction = Literal["both", "crm_to_map", "map_to_crm"]
 DeletePolicy = Literal["delete", "archive", "flag"]
-FieldKind = Literal["text", "number", "date", "bool", "owner", "email"]
+FieldKind = Literal["text", "number", "date", "bool", "owner", "email", "domain", "reference"]
 
 
 class _Frozen(BaseModel):
@@ -47,6 +47,20 @@ class FieldMap(_Frozen):
     values: dict[str, str] = Field(
         default_factory=dict, description="CRM value -> MAP value, for differing picklists."
     )
+    refers_to: str | None = Field(
+        None,
+        description="For kind 'reference': the pair's object whose record ids this field holds "
+        "(e.g. accounts); ids are translated through that object's links.",
+    )
+
+    @model_validator(mode="after")
+    def _reference_names_its_object(self) -> FieldMap:
+        if (self.kind == "reference") != (self.refers_to is not None):
+            raise ValueError(
+                "a field of kind 'reference' needs refers_to (the object whose ids it holds), "
+                "and refers_to is only for kind 'reference'"
+            )
+        return self
 
     def to_map_value(self, crm_value: str) -> str:
         """The MAP spelling of a CRM picklist value (unchanged when unmapped)."""
@@ -144,3 +158,41 @@ class PairSettings(_Frozen):
                 base[name] = override
         merged["objects"] = base
         return merged
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> PairSettings:
+        for name in self.ordered_objects():
+            for field_name, fm in self.objects[name].fields.items():
+                if fm.refers_to is not None and fm.refers_to not in self.objects:
+                    raise ValueError(
+                        f"objects.{name}.fields.{field_name}.refers_to: {fm.refers_to!r} is not "
+                        f"an object of this pair ({', '.join(sorted(self.objects))})"
+                    )
+        return self
+
+    def ordered_objects(self) -> list[str]:
+        """The pair's objects, each after the objects its reference fields point at.
+
+        Why: a cycle syncs objects one after another, so an account created on the other side
+        earlier in the cycle is already linked when the people that reference it are planned --
+        their reference then resolves in the same cycle instead of waiting for a replay.
+        Raises ValueError on a cycle of references (no order could resolve them all).
+        """
+        order: list[str] = []
+        visiting: set[str] = set()
+
+        def visit(name: str, path: tuple[str, ...]) -> None:
+            if name in order or name not in self.objects:
+                return
+            if name in visiting:
+                raise ValueError(f"objects refer to each other in a cycle: {' -> '.join(path)}")
+            visiting.add(name)
+            for fm in self.objects[name].fields.values():
+                if fm.refers_to is not None and fm.refers_to != name:
+                    visit(fm.refers_to, (*path, fm.refers_to))
+            visiting.discard(name)
+            order.append(name)
+
+        for name in self.objects:
+            visit(name, (name,))
+        return order

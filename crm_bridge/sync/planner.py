@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -45,6 +45,7 @@ from crm_bridge.sync.actions import (
 )
 from crm_bridge.sync.mapping import FieldMap, ObjectMap
 from crm_bridge.sync.owners import UNMAPPED_PREFIX, OwnerDirectory
+from crm_bridge.sync.references import ReferenceDirectory
 from crm_bridge.sync.rules import settle
 from crm_bridge.sync.values import canonical
 
@@ -144,6 +145,11 @@ class PlanContext:
     complete: Mapping[Side, bool] | None = None
     """Per side, whether this cycle read every change (not capped): only then does a pending
     create that was not found count as lost and get sent again."""
+    references: ReferenceDirectory = field(default_factory=ReferenceDirectory)
+    """Id translation for reference fields (:mod:`crm_bridge.sync.references`)."""
+    match_fields: Mapping[Side, frozenset[str]] | None = None
+    """Per side, the vendor fields its connector can upsert on (``ObjectSpec.identity_fields``);
+    unset means any.  A create matches on the identity only where the target can."""
 
 
 class _Unwritable(Exception):
@@ -225,6 +231,11 @@ def _logical(
         if fm.kind == "owner":
             values[name] = None if raw in (None, "") else ctx.owners.email_of(side, str(raw))
             continue
+        if fm.kind == "reference":
+            text = None if raw is None else str(raw).strip()
+            assert fm.refers_to is not None
+            values[name] = ctx.references.logical(fm.refers_to, side, text) if text else None
+            continue
         if fm.values and side == "map" and raw not in (None, ""):
             raw = fm.to_crm_value(str(raw))
         values[name] = canonical(raw, fm.kind)
@@ -251,6 +262,15 @@ def vendor_fields(
                     "OWNER_NOT_FOUND",
                 )
             value = owner_id
+        elif value is not None and fm.kind == "reference":
+            assert fm.refers_to is not None
+            value = ctx.references.vendor_id(fm.refers_to, target, str(value))
+            if value is None:
+                raise _Unwritable(
+                    f"{name} refers to a {fm.refers_to} record that is not linked on the {target} "
+                    "side yet (it is replayed once that record syncs)",
+                    "REFERENCE_NOT_LINKED",
+                )
         elif value is not None and fm.values and target == "map":
             value = fm.to_map_value(str(value))
         out[_field_name(fm, target)] = value
@@ -604,8 +624,8 @@ def _survivor_belongs_elsewhere(
         if candidate.deleted or candidate.merged_into:
             continue
         known = by_id[there].get(candidate.id)
-        if known is not None and (known.active or known.id in own):
-            continue
+        if known is not None and ((known.active and not _unsent_create(known)) or known.id in own):
+            continue  # linked (a held-back create that never went out is not: it pairs here)
         if record_identity(ctx, there, candidate) == key:
             return True
     return False
@@ -1203,6 +1223,9 @@ def _plan_unlinked(
 
     keyed: dict[Side, dict[str, tuple[Record, dict[str, Any]]]] = {"crm": {}, "map": {}}
     loose: dict[Side, list[tuple[Record, dict[str, Any]]]] = {"crm": [], "map": []}
+    # A pending link this plan forgets (its source merged away before the create went out)
+    # no longer holds its identity: the person's surviving record and its twin pair instead.
+    forgotten = {a.link_id for a in plan.actions if isinstance(a, Forget)}
     for side in SIDES:
         for record, values in pending[side]:  # newest first
             key = values.get(identity) if identity else None
@@ -1222,7 +1245,11 @@ def _plan_unlinked(
                 loose[side].append((record, values))
                 continue
             linked = (ctx.linked_identities or {}).get(key)
-            if linked is not None and linked.id_on(side) != record.id:
+            if (
+                linked is not None
+                and linked.id not in forgotten
+                and linked.id_on(side) != record.id
+            ):
                 plan.actions.append(
                     Reject(
                         other(side),
@@ -1480,6 +1507,8 @@ def _create(
         match_on = _field_name(ctx.objmap.fields[identity], target)
         if identity not in names:
             names.append(identity)
+        if ctx.match_fields is not None and match_on not in ctx.match_fields.get(target, ()):
+            match_on = None  # the target cannot upsert on it; the link pairs the twins
     try:
         fields = vendor_fields(ctx, target, values, names)
     except _Unwritable as problem:

@@ -36,9 +36,13 @@ from crm_bridge.sync.planner import (
     logical_values,
     plan_object,
 )
+from crm_bridge.sync.references import ReferenceDirectory
 from crm_bridge.sync.values import canonical
 
 __all__ = ["CycleReport", "SyncRunner"]
+
+_MAX_SURVIVOR_HOPS = 8
+"""How far a chain of merges (A into B, then B into C) is followed by id in one cycle."""
 
 
 @dataclass
@@ -126,9 +130,10 @@ class SyncRunner:
                 run_id = tx.start_run(self.name, self.now())
         report.run_id = run_id
         try:
-            for obj_name, objmap in self.settings.objects.items():
+            for obj_name in self.settings.ordered_objects():
                 if self._stop_requested:
                     break
+                objmap = self.settings.objects[obj_name]
                 self._cycle_object(obj_name, objmap, report, plan_only, allow_deletes, run_id)
             if not plan_only:
                 self._replay_due(report, run_id)
@@ -196,6 +201,11 @@ class SyncRunner:
             name=obj_name,
             objmap=objmap,
             owners=self._owner_directory(objmap),
+            references=self._reference_directory(objmap, changes),
+            match_fields={
+                side: frozenset(self.connectors[side].object_spec(obj).identity_fields)
+                for side, obj in self._objects(objmap).items()
+            },
             now=self.now(),
             skew=timedelta(seconds=self.settings.clock_skew_seconds),
             default_owner={
@@ -231,6 +241,35 @@ class SyncRunner:
             pending=pending,
             complete=complete,
         )
+
+    def _reference_directory(
+        self, objmap: ObjectMap, changes: dict[Side, list[Record]]
+    ) -> ReferenceDirectory:
+        """Id translation for the object's reference fields, preloaded with the ids just read."""
+
+        def lookup(obj: str, side: Side, ids: set[str]) -> dict[str, Link]:
+            with self.store.transaction(readonly=True) as tx:
+                return tx.links_by_ids(self.name, obj, side, ids)
+
+        def follow(link_id: int) -> Link | None:
+            with self.store.transaction(readonly=True) as tx:
+                return tx.link(link_id)
+
+        directory = ReferenceDirectory(lookup=lookup, follow=follow)
+        wanted: dict[tuple[str, Side], set[str]] = {}
+        for fm in objmap.fields.values():
+            if fm.refers_to is None:
+                continue
+            for side in SIDES:
+                vendor = fm.crm if side == "crm" else fm.map
+                ids = wanted.setdefault((fm.refers_to, side), set())
+                ids.update(
+                    str(v).strip()
+                    for r in changes[side]
+                    if (v := r.fields.get(vendor)) not in (None, "")
+                )
+        directory.preload(wanted)
+        return directory
 
     def _owner_directory(self, objmap: ObjectMap) -> OwnerDirectory:
         if not any(fm.kind == "owner" for fm in objmap.fields.values()):
@@ -316,16 +355,25 @@ class SyncRunner:
                     )
                 }
             )
-            # A merge loser whose survivor lies beyond this side's cap: the survivor decides
-            # where the loser's link goes (re-key, or close into a twin), so it is read now.
-            survivors = {
-                r.merged_into
-                for r in changes[side]
-                if r.merged_into is not None and r.merged_into not in have
-            }
-            wanted = sorted(set(wanted) | (survivors if capped[side] else set()))
             if wanted:
                 changes[side].extend(self.connectors[side].fetch(objects[side], wanted))
+                fetched = True
+            # A merge loser whose survivor lies beyond this side's cap: the survivor decides
+            # where the loser's link goes (re-key, or close into a twin), so it is read now --
+            # to the end of the chain, as a survivor read may itself have been merged (or a
+            # converted lead's contact converted on) since.
+            for _ in range(_MAX_SURVIVOR_HOPS if capped[side] else 0):
+                have = {record.id for record in changes[side]}
+                survivors = sorted(
+                    {
+                        r.merged_into
+                        for r in changes[side]
+                        if r.merged_into is not None and r.merged_into not in have
+                    }
+                )
+                if not survivors:
+                    break
+                changes[side].extend(self.connectors[side].fetch(objects[side], survivors))
                 fetched = True
         return fetched
 

@@ -40,6 +40,8 @@ def canonical(value: Any, kind: FieldKind) -> Any:
         return "true" if text in ("true", "1", "yes") else "false"
     if kind in ("email", "owner"):
         return str(value).strip().lower()
+    if kind == "domain":
+        return _domain(str(value))
     return str(value).strip() if isinstance(value, str) else str(value)
 
 
@@ -52,3 +54,17 @@ def _date(value: Any) -> str:
     if text.isdigit():  # HubSpot date properties may be epoch milliseconds
         return datetime.fromtimestamp(int(text) / 1000, tz=UTC).date().isoformat()
     return text[:10]
+
+
+def _domain(value: str) -> str:
+    """A web address reduced to its host.
+
+    Salesforce's ``Website`` holds what a rep typed, HubSpot's ``domain`` a bare host; the
+    company is the same when the hosts are (``https://www.Acme.com/about`` is ``acme.com``).
+    """
+    text = value.strip().lower()
+    if "://" in text:
+        text = text.split("://", 1)[1]
+    text = text.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    text = text.rsplit("@", 1)[-1].split(":", 1)[0].rstrip(".")
+    return text.removeprefix("www.")

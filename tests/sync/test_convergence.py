@@ -1109,3 +1109,73 @@ def test_regression_a_failed_write_to_a_converted_leads_contact_is_redone() -> N
         assert m.live("crm")["c6"]["name"] == "Bo"
     finally:
         m.teardown()
+
+
+def test_regression_a_chain_of_conversions_beyond_the_cap_is_followed_to_its_end() -> None:
+    """Lead into contact, that contact into another, into another: a capped cycle reads the
+    first links of the chain; the last survivor (with a same-e-mail twin on the platform) must
+    be read too, or the link re-keys onto it and the platform ends with two records of one
+    person."""
+    m = SyncMachine()
+    m.setup()
+    try:
+        m.create(name="Di", score="", side="crm", title="")
+        m.create(name="Ann", score="", side="crm", title="VP")
+        m.convert_during_a_write_batch(data=_Draws("c1"), into_existing=False)
+        m.converges()
+        m.convert(data=_Draws("c3", "c2"), into_existing=True)
+        m.convert(data=_Draws("c2", "c4"), into_existing=True)
+        m.same_person_created_on_both_sides(name1="Ann", name2="Ann", score="")
+        m.delete_before_the_first_link(same="Ann", side="map")
+        m.convert(data=_Draws("c4", "c5"), into_existing=True)
+        m.capped_sync(cap=3)
+        m.no_engine_made_duplicates()
+        m.sync()
+        m.no_engine_made_duplicates()
+        m.converges()
+    finally:
+        m.teardown()
+
+
+def test_regression_a_survivors_twin_held_by_an_unsent_create_pairs_with_it() -> None:
+    """A capped cycle holds back the create of a platform record; the CRM's twin of that
+    person then becomes the survivor of a conversion: the twin pairs with the survivor (the
+    converted person's link closes) instead of staying unlinked."""
+    m = SyncMachine()
+    m.setup()
+    try:
+        m.create(name="Di", score="", side="crm", title="")
+        m.create(name="Ann", score="", side="crm", title="VP")
+        m.convert_during_a_write_batch(data=_Draws("c1"), into_existing=False)
+        m.converges()
+        m.convert(data=_Draws("c3", "c2"), into_existing=True)
+        m.convert(data=_Draws("c2", "c4"), into_existing=True)
+        m.same_person_created_on_both_sides(name1="Ann", name2="Ann", score="")
+        m.capped_sync(cap=2)
+        m.convert(data=_Draws("c4", "c5"), into_existing=True)
+        m.converges()
+    finally:
+        m.teardown()
+
+
+def test_regression_a_forgotten_unsent_create_does_not_hold_its_identity() -> None:
+    """A held-back create's source is converted away before it goes out: the plan forgets that
+    pending link, so it must not also reject the surviving record and its twin as duplicates
+    of it (both stayed unlinked)."""
+    m = SyncMachine()
+    m.setup()
+    try:
+        m.create(name="Ann", score="", side="crm", title="")
+        m.same_person_created_on_both_sides(name1="Ann", name2="Ann", score="")
+        m.converges()
+        m.same_person_created_on_both_sides(name1="Ann", name2="Ann", score="")
+        m.convert(data=_Draws("c2", "c3"), into_existing=True)
+        m.capped_sync(cap=1)
+        m.convert(data=_Draws("c3"), into_existing=False)
+        m.convert(data=_Draws("c4"), into_existing=False)
+        m.create(name="Ann", score="", side="crm", title="")
+        m.same_person_created_on_both_sides(name1="Ann", name2="Ann", score="")
+        m.edit(data=_Draws("c1", "Ann"), field="name", side="crm")
+        m.converges()
+    finally:
+        m.teardown()

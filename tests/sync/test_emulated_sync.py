@@ -121,9 +121,10 @@ def test_initial_sync_both_ways_then_an_idle_cycle_writes_nothing(make: Make) ->
     assert e.data() == before
     sf_calls = {k for k, v in e.salesforce.emulator.calls.snapshot().items() if v and k != "total"}
     hs_calls = {k for k, v in e.hubspot.emulator.calls.snapshot().items() if v and k != "total"}
-    # one Composite for the person's two change streams (Leads, Contacts), one query for deals
+    # one Composite for the person's two change streams (Leads, Contacts), one query each for
+    # accounts and deals
     assert sf_calls == {"composite", "query"}
-    assert e.salesforce.emulator.calls.snapshot()["total"] == 2
+    assert e.salesforce.emulator.calls.snapshot()["total"] == 3
     assert hs_calls <= {"search", "objects"}  # objects: the archived listing poll
 
 

@@ -35,6 +35,50 @@ _STAGE_MAP = {
 }
 
 HUBSPOT_SALESFORCE: dict[str, dict[str, Any]] = {
+    # Companies follow Salesforce accounts (sales owns them: marketing's companies are not
+    # pushed into the CRM as accounts), matched on the web domain.  Synced before people, so a
+    # contact's account is linked by the time its AccountId is translated.
+    "accounts": {
+        "crm_object": "Account",
+        "map_object": "companies",
+        "identity": "domain",
+        "create_on_crm": False,
+        "fields": {
+            "name": {"crm": "Name", "map": "name", "rule": "crm_wins_unless_blank"},
+            "domain": {
+                "crm": "Website",
+                "map": "domain",
+                "kind": "domain",
+                "rule": "crm_wins_unless_blank",
+            },
+            "phone": {"crm": "Phone", "map": "phone", "rule": "crm_wins_unless_blank"},
+            "city": {"crm": "BillingCity", "map": "city", "rule": "crm_wins_unless_blank"},
+            "country": {
+                "crm": "BillingCountry",
+                "map": "country",
+                "rule": "crm_wins_unless_blank",
+            },
+            "employees": {
+                "crm": "NumberOfEmployees",
+                "map": "numberofemployees",
+                "kind": "number",
+                "rule": "crm_wins_unless_blank",
+            },
+            "annual_revenue": {
+                "crm": "AnnualRevenue",
+                "map": "annualrevenue",
+                "kind": "number",
+                "rule": "crm_wins_unless_blank",
+            },
+            "owner": {
+                "crm": "OwnerId",
+                "map": "hubspot_owner_id",
+                "kind": "owner",
+                "rule": "crm_wins",
+                "direction": "crm_to_map",
+            },
+        },
+    },
     "leads": {
         "crm_object": "Person",
         "map_object": "contacts",
@@ -75,6 +119,17 @@ HUBSPOT_SALESFORCE: dict[str, dict[str, Any]] = {
                 "map": "hubspot_owner_id",
                 "kind": "owner",
                 "rule": "crm_wins",
+            },
+            # A contact's account (a lead has none) is its HubSpot primary company.  One way:
+            # HubSpot associates contacts with companies by e-mail domain on its own, and
+            # sales decides which account a person belongs to.
+            "account": {
+                "crm": "AccountId",
+                "map": "associatedcompanyid",
+                "kind": "reference",
+                "refers_to": "accounts",
+                "rule": "crm_wins_unless_blank",
+                "direction": "crm_to_map",
             },
         },
     },

@@ -7,7 +7,7 @@ Type-id tuples are interned so a million contacts linked to companies share a ha
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from crm_bridge.connectors.hubspot.emulator.catalog import ASSOCIATION_TYPES, inverse_type_id
@@ -33,6 +33,25 @@ class AssociationGraph:
     def __init__(self) -> None:
         self.edges: dict[tuple[str, str], dict[int, Links]] = {}
         self._tuples: dict[tuple[int, ...], tuple[int, ...]] = {}
+        self.on_primary_change: Callable[[str, int], None] | None = None
+        """Called with ``(object, id)`` when a record's primary association is set or removed:
+        the portal derives ``associatedcompanyid`` from it and stamps the contact modified."""
+
+    def _notify_primary(self, a: str, a_id: int, b: str, ids: Iterable[int]) -> None:
+        kind = ASSOCIATION_TYPES.get((a, b))
+        if self.on_primary_change is None or kind is None or kind.primary_id is None:
+            return
+        if kind.primary_id in ids:
+            self.on_primary_change(a, a_id)
+
+    def primary(self, a: str, a_id: int, b: str) -> int | None:
+        """The record of type ``b`` that is ``a_id``'s primary one (its primary company)."""
+        kind = ASSOCIATION_TYPES.get((a, b))
+        if kind is None or kind.primary_id is None:
+            return None
+        return next(
+            (b_id for b_id, ids in self.links(a, a_id, b).items() if kind.primary_id in ids), None
+        )
 
     def _intern(self, ids: Iterable[int]) -> tuple[int, ...]:
         key = tuple(sorted(set(ids)))
@@ -49,7 +68,10 @@ class AssociationGraph:
         if kind is not None and kind.primary_id in ids:
             self._drop_other_primaries(a, a_id, b, b_id, kind.primary_id)
         self._add_one_way(a, a_id, b, b_id, ids)
-        self._add_one_way(b, b_id, a, a_id, [inverse_type_id(i) for i in ids])
+        back = [inverse_type_id(i) for i in ids]
+        self._add_one_way(b, b_id, a, a_id, back)
+        self._notify_primary(a, a_id, b, ids)
+        self._notify_primary(b, b_id, a, back)
 
     def _drop_other_primaries(self, a: str, a_id: int, b: str, keep: int, primary: int) -> None:
         # A record has at most one primary company: moving the flag removes the old one.
@@ -64,10 +86,12 @@ class AssociationGraph:
         fwd = self.edges.get((a, b), {}).get(a_id)
         if not fwd or b_id not in fwd:
             return False
-        drop = None if type_ids is None else set(type_ids)
+        drop = set(fwd[b_id]) if type_ids is None else set(type_ids)
         self._remove_one_way(a, a_id, b, b_id, drop)
-        back = None if drop is None else {inverse_type_id(i) for i in drop}
+        back = {inverse_type_id(i) for i in drop}
         self._remove_one_way(b, b_id, a, a_id, back)
+        self._notify_primary(a, a_id, b, drop)
+        self._notify_primary(b, b_id, a, back)
         return True
 
     def _remove_one_way(self, a: str, a_id: int, b: str, b_id: int, drop: set[int] | None) -> None:

@@ -176,6 +176,7 @@ def _contacts() -> list[PropertyDef]:
             **g,
         ),
         _p("hs_lead_status", "Lead Status", "enumeration", "radio", options=LEAD_STATUSES, **g),
+        _p("associatedcompanyid", "Primary Associated Company ID", "number", "number", **g),
         _p(
             "hs_analytics_source",
             "Original Source",

@@ -142,6 +142,11 @@ class ObjectStore:
             self.by_email[email if key == email else key] = rec.id
 
 
+PRIMARY_COMPANY = "associatedcompanyid"
+"""A contact's primary company id: a property HubSpot derives from the primary association, and
+writing it moves that association (how a contact's company is set without the associations API)."""
+
+
 class Portal:
     """One HubSpot account's data."""
 
@@ -162,6 +167,7 @@ class Portal:
             }
             self.properties = PropertyRegistry(now)
             self.associations = AssociationGraph()
+            self.associations.on_primary_change = self._primary_changed
             self.lists = ListStore()
             self.merged_into: dict[int, int] = {}
             self.next_id = 1001
@@ -241,6 +247,11 @@ class Portal:
             bad = self.properties.check(obj, name, value, external)
             if bad is not None:
                 problems.append((name, bad[0], bad[1]))
+        company = changes.get(PRIMARY_COMPANY) if obj == "contacts" else None
+        if company and company.isdigit() and int(company) not in self.stores["companies"].live:
+            problems.append(
+                (PRIMARY_COMPANY, "INVALID_OPTION", f"Company with ID {company} does not exist.")
+            )
         if problems:
             raise property_errors(problems)
         return changes
@@ -262,10 +273,13 @@ class Portal:
     def create(self, obj: str, changes: dict[str, str], actor: str | None) -> Record:
         """Insert a validated record."""
         now = self.now_ms()
-        props = {k: v for k, v in changes.items() if v != ""}
+        company = changes.get(PRIMARY_COMPANY) if obj == "contacts" else None
+        props = {k: v for k, v in changes.items() if v != "" and k != PRIMARY_COMPANY}
         rec = Record(self.new_id(), props, now, now)
         self._derive(obj, rec, None, actor)
         self.stores[obj].add(rec)
+        if company:
+            self._set_primary_company(rec, int(company))
         return rec
 
     def update(self, obj: str, rec: Record, changes: dict[str, str], actor: str | None) -> bool:
@@ -273,6 +287,12 @@ class Portal:
         props = rec.props
         old_email = props.get("email")
         changed = False
+        if obj == "contacts" and PRIMARY_COMPANY in changes:
+            changes = dict(changes)
+            company = changes.pop(PRIMARY_COMPANY)
+            if (company or None) != self._primary_company(rec.id):
+                self._set_primary_company(rec, int(company) if company else None)
+                changed = True
         for k, v in changes.items():
             if v == "":
                 if props.pop(k, None) is not None:
@@ -313,6 +333,32 @@ class Portal:
         rec.props["hs_is_closed"] = "true" if closed else "false"
         won = closed and stage is not None and stage.probability == "1.0"
         rec.props["hs_is_closed_won"] = "true" if won else "false"
+
+    def _primary_company(self, contact_id: int) -> str | None:
+        company = self.associations.primary("contacts", contact_id, "companies")
+        return None if company is None else str(company)
+
+    def _set_primary_company(self, rec: Record, company: int | None) -> None:
+        """What writing ``associatedcompanyid`` does: move (or drop) the primary association."""
+        kind = ASSOCIATION_TYPES[("contacts", "companies")]
+        assert kind.primary_id is not None
+        current = self.associations.primary("contacts", rec.id, "companies")
+        if current is not None and current != company:
+            self.associations.unlink("contacts", rec.id, "companies", current, [kind.primary_id])
+        if company is not None:
+            self.associations.link(
+                "contacts", rec.id, "companies", company, (kind.default_id, kind.primary_id)
+            )
+
+    def _primary_changed(self, obj: str, rid: int) -> None:
+        """A contact's primary company moved: its ``associatedcompanyid`` changed with it."""
+        if obj != "contacts":
+            return
+        store = self.stores[obj]
+        rec = store.live.get(rid)
+        if rec is not None:
+            rec.updated = max(self.now_ms(), rec.updated)
+            store.touch(rec)
 
     def archive(self, obj: str, rec: Record) -> None:
         """Move a record to the archive (recycle bin) and drop its associations."""
@@ -367,6 +413,8 @@ class Portal:
             return iso_ms(rec.updated)
         if name == otype.created_prop:
             return iso_ms(rec.created)
+        if name == PRIMARY_COMPANY and otype.name == "contacts":
+            return self._primary_company(rec.id)
         return rec.props.get(name)
 
     def render(
@@ -380,11 +428,13 @@ class Portal:
         otype = self.stores[obj].type
         names = otype.default_props if props is None else props
         created, updated = iso_ms(rec.created), iso_ms(rec.updated)
-        derived = {
+        derived: dict[str, str | None] = {
             "hs_object_id": str(rec.id),
             otype.created_prop: created,
             otype.modified_prop: updated,
         }
+        if obj == "contacts" and PRIMARY_COMPANY in names:
+            derived[PRIMARY_COMPANY] = self._primary_company(rec.id)
         values = rec.props
         body: dict[str, Any] = {
             "id": str(rec.id),
