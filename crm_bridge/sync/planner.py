@@ -620,6 +620,8 @@ def _survivor_belongs_elsewhere(
     if linked is not None and not _unsent_create(linked):
         return linked.id not in own
     there = other(side)
+    if linked is not None and linked.id not in own and linked.id_on(side) is None:
+        return True  # the twin's create into this side is held back: it pairs with the survivor
     for candidate in changes[there].values():
         if candidate.deleted or candidate.merged_into:
             continue

@@ -358,11 +358,11 @@ class SyncRunner:
             if wanted:
                 changes[side].extend(self.connectors[side].fetch(objects[side], wanted))
                 fetched = True
-            # A merge loser whose survivor lies beyond this side's cap: the survivor decides
-            # where the loser's link goes (re-key, or close into a twin), so it is read now --
-            # to the end of the chain, as a survivor read may itself have been merged (or a
-            # converted lead's contact converted on) since.
-            for _ in range(_MAX_SURVIVOR_HOPS if capped[side] else 0):
+            # A merge loser whose survivor this read did not bring (beyond the cap, or read by
+            # an earlier cycle): the survivor decides where the loser's link goes (re-key, or
+            # close into a twin), so it is read now -- to the end of the chain, as a survivor
+            # may itself have been merged (or a converted lead's contact converted on) since.
+            for _ in range(_MAX_SURVIVOR_HOPS):
                 have = {record.id for record in changes[side]}
                 survivors = sorted(
                     {

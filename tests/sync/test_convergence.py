@@ -1179,3 +1179,47 @@ def test_regression_a_forgotten_unsent_create_does_not_hold_its_identity() -> No
         m.converges()
     finally:
         m.teardown()
+
+
+def test_regression_a_survivor_read_by_an_earlier_cycle_is_read_again_for_its_twin() -> None:
+    """A lead is converted into an existing contact whose create was held back by a capped
+    cycle; the next cycle brings only the converted lead: its survivor (read before) must be
+    read again, or the link re-keys onto it while the survivor's twin stays unlinked."""
+    m = SyncMachine()
+    m.setup()
+    try:
+        m.create(name="Ann", score="", side="crm", title="")
+        m.same_person_created_on_both_sides(name1="Ann", name2="Ann", score="")
+        m.converges()
+        m.same_person_created_on_both_sides(name1="Ann", name2="Ann", score="")
+        m.convert(data=_Draws("c2", "c3"), into_existing=True)
+        m.capped_sync(cap=1)
+        m.converges()
+    finally:
+        m.teardown()
+
+
+def test_regression_a_merge_survivor_whose_twin_waits_in_a_held_back_create() -> None:
+    """The platform merges two people; the survivor's twin in the CRM is known only through a
+    create into the platform that a capped cycle held back: that twin pairs with the survivor
+    (no re-key that would give the CRM two records with one e-mail)."""
+    m = SyncMachine()
+    m.setup()
+    try:
+        m.create(name="Cy", score="2.0", side="map", title="")
+        m.same_person_created_on_both_sides(name1="Ann", name2="Bo", score="3")
+        m.same_person_created_on_both_sides(name1="Ann", name2="Bo", score="3")
+        m.delete_before_the_first_link(same="Di", side="map")
+        m.converges()
+        m.same_person_created_on_both_sides(name1="Di", name2="Cy", score="1")
+        m.capped_sync(cap=2)
+        m.same_person_created_on_both_sides(name1="Ann", name2="Bo", score="3")
+        m.same_person_created_on_both_sides(name1="Bo", name2="Di", score="3")
+        m.convert(data=_Draws("c5"), into_existing=False)
+        m.capped_sync(cap=2)
+        m.merge(data=_Draws(["m7", "m6"]), side="map")
+        m.convert_during_a_write_batch(data=_Draws("c1"), into_existing=False)
+        m.no_engine_made_duplicates()
+        m.converges()
+    finally:
+        m.teardown()
