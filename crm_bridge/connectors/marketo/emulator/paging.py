@@ -29,7 +29,7 @@ def offset_from(kind: str, token: str | None) -> int:
         return 0
     try:
         text = base64.b32decode(token.upper() + "=" * (-len(token) % 8)).decode()
-        got, _, raw = text.partition(":")
+        got, _, raw = text.rpartition(":")
         if got != kind:
             raise ValueError(got)
         return int(raw)

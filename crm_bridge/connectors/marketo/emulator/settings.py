@@ -46,9 +46,10 @@ class MarketoEmulatorSettings(BaseModel):
     native_crm_sync: bool = False
     """Native Salesforce/Dynamics sync on: opportunity writes and all role calls answer 1018."""
 
-    send_empty_errors_and_warnings: bool = True
-    """Send ``errors: []`` and ``warnings: []`` on success: the swagger marks both required;
-    real answers often omit them -- turn off to test a client against that shape."""
+    complete_envelope: bool = True
+    """Send every member the swagger marks required: ``errors: []`` and ``warnings: []`` on
+    success, ``result: []`` and ``warnings: []`` on failure.  Real answers often omit them --
+    turn off to test a client against that leaner shape."""
 
     bulk_queue_seconds: float = Field(default=5, ge=0)
     """How long an enqueued export (or an import) waits before it is processing/importing."""

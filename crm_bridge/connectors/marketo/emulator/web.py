@@ -167,7 +167,8 @@ def envelope(
     if error is not None:
         body["success"] = False
         body["errors"] = [error.as_error()]
-        if settings.send_empty_errors_and_warnings:
+        if settings.complete_envelope:
+            body["result"] = []
             body["warnings"] = []
         return body
     assert ok is not None
@@ -178,9 +179,9 @@ def envelope(
         body["moreResult"] = ok.more_result
     if ok.next_page_token is not None:
         body["nextPageToken"] = ok.next_page_token
-    if ok.warnings or settings.send_empty_errors_and_warnings:
+    if ok.warnings or settings.complete_envelope:
         body["warnings"] = ok.warnings
-    if settings.send_empty_errors_and_warnings:
+    if settings.complete_envelope:
         body["errors"] = []
     return body
 
