@@ -69,6 +69,10 @@ class Recorder:
         with self.lock:
             self.answers.append(answer)
 
+    def peek(self) -> list[Answer]:
+        with self.lock:
+            return list(self.answers)
+
     def take(self) -> list[Answer]:
         with self.lock:
             answers, self.answers = self.answers, []

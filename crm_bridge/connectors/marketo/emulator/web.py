@@ -29,7 +29,7 @@ from crm_bridge.connectors.marketo.emulator.settings import MarketoEmulatorSetti
 from crm_bridge.connectors.marketo.emulator.state import Instance
 from crm_bridge.emulators.runtime import EmulatorClock
 
-__all__ = ["Call", "Ctx", "Handler", "Ok", "envelope", "json_response", "route"]
+__all__ = ["Call", "Ctx", "Handler", "MarketoRoute", "Ok", "envelope", "json_response", "route"]
 
 JSON_TYPE = "application/json;charset=UTF-8"
 
@@ -206,7 +206,29 @@ async def _parse(request: Request) -> tuple[bytes, MultiDict, Any]:
     return raw, MultiDict(params), body
 
 
-def route(ctx: Ctx, path: str, handlers: Mapping[str, Handler], *, auth: bool = True) -> Route:
+class MarketoRoute(Route):
+    """A route that knows which methods have their own handler.
+
+    Why: ``POST`` is accepted on every readable path (``_method=GET``), so ``methods`` alone
+    would claim operations the emulator does not implement; the swagger check reads
+    :attr:`handled` instead.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        *,
+        methods: list[str],
+        handled: frozenset[str],
+    ) -> None:
+        super().__init__(path, endpoint, methods=methods)
+        self.handled = handled
+
+
+def route(
+    ctx: Ctx, path: str, handlers: Mapping[str, Handler], *, auth: bool = True
+) -> MarketoRoute:
     """One path with a handler per method; ``POST ..._method=GET`` runs the GET handler."""
     methods = sorted({*handlers, "POST"} if "GET" in handlers else set(handlers))
 
@@ -245,4 +267,4 @@ def route(ctx: Ctx, path: str, handlers: Mapping[str, Handler], *, auth: bool = 
             return reply
         return json_response(envelope(settings, reply, error))
 
-    return Route(path, run, methods=methods)
+    return MarketoRoute(path, run, methods=methods, handled=frozenset(handlers))
