@@ -60,14 +60,15 @@ def test_create_update_and_get_by_filter_type(mc: MarketoClient) -> None:
     assert one == {"id": created[1]["id"], "email": "grace@example.com"}
 
 
-def test_filter_type_paging_through_the_client(mc: MarketoClient) -> None:
+def test_filter_type_paging_through_the_client(mc: MarketoClient, marketo: RunningMarketo) -> None:
+    marketo.control("POST", "fields", {"name": "segment", "dataType": "string"})
     ids = [
         c["id"]
-        for c in _upsert(mc, [{"email": f"p{i}@example.com", "company": "Acme"} for i in range(5)])
+        for c in _upsert(mc, [{"email": f"p{i}@example.com", "segment": "Acme"} for i in range(5)])
     ]
     found = mc.execute(
         method="get_multiple_leads_by_filter_type",
-        filterType="company",
+        filterType="segment",
         filterValues="Acme",
         batchSize=2,
     )
@@ -235,5 +236,10 @@ def test_client_errors_carry_the_vendor_code(mc: MarketoClient) -> None:
         mc.execute(
             method="get_multiple_leads_by_filter_type", filterType="nope", filterValues=["x"]
         )
-    assert exc.value.args[0]["code"] == "1003"
+    assert exc.value.args[0]["code"] == "1006"
+    with pytest.raises(Exception) as exc:
+        mc.execute(
+            method="get_multiple_leads_by_filter_type", filterType="lastName", filterValues=["x"]
+        )
+    assert exc.value.args[0]["code"] == "1011"
     assert issubclass(MarketoException, Exception)

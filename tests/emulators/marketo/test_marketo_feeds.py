@@ -40,8 +40,8 @@ def test_paging_token_decodes_to_the_documented_shape(api: Api) -> None:
     token = _since(api, "2024-03-01T10:00:00Z")
     raw = base64.b32decode(token + "=" * (-len(token) % 8)).decode()
     assert raw == "2024-03-01T10:00:00.000+0000,0"
-    assert api.error("GET", TOKEN) == "1003"
-    assert api.error("GET", TOKEN, params={"sinceDatetime": "yesterday"}) == "1003"
+    assert api.error("GET", TOKEN) == "1002"
+    assert api.error("GET", TOKEN, params={"sinceDatetime": "yesterday"}) == "704"
 
 
 def test_lead_changes_new_lead_then_change_data_value(api: Api, marketo: RunningMarketo) -> None:
@@ -66,7 +66,7 @@ def test_lead_changes_new_lead_then_change_data_value(api: Api, marketo: Running
     [edit], _, _ = _drain(api, CHANGES, token, fields="firstName,title")
     assert edit["fields"][0]["oldValue"] == "Grace"
     assert {"name": "Source", "value": "Changed by user"} in edit["attributes"]
-    assert api.error("GET", CHANGES, params={"nextPageToken": token}) == "1003"  # fields required
+    assert api.error("GET", CHANGES, params={"nextPageToken": token}) == "1002"  # fields required
     assert api.error("GET", CHANGES, params={"nextPageToken": token, "fields": "nope"}) == "1006"
     assert api.error("GET", CHANGES, params={"nextPageToken": "!!", "fields": "email"}) == "1003"
 
@@ -116,7 +116,7 @@ def test_engagement_activities_and_filters(api: Api, marketo: RunningMarketo) ->
     assert [(i["leadId"], i["activityTypeId"]) for i in items] == [(a, 1), (b, 10), (a, 3), (b, 2)]
     only_a, _, _ = _drain(api, ACTIVITIES, token, activityTypeIds="1,2,3,10", leadIds=str(a))
     assert {i["leadId"] for i in only_a} == {a}
-    assert api.error("GET", ACTIVITIES, params={"nextPageToken": token}) == "1003"
+    assert api.error("GET", ACTIVITIES, params={"nextPageToken": token}) == "1002"
     eleven = ",".join(str(i) for i in (1, 2, 3, 6, 7, 9, 10, 11, 12, 13, 22))
     assert (
         api.error("GET", ACTIVITIES, params={"nextPageToken": token, "activityTypeIds": eleven})

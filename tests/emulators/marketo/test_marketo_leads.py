@@ -35,7 +35,7 @@ def test_actions_and_record_reasons_in_input_order(api: Api) -> None:
         },
     )
     codes = [r.get("reasons", [{}])[0].get("code") for r in result]
-    assert codes == ["1005", "1003", "1006", None, "1003"]
+    assert codes == ["1005", "1001", "1006", None, "1003"]
     assert result[3]["status"] == "created" and result[3]["id"] != existing
     result = api.ok(
         "POST", LEADS, json={"action": "updateOnly", "input": [{"email": "zz@example.com"}]}
@@ -85,20 +85,21 @@ def test_batch_caps_300(api: Api) -> None:
     assert len(make_leads(api, *rows[:300])) == 300
 
 
-def test_filter_paging_fields_and_errors(api: Api) -> None:
-    ids = make_leads(api, *({"email": f"p{i}@example.com", "company": "Acme"} for i in range(5)))
+def test_filter_paging_fields_and_errors(api: Api, marketo: RunningMarketo) -> None:
+    marketo.control("POST", "fields", {"name": "segment", "dataType": "string"})
+    ids = make_leads(api, *({"email": f"p{i}@example.com", "segment": "Acme"} for i in range(5)))
     first = api.call(
         "GET",
         LEADS,
         params={
-            "filterType": "company",
+            "filterType": "segment",
             "filterValues": "Acme",
             "batchSize": 2,
-            "fields": "email,company",
+            "fields": "email,segment",
         },
     )
     assert [r["id"] for r in first["result"]] == ids[:2]
-    assert set(first["result"][0]) == {"id", "email", "company"}
+    assert set(first["result"][0]) == {"id", "email", "segment"}
     seen = [r["id"] for r in first["result"]]
     token = first["nextPageToken"]
     while token:
@@ -106,7 +107,7 @@ def test_filter_paging_fields_and_errors(api: Api) -> None:
             "GET",
             LEADS,
             params={
-                "filterType": "company",
+                "filterType": "segment",
                 "filterValues": "Acme",
                 "batchSize": 2,
                 "nextPageToken": token,
@@ -123,10 +124,13 @@ def test_filter_paging_fields_and_errors(api: Api) -> None:
         == "1006"
     )
     assert (
-        api.error("GET", LEADS, params={"filterType": "unsubscribed", "filterValues": "true"})
-        == "1003"
+        api.error("GET", LEADS, params={"filterType": "firstName", "filterValues": "Ada"})
+        == "1011"  # a standard field that is not a key
     )
-    assert api.error("GET", LEADS, params={"filterType": "email"}) == "1003"
+    assert api.error("GET", LEADS, params={"filterType": "nope", "filterValues": "x"}) == "1006"
+    assert api.error("GET", LEADS, params={"filterType": "email"}) == "1002"
+    lookup = {"lookupField": "company", "input": [{"company": "Acme"}]}
+    assert api.error("POST", LEADS, json=lookup) == "1011"
     assert api.ok("GET", LEADS, params={"filterType": "email", "filterValues": "x@y.z"}) == []
 
 
@@ -186,3 +190,27 @@ def test_merge_losers_disappear_winner_keeps_values(api: Api) -> None:
     assert api.error("POST", f"/rest/v1/leads/{win}/merge.json", params={"leadId": lose1}) == "1004"
     many = ",".join(str(i) for i in range(100, 126))
     assert api.error("POST", f"/rest/v1/leads/{win}/merge.json", params={"leadIds": many}) == "1080"
+
+
+def test_more_than_1000_matches_is_1003(api: Api, marketo: RunningMarketo) -> None:
+    marketo.control("POST", "fields", {"name": "segment", "dataType": "string"})
+    marketo.emulator.add_leads(
+        [{"email": f"m{i}@example.com", "segment": "big"} for i in range(1001)]
+    )
+    assert (
+        api.error("GET", LEADS, params={"filterType": "segment", "filterValues": "big"}) == "1003"
+    )
+
+
+def test_wrong_method_is_605_and_uncounted(api: Api, marketo: RunningMarketo) -> None:
+    assert api.error("PUT", "/rest/v1/leads/describe.json") == "605"
+    assert api.error("DELETE", "/rest/v1/leads/describe.json") == "605"
+    assert marketo.control("GET", "limits")["daily_used"] == 0
+
+
+def test_invalid_json_and_content_type(api: Api) -> None:
+    assert (
+        api.error("POST", LEADS, content=b"{nope", headers={"Content-Type": "application/json"})
+        == "609"
+    )
+    assert api.error("POST", LEADS, content=b"x", headers={"Content-Type": "text/plain"}) == "612"

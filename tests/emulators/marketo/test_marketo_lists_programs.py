@@ -87,7 +87,7 @@ def test_program_membership(api: Api, marketo: RunningMarketo) -> None:
         f"/rest/v1/programs/{pid}/members/status.json",
         json={"statusName": "Member", "input": [{"leadId": a}]},
     )
-    assert back[0]["status"] == "skipped"  # no step backwards
+    assert back[0]["status"] == "skipped" and back[0]["reasons"][0]["code"] == "1037"
     members = api.ok(
         "GET",
         f"/rest/v1/programs/{pid}/members.json",
@@ -113,5 +113,5 @@ def test_program_membership(api: Api, marketo: RunningMarketo) -> None:
             f"/rest/v1/programs/{pid}/members/status.json",
             json={"statusName": "Bogus", "input": [{"leadId": a}]},
         )
-        == "1003"
+        == "1025"
     )

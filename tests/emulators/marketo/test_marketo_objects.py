@@ -153,3 +153,18 @@ def test_companies(api: Api) -> None:
         )
         == "1006"
     )
+
+
+def test_duplicate_key_in_one_input_is_skipped_1036(api: Api) -> None:
+    result = api.ok(
+        "POST",
+        "/rest/v1/companies.json",
+        json={
+            "input": [
+                {"externalCompanyId": "d", "company": "D1"},
+                {"externalCompanyId": "d", "company": "D2"},
+            ]
+        },
+    )
+    assert result[0]["status"] == "created"
+    assert result[1]["status"] == "skipped" and result[1]["reasons"][0]["code"] == "1036"

@@ -23,7 +23,7 @@ from crm_bridge.connectors.marketo.emulator.activities import (
     decode_token,
     encode_token,
 )
-from crm_bridge.connectors.marketo.emulator.errors import MarketoError
+from crm_bridge.connectors.marketo.emulator.errors import MarketoError, missing
 from crm_bridge.connectors.marketo.emulator.timefmt import iso, parse_iso
 from crm_bridge.connectors.marketo.emulator.web import Call, Ctx, Ok, route
 
@@ -39,7 +39,7 @@ def paging_token(ctx: Ctx, call: Call) -> Ok:
     try:
         epoch = parse_iso(since)
     except ValueError:
-        raise MarketoError(1003, f"Invalid sinceDatetime '{since}'") from None
+        raise MarketoError(704, f"Invalid date format '{since}'") from None
     return Ok(next_page_token=encode_token(_token_iso(epoch), 0))
 
 
@@ -95,7 +95,7 @@ def activities(ctx: Ctx, call: Call) -> Ok:
     """``GET /rest/v1/activities.json?activityTypeIds=&nextPageToken=`` (≤10 type ids)."""
     raw_types = call.multi("activityTypeIds")
     if not raw_types:
-        raise MarketoError(1003, "'activityTypeIds' cannot be blank")
+        raise missing("activityTypeIds")
     if len(raw_types) > _MAX_TYPE_IDS:
         raise MarketoError(1003, f"Too many activityTypeIds, max {_MAX_TYPE_IDS}")
     try:
@@ -113,7 +113,7 @@ def lead_changes(ctx: Ctx, call: Call) -> Ok:
     """``GET /rest/v1/activities/leadchanges.json?nextPageToken=&fields=`` (12 and 13 only)."""
     fields = call.multi("fields")
     if not fields:
-        raise MarketoError(1003, "'fields' cannot be blank")
+        raise missing("fields")
     schema = ctx.instance.schema
     bad = [f for f in fields if schema.get(f) is None]
     if bad:

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from crm_bridge.connectors.marketo.emulator.bulk import parse_multipart_file
-from crm_bridge.connectors.marketo.emulator.errors import MarketoError
+from crm_bridge.connectors.marketo.emulator.errors import MarketoError, blank
 from crm_bridge.connectors.marketo.emulator.web import Call, Ctx, Handler, Ok, route
 
 __all__ = ["bulk_routes"]
@@ -79,9 +79,11 @@ def export_file(ctx: Ctx, call: Call) -> Response:
 def create_import(ctx: Ctx, call: Call) -> Ok:
     """``POST /bulk/v1/leads.json?format=csv`` with a multipart ``file``."""
     ctype = call.request.headers.get("content-type", "")
-    data = parse_multipart_file(ctype, call.raw) if "multipart/form-data" in ctype else None
+    if "multipart/form-data" not in ctype:
+        raise MarketoError(613)
+    data = parse_multipart_file(ctype, call.raw)
     if data is None:
-        raise MarketoError(1003, "'file' cannot be blank")
+        raise blank("file")
     fmt = call.require("format")
     list_raw = call.param("listId")
     list_id = int(list_raw) if list_raw and list_raw.isdigit() else None

@@ -9,7 +9,7 @@ from typing import Any
 
 from starlette.routing import Route
 
-from crm_bridge.connectors.marketo.emulator.errors import MarketoError, reason
+from crm_bridge.connectors.marketo.emulator.errors import MarketoError, blank, missing, reason
 from crm_bridge.connectors.marketo.emulator.fields import FieldError
 from crm_bridge.connectors.marketo.emulator.leads import (
     MAX_FILTER_MATCHES,
@@ -29,11 +29,13 @@ def get_by_filter(ctx: Ctx, call: Call) -> Ok:
     filter_type = call.require("filterType")
     values = call.multi("filterValues")
     if not values:
-        raise MarketoError(1003, "'filterValues' cannot be blank")
+        raise missing("filterValues")
     if len(values) > ctx.settings.batch_size:
         raise MarketoError(1003, f"Too many filter values, max {ctx.settings.batch_size}")
-    if not inst.schema.searchable(filter_type):
-        raise MarketoError(1003, f"Invalid filterType '{filter_type}'")
+    try:
+        inst.schema.check_key(filter_type)
+    except FieldError as exc:
+        raise MarketoError(exc.code, exc.message) from None
     fields = check_fields(inst, call.multi("fields"))
     seen: set[int] = set()
     matches = []
@@ -76,7 +78,7 @@ def delete(ctx: Ctx, call: Call) -> Ok:
     ]
     ids += call.multi("id") or []
     if not ids:
-        raise MarketoError(1003, "'input' cannot be blank")
+        raise blank("input")
     if len(ids) > ctx.settings.batch_size:
         raise MarketoError(1003, f"Invalid data: {len(ids)} ids, max {ctx.settings.batch_size}")
     inst = ctx.instance
@@ -121,7 +123,7 @@ def merge(ctx: Ctx, call: Call) -> Ok:
     winner_id = call.path_int("leadId")
     raw = (call.multi("leadIds") or []) + (call.multi("leadId") or [])
     if not raw:
-        raise MarketoError(1003, "'leadId' or 'leadIds' cannot be blank")
+        raise missing("leadIds")
     try:
         loser_ids = list(dict.fromkeys(int(r) for r in raw))
     except ValueError:

@@ -16,7 +16,7 @@ from typing import Any
 from starlette.routing import Route
 
 from crm_bridge.connectors.marketo.emulator.activities import type_by_key
-from crm_bridge.connectors.marketo.emulator.errors import MarketoError, reason
+from crm_bridge.connectors.marketo.emulator.errors import MarketoError, missing, reason
 from crm_bridge.connectors.marketo.emulator.leads import check_fields, render_lead
 from crm_bridge.connectors.marketo.emulator.paging import page
 from crm_bridge.connectors.marketo.emulator.state import (
@@ -71,7 +71,7 @@ def _ids(ctx: Ctx, call: Call) -> list[Any]:
     ]
     ids += call.multi("id") or []
     if not ids:
-        raise MarketoError(1003, "'id' cannot be blank")
+        raise missing("id")
     if len(ids) > ctx.settings.batch_size:
         raise MarketoError(1003, f"Invalid data: {len(ids)} ids, max {ctx.settings.batch_size}")
     return ids
@@ -174,7 +174,7 @@ def program_members(ctx: Ctx, call: Call) -> Ok:
     filter_type = call.require("filterType")
     values = call.multi("filterValues") or []
     if not values:
-        raise MarketoError(1003, "'filterValues' cannot be blank")
+        raise missing("filterValues")
     if len(values) > ctx.settings.batch_size:
         raise MarketoError(1003, f"Too many filter values, max {ctx.settings.batch_size}")
     if filter_type not in ("leadId", "progressionStatus", "reachedSuccess"):
@@ -230,14 +230,14 @@ def member_status(ctx: Ctx, call: Call) -> Ok:
     """``POST /rest/v1/programs/{programId}/members/status.json {statusName, input}``.
 
     ``updated`` for a new member or a step forward (the swagger's enum has no ``created``, though
-    the prose docs show it), skipped (1003) for a step backwards, skipped 1004 for an unknown
-    lead; an unknown status fails the whole call (1003).
+    the prose docs show it), skipped 1037 for a step backwards, skipped 1004 for an unknown
+    lead; an unknown status fails the whole call (1025).
     """
     inst = ctx.instance
     program = _program(ctx, call)
     status = str(call.body_dict().get("statusName") or "")
     if status not in program.statuses:
-        raise MarketoError(1003, f"Invalid statusName '{status}'")
+        raise MarketoError(1025, f"Program status '{status}' not found")
     results: list[dict[str, Any]] = []
     for seq, item in enumerate(call.inputs()):
         lead_id = item.get("leadId") if isinstance(item, dict) else None
@@ -259,7 +259,7 @@ def member_status(ctx: Ctx, call: Call) -> Ok:
                     "seq": seq,
                     "leadId": lead_id,
                     "status": "skipped",
-                    "reasons": [reason(1003, "Lead is already at or past this status")],
+                    "reasons": [reason(1037, "Lead was skipped: already in or past this status")],
                 }
             )
             continue

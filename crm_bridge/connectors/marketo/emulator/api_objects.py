@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from crm_bridge.connectors.marketo.emulator.errors import MarketoError
+from crm_bridge.connectors.marketo.emulator.errors import MarketoError, missing
 from crm_bridge.connectors.marketo.emulator.objects import OBJECT_TYPES, ObjectStore
 from crm_bridge.connectors.marketo.emulator.web import Call, Ctx, Handler, Ok, route
 
@@ -47,7 +47,7 @@ def _handlers(api_name: str, *, writes_locked: bool, reads_locked: bool) -> dict
         filter_type = call.require("filterType")
         values = call.multi("filterValues")
         if not values:
-            raise MarketoError(1003, "'filterValues' cannot be blank")
+            raise missing("filterValues")
         if len(values) > ctx.settings.batch_size:
             raise MarketoError(1003, f"Too many filter values, max {ctx.settings.batch_size}")
         return Ok(store(ctx).query(filter_type, values, fields))

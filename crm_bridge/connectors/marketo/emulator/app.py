@@ -130,7 +130,7 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     if status == 405:
         return json_response(
-            {"requestId": request_id(), "success": False, "errors": [MarketoError(610).as_error()]}
+            {"requestId": request_id(), "success": False, "errors": [MarketoError(605).as_error()]}
         )
     return Response("Not Found", status_code=404, media_type="text/plain")
 

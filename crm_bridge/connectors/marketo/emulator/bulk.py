@@ -22,7 +22,7 @@ from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Any
 
-from crm_bridge.connectors.marketo.emulator.errors import MarketoError
+from crm_bridge.connectors.marketo.emulator.errors import MarketoError, blank
 from crm_bridge.connectors.marketo.emulator.fields import FieldError
 from crm_bridge.connectors.marketo.emulator.settings import MarketoEmulatorSettings
 from crm_bridge.connectors.marketo.emulator.state import Instance, Lead
@@ -141,7 +141,7 @@ class BulkJobs:
         """Validate and store a new extract (``Created``)."""
         fields = body.get("fields")
         if not isinstance(fields, list) or not fields:
-            raise MarketoError(1003, "'fields' cannot be blank")
+            raise blank("fields")
         schema = self.instance.schema
         bad = [f for f in fields if schema.get(str(f)) is None]
         if bad:
@@ -151,7 +151,7 @@ class BulkJobs:
             raise MarketoError(1003, f"Invalid format '{fmt}'")
         flt = body.get("filter")
         if not isinstance(flt, dict) or not flt:
-            raise MarketoError(1003, "'filter' cannot be blank")
+            raise blank("filter")
         for key, value in flt.items():
             if key in ("createdAt", "updatedAt"):
                 self._range(key, value)
@@ -172,8 +172,10 @@ class BulkJobs:
         try:
             start = parse_iso(str(value["startAt"]))
             end = parse_iso(str(value["endAt"]))
-        except (KeyError, ValueError):
+        except KeyError:
             raise MarketoError(1003, f"Invalid date range for '{key}'") from None
+        except ValueError:
+            raise MarketoError(704, f"Invalid date format for '{key}'") from None
         if end < start or end - start > _MAX_RANGE_DAYS * 86400:
             raise MarketoError(1003, f"Date range for '{key}' exceeds {_MAX_RANGE_DAYS} days")
         return start, end
@@ -275,8 +277,10 @@ class BulkJobs:
         fmt = fmt.upper()
         if fmt not in _DELIMITERS:
             raise MarketoError(1003, f"Invalid format '{fmt}'")
-        if not self.instance.schema.searchable(lookup_field):
-            raise MarketoError(1003, f"Invalid lookupField '{lookup_field}'")
+        try:
+            self.instance.schema.check_key(lookup_field)
+        except FieldError as exc:
+            raise MarketoError(exc.code, exc.message) from None
         if list_id is not None and list_id not in self.instance.lists:
             raise MarketoError(1013, f"Static list '{list_id}' not found")
         text = data.decode("utf-8-sig", errors="replace")

@@ -27,6 +27,25 @@ DEFAULT_FIELDS = ("id", "email", "updatedAt", "createdAt", "firstName", "lastNam
 _TYPES = {"string", "email", "integer", "boolean", "datetime", "date", "float", "text", "phone"}
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _SEARCHABLE_TYPES = {"string", "email", "integer"}
+_KEY_STANDARD = frozenset(
+    {
+        "id",
+        "email",
+        "cookies",
+        "facebookId",
+        "leadPartitionId",
+        "linkedInId",
+        "sfdcAccountId",
+        "sfdcContactId",
+        "sfdcLeadId",
+        "sfdcLeadOwnerId",
+        "sfdcOpptyId",
+        "twitterId",
+    }
+)
+"""The standard fields a ``filterType``/``lookupField`` may name (the swagger's list); other
+standard fields (``firstName``, ``company``...) answer 1011, custom string/email/integer fields
+are allowed."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +103,9 @@ _STANDARD = (
     FieldDef(13, "externalCompanyId", "External Company Id", "string", 100),
     FieldDef(14, "createdAt", "Created At", "datetime", read_only=True),
     FieldDef(15, "updatedAt", "Updated At", "datetime", read_only=True),
+    FieldDef(16, "sfdcLeadId", "SFDC Lead ID", "string", 18),
+    FieldDef(17, "sfdcContactId", "SFDC Contact ID", "string", 18),
+    FieldDef(18, "sfdcAccountId", "SFDC Account ID", "string", 18),
 )
 _FIRST_CUSTOM_ID = 1000
 
@@ -95,6 +117,10 @@ class FieldError(ValueError):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+def _mismatch(value: Any, kind: str) -> FieldError:
+    return FieldError(1001, f"Invalid value '{value}'. Required of type '{kind}'")
 
 
 class LeadSchema:
@@ -133,11 +159,20 @@ class LeadSchema:
     def searchable(self, name: str) -> bool:
         """Whether ``name`` may be a ``filterType`` / ``lookupField``."""
         field = self._fields.get(name)
-        return field is not None and field.data_type in _SEARCHABLE_TYPES
+        if field is None:
+            return False
+        return name in _KEY_STANDARD or (field.custom and field.data_type in _SEARCHABLE_TYPES)
+
+    def check_key(self, name: str) -> None:
+        """1006 for a field the instance lacks, 1011 for one that cannot be a key."""
+        if name not in self._fields:
+            raise FieldError(1006, f"Field '{name}' not found")
+        if not self.searchable(name):
+            raise FieldError(1011, f"Field '{name}' not supported")
 
     def searchable_fields(self) -> list[list[str]]:
         """``describe2``'s ``searchableFields`` (single-field keys)."""
-        return [[f.name] for f in self.all() if f.data_type in _SEARCHABLE_TYPES]
+        return [[f.name] for f in self.all() if self.searchable(f.name)]
 
     def coerce(self, name: str, value: Any) -> Any:
         """The stored form of ``value`` for field ``name``, or :class:`FieldError`."""
@@ -151,17 +186,17 @@ class LeadSchema:
         kind = field.data_type
         if kind == "integer":
             if isinstance(value, bool):
-                raise FieldError(1003, f"Invalid value '{value}' for field '{name}'")
+                raise _mismatch(value, kind)
             try:
                 number = int(str(value))
             except ValueError:
-                raise FieldError(1003, f"Invalid value '{value}' for field '{name}'") from None
+                raise _mismatch(value, kind) from None
             return number
         if kind == "float":
             try:
                 return float(value)
             except (TypeError, ValueError):
-                raise FieldError(1003, f"Invalid value '{value}' for field '{name}'") from None
+                raise _mismatch(value, kind) from None
         if kind == "boolean":
             if isinstance(value, bool):
                 return value
@@ -170,7 +205,7 @@ class LeadSchema:
                 return True
             if lowered in ("false", "0", "no"):
                 return False
-            raise FieldError(1003, f"Invalid value '{value}' for field '{name}'")
+            raise _mismatch(value, kind)
         text = str(value)
         if kind == "email" and not _EMAIL.match(text):
             raise FieldError(1003, f"Invalid email address '{text}'")
@@ -185,7 +220,7 @@ class LeadSchema:
             try:
                 return int(raw)
             except ValueError:
-                raise FieldError(1003, f"Invalid value '{raw}' for '{name}'") from None
+                raise _mismatch(raw, "integer") from None
         return raw.lower() if field.data_type == "email" else raw
 
     def snapshot(self) -> list[dict[str, Any]]:

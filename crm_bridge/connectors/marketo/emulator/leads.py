@@ -50,8 +50,10 @@ def sync_leads(
     """Apply a ``POST /rest/v1/leads.json``; one answer per input record."""
     if action not in ACTIONS:
         raise MarketoError(1003, f"Invalid action '{action}'")
-    if lookup_field != "id" and not inst.schema.searchable(lookup_field):
-        raise MarketoError(1003, f"Invalid lookupField '{lookup_field}'")
+    try:
+        inst.schema.check_key(lookup_field)
+    except FieldError as exc:
+        raise MarketoError(exc.code, exc.message) from None
     if lookup_field == "id" and action != "updateOnly":
         raise MarketoError(1003, "lookupField 'id' is only allowed with action updateOnly")
     return [_sync_one(inst, action, lookup_field, item) for item in inputs]

@@ -234,10 +234,17 @@ class ObjectStore:
             raise MarketoError(1003, "dedupeBy 'idField' is only allowed with action updateOnly")
         known = self.otype.field_names()
         results: list[dict[str, Any]] = []
+        seen: set[tuple[Any, ...]] = set()
         for seq, item in enumerate(inputs):
             if not isinstance(item, dict):
                 results.append(self._skip(seq, 1003, "Invalid input record"))
                 continue
+            key = self._dedupe_key(item) if dedupe_by == "dedupeFields" else None
+            if key is not None:
+                if key in seen:
+                    results.append(self._skip(seq, 1036, "Duplicate object found in input"))
+                    continue
+                seen.add(key)
             unknown = sorted(set(item) - known - {self.otype.id_field})
             if unknown:
                 results.append(self._skip(seq, 1006, f"Field '{unknown[0]}' not found"))

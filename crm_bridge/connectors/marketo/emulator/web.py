@@ -23,7 +23,13 @@ from starlette.routing import Route
 
 from crm_bridge.connectors.marketo.emulator.auth import Token, TokenRegistry
 from crm_bridge.connectors.marketo.emulator.bulk import BulkJobs
-from crm_bridge.connectors.marketo.emulator.errors import UNCOUNTED, MarketoError, request_id
+from crm_bridge.connectors.marketo.emulator.errors import (
+    UNCOUNTED,
+    MarketoError,
+    blank,
+    missing,
+    request_id,
+)
 from crm_bridge.connectors.marketo.emulator.limits import RateLimiter
 from crm_bridge.connectors.marketo.emulator.settings import MarketoEmulatorSettings
 from crm_bridge.connectors.marketo.emulator.state import Instance
@@ -89,10 +95,10 @@ class Call:
         return value if value not in (None, "") else None
 
     def require(self, name: str) -> str:
-        """A required parameter (1003 when absent, as the vendor answers missing params)."""
+        """A required parameter (1002 when absent)."""
         value = self.param(name)
         if value is None:
-            raise MarketoError(1003, f"'{name}' cannot be blank")
+            raise missing(name)
         return value
 
     def multi(self, name: str) -> list[str] | None:
@@ -137,7 +143,7 @@ class Call:
         items = body.get("input")
         if items is None:
             if required:
-                raise MarketoError(1003, "'input' cannot be blank")
+                raise blank("input")
             return []
         if not isinstance(items, list):
             raise MarketoError(1003, "'input' must be a list")
@@ -243,7 +249,7 @@ def route(
             method = "GET"
         handler = handlers.get(method)
         if handler is None:
-            return json_response(envelope(settings, None, MarketoError(610)))
+            return json_response(envelope(settings, None, MarketoError(605)))
         token: Token | None = None
         try:
             if auth:
