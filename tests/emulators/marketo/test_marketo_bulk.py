@@ -201,3 +201,12 @@ def test_import_errors(api: Api, marketo: RunningMarketo) -> None:
         )
         == "1016"
     )
+
+
+def test_export_job_list_by_status(api: Api, marketo: RunningMarketo) -> None:
+    created, queued = _export(api)["exportId"], _export(api)["exportId"]
+    api.ok("POST", f"{EXPORT}/{queued}/enqueue.json")
+    everything = api.ok("GET", f"{EXPORT}.json")
+    assert [j["exportId"] for j in everything] == [created, queued]
+    only = api.ok("GET", f"{EXPORT}.json", params={"status": "Queued"})
+    assert [j["exportId"] for j in only] == [queued]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 from crm_bridge.connectors.marketo.emulator import RunningMarketo
 
 from .conftest import Api, make_leads
@@ -214,3 +217,38 @@ def test_invalid_json_and_content_type(api: Api) -> None:
         == "609"
     )
     assert api.error("POST", LEADS, content=b"x", headers={"Content-Type": "text/plain"}) == "612"
+
+
+def _race(api: Api, marketo: RunningMarketo) -> list[dict[str, object]]:
+    """Two createOrUpdate calls for one email overlap: the first is held before its handler."""
+    marketo.control(
+        "POST", "faults", {"path": "/rest/v1/leads.json", "method": "POST", "latency": 0.5}
+    )
+    held: list[list[dict[str, object]]] = []
+    thread = threading.Thread(
+        target=lambda: held.append(
+            api.ok("POST", LEADS, json={"input": [{"email": "race@example.com", "title": "A"}]})
+        )
+    )
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not marketo.control("GET", "faults/hits"):  # the held call has arrived
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    second = api.ok("POST", LEADS, json={"input": [{"email": "race@example.com", "title": "B"}]})
+    thread.join()
+    return [held[0][0], second[0]]
+
+
+def test_overlapping_upserts_create_duplicates_only_with_the_race_switch(
+    api: Api, marketo: RunningMarketo
+) -> None:
+    first, second = _race(api, marketo)
+    assert (second["status"], first["status"]) == ("created", "updated")  # serialized: one lead
+    marketo.emulator.reset()
+    api.token = marketo.token()
+    marketo.control("POST", "settings", {"upsert_race": True})
+    first, second = _race(api, marketo)
+    assert (second["status"], first["status"]) == ("created", "created")
+    found = api.ok("GET", LEADS, params={"filterType": "email", "filterValues": "race@example.com"})
+    assert len(found) == 2  # the documented duplicate; the next upsert answers 1007

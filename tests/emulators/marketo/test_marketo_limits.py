@@ -182,3 +182,9 @@ def test_seeded_leads_are_deterministic(marketo: RunningMarketo) -> None:
     marketo.control("POST", "reset")
     marketo.control("POST", "leads", {"count": 3, "seed": 7})
     assert [lead.values["email"] for lead in marketo.emulator.instance.leads.values()] == emails
+
+
+def test_settings_repr_hides_the_client_secret(marketo: RunningMarketo) -> None:
+    settings = marketo.emulator.settings
+    assert settings.client_secret not in repr(settings)
+    assert settings.client_secret not in repr(marketo)

@@ -177,6 +177,7 @@ def _exercise(api: Api, marketo: RunningMarketo) -> list[tuple[str, str, dict[st
             {"json": {"input": [{"externalCompanyId": "x"}]}},
         ),
         ("GET", f"/bulk/v1/leads/export/{e}/status.json", {}),
+        ("GET", "/bulk/v1/leads/export.json", {"params": {"status": "Completed,Canceled"}}),
         ("GET", f"/bulk/v1/leads/export/{e}/file.json", {}),
         ("POST", f"/bulk/v1/leads/export/{canceled}/cancel.json", {}),
         (

@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from crm_bridge.connectors.marketo.emulator.bulk import parse_multipart_file
 from crm_bridge.connectors.marketo.emulator.errors import MarketoError, blank
+from crm_bridge.connectors.marketo.emulator.paging import page
 from crm_bridge.connectors.marketo.emulator.web import Call, Ctx, Handler, Ok, route
 
 __all__ = ["bulk_routes"]
@@ -28,6 +29,16 @@ def create_export(ctx: Ctx, call: Call) -> Ok:
     """``POST /bulk/v1/leads/export/create.json {fields, format, filter, columnHeaderNames}``."""
     job = ctx.bulk.create_export(call.body_dict(), ctx.instance.now())
     return Ok([job.render()])
+
+
+def list_exports(ctx: Ctx, call: Call) -> Ok:
+    """``GET /bulk/v1/leads/export.json?status=``: the instance's extract jobs, oldest first."""
+    wanted = set(call.multi("status") or [])
+    now = ctx.instance.now()
+    jobs = [ctx.bulk.export(job_id, now) for job_id in list(ctx.bulk.exports)]
+    chosen = [job.render() for job in jobs if not wanted or job.status in wanted]
+    chunk, token = page("exports", chosen, call.param("nextPageToken"), call.batch())
+    return Ok(chunk, next_page_token=token)
 
 
 def enqueue(ctx: Ctx, call: Call) -> Ok:
@@ -111,6 +122,7 @@ def bulk_routes(ctx: Ctx) -> list[Route]:
     failures = _report("failures")
     warnings = _report("warnings")
     return [
+        route(ctx, f"{base}.json", {"GET": list_exports}),
         route(ctx, f"{base}/create.json", {"POST": create_export}),
         route(ctx, f"{base}/{{exportId}}/enqueue.json", {"POST": enqueue}),
         route(ctx, f"{base}/{{exportId}}/status.json", {"GET": status}),

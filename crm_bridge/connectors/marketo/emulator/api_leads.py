@@ -18,7 +18,7 @@ from crm_bridge.connectors.marketo.emulator.leads import (
     sync_leads,
 )
 from crm_bridge.connectors.marketo.emulator.paging import page
-from crm_bridge.connectors.marketo.emulator.web import Call, Ctx, Ok, route
+from crm_bridge.connectors.marketo.emulator.web import ARRIVAL_KEY, Call, Ctx, Ok, route
 
 __all__ = ["lead_routes"]
 
@@ -68,7 +68,9 @@ def sync(ctx: Ctx, call: Call) -> Ok:
     inputs = call.inputs()
     action = str(body.get("action") or "createOrUpdate")
     lookup = str(body.get("lookupField") or "email")
-    return Ok(sync_leads(ctx.instance, action, lookup, inputs))
+    arrival = call.request.scope.get("state", {}).get(ARRIVAL_KEY)
+    visible = arrival if ctx.settings.upsert_race else None
+    return Ok(sync_leads(ctx.instance, action, lookup, inputs, visible_below=visible))
 
 
 def delete(ctx: Ctx, call: Call) -> Ok:

@@ -9,7 +9,7 @@ auth and the rate window, exactly where a flaky network or an overloaded pod wou
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from crm_bridge.connectors.marketo.emulator.errors import MESSAGES, MarketoError, request_id
 from crm_bridge.connectors.marketo.emulator.limits import InFlight
 from crm_bridge.connectors.marketo.emulator.settings import MarketoEmulatorSettings
-from crm_bridge.connectors.marketo.emulator.web import envelope, json_response
+from crm_bridge.connectors.marketo.emulator.web import ARRIVAL_KEY, envelope, json_response
 from crm_bridge.emulators.runtime import (
     CONTROL_PREFIX,
     CallCounter,
@@ -85,10 +85,17 @@ def _api_path(path: str) -> bool:
 class Gate:
     """Pure ASGI middleware: HTTP 414 / 413 for oversized calls, 615 above the in-flight limit."""
 
-    def __init__(self, app: ASGIApp, settings: MarketoEmulatorSettings, in_flight: InFlight):
+    def __init__(
+        self,
+        app: ASGIApp,
+        settings: MarketoEmulatorSettings,
+        in_flight: InFlight,
+        arrival: Callable[[], int] | None = None,
+    ):
         self.app = app
         self.settings = settings
         self.in_flight = in_flight
+        self.arrival = arrival
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Refuse or pass through, holding an in-flight slot for the whole call."""
@@ -114,6 +121,9 @@ class Gate:
             response = json_response(envelope(s, None, MarketoError(615)))
             await response(scope, receive, send)
             return
+        if self.arrival is not None:
+            # What existed when the call arrived (the upsert race reads it; see settings).
+            scope.setdefault("state", {})[ARRIVAL_KEY] = self.arrival()
         try:
             await self.app(scope, receive, send)
         finally:
@@ -142,10 +152,11 @@ def build_app(
     faults: FaultPlane,
     calls: CallCounter,
     in_flight: InFlight,
+    arrival: Callable[[], int] | None = None,
 ) -> ASGIApp:
     """The ASGI app: gate, then fault injection and call counting, then the routes."""
     app = Starlette(routes=list(routes), exception_handlers={404: _not_found, 405: _not_found})
     faulted = FaultMiddleware(
         app, faults=faults, calls=calls, classify=classify, render_fault_body=render_fault
     )
-    return Gate(faulted, settings, in_flight)
+    return Gate(faulted, settings, in_flight, arrival)

@@ -28,6 +28,7 @@ from crm_bridge.connectors.marketo.emulator.controlplane import (
     record_activity,
 )
 from crm_bridge.connectors.marketo.emulator.limits import InFlight, RateLimiter
+from crm_bridge.connectors.marketo.emulator.seed import seed_leads
 from crm_bridge.connectors.marketo.emulator.settings import MarketoEmulatorSettings
 from crm_bridge.connectors.marketo.emulator.state import Instance
 from crm_bridge.connectors.marketo.emulator.web import Ctx
@@ -97,6 +98,7 @@ class MarketoEmulator:
             faults=self.faults,
             calls=self.calls,
             in_flight=self.in_flight,
+            arrival=lambda: self.instance.next_lead_id,
         )
 
     def start(
@@ -106,6 +108,10 @@ class MarketoEmulator:
         return RunningMarketo(self, serve(self.app, host=host, port=port, tls=tls))
 
     # -- state ------------------------------------------------------------------------------
+
+    def seed(self, *, leads: int, seed: int = 0) -> list[int]:
+        """Add ``leads`` realistic leads (deterministic per seed); their ids."""
+        return add_leads(self.ctx, seed_leads(leads, seed))
 
     def add_leads(self, leads: list[dict[str, Any]]) -> list[int]:
         """Same as ``POST /__emulator__/leads``."""

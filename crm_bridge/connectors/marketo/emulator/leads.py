@@ -45,9 +45,18 @@ def _skip(code: int, message: str | None = None) -> dict[str, Any]:
 
 
 def sync_leads(
-    inst: Instance, action: str, lookup_field: str, inputs: list[Any]
+    inst: Instance,
+    action: str,
+    lookup_field: str,
+    inputs: list[Any],
+    *,
+    visible_below: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Apply a ``POST /rest/v1/leads.json``; one answer per input record."""
+    """Apply a ``POST /rest/v1/leads.json``; one answer per input record.
+
+    ``visible_below`` (the upsert race, off by default): ``createOrUpdate`` lookups ignore leads
+    with this id or above -- those a concurrent call created after this one arrived.
+    """
     if action not in ACTIONS:
         raise MarketoError(1003, f"Invalid action '{action}'")
     try:
@@ -56,10 +65,13 @@ def sync_leads(
         raise MarketoError(exc.code, exc.message) from None
     if lookup_field == "id" and action != "updateOnly":
         raise MarketoError(1003, "lookupField 'id' is only allowed with action updateOnly")
-    return [_sync_one(inst, action, lookup_field, item) for item in inputs]
+    hide = visible_below if action == "createOrUpdate" else None
+    return [_sync_one(inst, action, lookup_field, item, hide) for item in inputs]
 
 
-def _sync_one(inst: Instance, action: str, lookup_field: str, item: Any) -> dict[str, Any]:
+def _sync_one(
+    inst: Instance, action: str, lookup_field: str, item: Any, hide: int | None
+) -> dict[str, Any]:
     if not isinstance(item, dict):
         return _skip(1003, "Invalid input record")
     if "id" in item and action != "updateOnly":
@@ -84,6 +96,8 @@ def _sync_one(inst: Instance, action: str, lookup_field: str, item: Any) -> dict
         matches = inst.find(key_field, int(key) if key_field == "id" else changes[key_field])
     except (TypeError, ValueError, KeyError):
         return _skip(1003, f"Invalid value '{key}' for lookup field '{key_field}'")
+    if hide is not None:
+        matches = [lead for lead in matches if lead.id < hide]
     if len(matches) > 1:
         return _skip(1007, "Multiple lead match lookup criteria")
     if matches:

@@ -23,7 +23,7 @@ class MarketoEmulatorSettings(BaseModel):
 
     munchkin_id: str = "123-EMU-456"
     client_id: str = "emulator-client-id"
-    client_secret: str = "emulator-client-secret"
+    client_secret: str = Field(default="emulator-client-secret", repr=False)
     api_user: str = "crm-bridge-api@emulator.marketo.test"
     """The ``scope`` of the identity answer: the API-only user owning the custom service."""
     token_ttl_seconds: int = Field(default=3600, gt=0)
@@ -56,3 +56,8 @@ class MarketoEmulatorSettings(BaseModel):
     bulk_processing_seconds: float = Field(default=60, ge=0)
     """How long processing takes on the emulator clock before the job completes."""
     bulk_max_queued: int = Field(default=10, gt=0)
+
+    upsert_race: bool = False
+    """Reproduce the vendor's documented race: two ``createOrUpdate`` calls in flight with the
+    same key can both create.  On, a call's lookup does not see leads created by calls that
+    arrived after it (hold one with a latency fault to make the calls overlap)."""

@@ -137,6 +137,11 @@ class Instance:
             self._next_list = 1001
             self._next_program = 2001
 
+    @property
+    def next_lead_id(self) -> int:
+        """The id the next created lead gets (ids only grow: a lower id existed before)."""
+        return self._next_lead
+
     def now(self) -> float:
         """The emulator clock, whole seconds (the vendor's stamps have no fractions)."""
         return float(int(self.clock.time()))

@@ -35,9 +35,21 @@ from crm_bridge.connectors.marketo.emulator.settings import MarketoEmulatorSetti
 from crm_bridge.connectors.marketo.emulator.state import Instance
 from crm_bridge.emulators.runtime import EmulatorClock
 
-__all__ = ["Call", "Ctx", "Handler", "MarketoRoute", "Ok", "envelope", "json_response", "route"]
+__all__ = [
+    "ARRIVAL_KEY",
+    "Call",
+    "Ctx",
+    "Handler",
+    "MarketoRoute",
+    "Ok",
+    "envelope",
+    "json_response",
+    "route",
+]
 
 JSON_TYPE = "application/json;charset=UTF-8"
+ARRIVAL_KEY = "marketo_next_lead_at_arrival"
+"""``scope["state"]`` key: the next lead id when the call arrived (set by the app's gate)."""
 
 
 @dataclass
