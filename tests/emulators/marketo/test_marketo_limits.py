@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import httpx
@@ -188,3 +189,28 @@ def test_settings_repr_hides_the_client_secret(marketo: RunningMarketo) -> None:
     settings = marketo.emulator.settings
     assert settings.client_secret not in repr(settings)
     assert settings.client_secret not in repr(marketo)
+
+
+def test_413_for_a_chunked_body_without_length(api: Api, marketo: RunningMarketo) -> None:
+    marketo.control("POST", "settings", {"max_body_bytes": 1000})
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"input": ['
+        for i in range(100):
+            yield b'{"email": "c%d@example.com"},' % i
+        yield b'{"email": "last@example.com"}]}'
+
+    resp = api.raw(
+        "POST",
+        "/rest/v1/leads.json",
+        content=chunks(),
+        headers={"Content-Type": "application/json"},
+    )
+    assert resp.status_code == 413
+    small = api.raw(
+        "POST",
+        "/rest/v1/leads.json",
+        content=iter([b'{"input": [{"email": "s@x.io"}]}']),
+        headers={"Content-Type": "application/json"},
+    )
+    assert small.json()["result"][0]["status"] == "created"

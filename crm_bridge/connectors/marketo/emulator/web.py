@@ -136,13 +136,6 @@ class Call:
         """``batchSize``: default and maximum are the instance's batch size (300)."""
         return self.int_param("batchSize", self.batch_size, maximum=self.batch_size)
 
-    def flag(self, name: str, default: bool = False) -> bool:
-        """A boolean parameter in any case (``marketorestpython`` sends ``False``)."""
-        raw = self.param(name)
-        if raw is None:
-            return default
-        return raw.lower() in ("true", "1")
-
     def body_dict(self) -> dict[str, Any]:
         """The JSON body, required to be an object (609 otherwise)."""
         if not isinstance(self.body, dict):
@@ -244,9 +237,7 @@ class MarketoRoute(Route):
         self.handled = handled
 
 
-def route(
-    ctx: Ctx, path: str, handlers: Mapping[str, Handler], *, auth: bool = True
-) -> MarketoRoute:
+def route(ctx: Ctx, path: str, handlers: Mapping[str, Handler]) -> MarketoRoute:
     """One path with a handler per method; ``POST ..._method=GET`` runs the GET handler."""
     methods = sorted({*handlers, "POST"} if "GET" in handlers else set(handlers))
 
@@ -264,10 +255,9 @@ def route(
             return json_response(envelope(settings, None, MarketoError(605)))
         token: Token | None = None
         try:
-            if auth:
-                token = ctx.tokens.authenticate(
-                    request.headers.get("authorization"), params.get("access_token")
-                )
+            token = ctx.tokens.authenticate(
+                request.headers.get("authorization"), params.get("access_token")
+            )
             now = ctx.limiter.admit()
         except MarketoError as err:
             return json_response(envelope(settings, None, err))
