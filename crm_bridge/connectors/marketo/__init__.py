@@ -1,0 +1,1 @@
+"""Marketo Engage: the local REST API emulator (``emulator``); the connector comes later."""
