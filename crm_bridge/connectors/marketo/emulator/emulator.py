@@ -194,7 +194,7 @@ class RunningMarketo:
         every call goes, so it is set to this server's base URL (no code of the client is
         replaced).  ``config`` goes to the constructor (e.g. ``max_retry_time``).
         """
-        from marketorestpython.client import MarketoClient  # type: ignore[import-untyped]
+        from marketorestpython.client import MarketoClient
 
         client = MarketoClient(self.munchkin_id, self.client_id, self.client_secret, **config)
         client.host = self.base_url
