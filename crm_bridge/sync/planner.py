@@ -970,10 +970,12 @@ def _reconcile(
             continue
         actual[s] = logical_values(ctx, s, rec)
         # Fields missing from the baseline were never written or seen (a vendor default, a
-        # field added to the map later): adopt them rather than call them edits.
+        # field added to the map later): adopt them rather than call them edits -- except on a
+        # side this plan re-keyed: there the baseline is the old record's (a converted lead had
+        # no AccountId), and what the new record holds beyond it is news to carry over.
         for name in ctx.objmap.fields:
             if name not in base[s]:
-                base[s][name] = actual[s].get(name)
+                base[s][name] = None if s in link.rekeyed else actual[s].get(name)
         changed[s], rewrite[s] = _side_changes(ctx, link, s, actual[s], base[s])
     _settle_and_write(ctx, plan, link, records, fresh, actual, changed, base, rewrite)
 
