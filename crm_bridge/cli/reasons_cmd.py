@@ -20,7 +20,7 @@ from crm_bridge.config import LoadedConfig
 from crm_bridge.connector import Connector
 from crm_bridge.errors import ConfigError, ConfigProblem
 from crm_bridge.reasons import install as installer
-from crm_bridge.reasons.capture import ReasonCapture
+from crm_bridge.reasons.capture import ReasonCapture, person_links
 from crm_bridge.reasons.taxonomy import ReasonsSettings
 from crm_bridge.reports.model import report_from_store
 from crm_bridge.reports.render_csv import render_csv
@@ -124,7 +124,12 @@ def capture(config: ConfigOption = None, secrets_file: SecretsFileOption = None)
             crm, marketing = _connectors(session, settings)
             with session.store.writer_lock("reasons"):
                 report = ReasonCapture(
-                    settings, crm=crm, marketing=marketing, store=session.store, now=session.now
+                    settings,
+                    crm=crm,
+                    marketing=marketing,
+                    store=session.store,
+                    now=session.now,
+                    links=person_links(loaded.settings.pairs, settings),
                 ).run_cycle()
             out.print(f"reasons: {report.summary()}", markup=False)
             for line in report.flagged:

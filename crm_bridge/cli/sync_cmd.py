@@ -231,7 +231,7 @@ def _feature_jobs(session: Session) -> list[tuple[str, Callable[[], str]]]:
         engine = build_engine(settings.sla, session.connector, session.store, session.now)
         jobs.append(("sla", lambda: engine.run_cycle().summary()))
     if settings.reasons is not None:
-        from crm_bridge.reasons.capture import ReasonCapture
+        from crm_bridge.reasons.capture import ReasonCapture, person_links
 
         capture = ReasonCapture(
             settings.reasons,
@@ -239,6 +239,7 @@ def _feature_jobs(session: Session) -> list[tuple[str, Callable[[], str]]]:
             marketing=session.connector(settings.reasons.marketing),
             store=session.store,
             now=session.now,
+            links=person_links(settings.pairs, settings.reasons),
         )
         jobs.append(("reasons", lambda: capture.run_cycle().summary()))
     return jobs

@@ -27,10 +27,10 @@ from __future__ import annotations
 import itertools
 import logging
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from crm_bridge.connector import Capability, Connector, Record, Upsert
 from crm_bridge.reasons.repository import CURSOR_PAIR, OutcomeRow, ReasonRepository
@@ -42,6 +42,9 @@ from crm_bridge.reasons.taxonomy import (
     SegmentSpec,
 )
 from crm_bridge.store import Store
+
+if TYPE_CHECKING:
+    from crm_bridge.sync.mapping import PairSettings
 
 __all__ = ["CaptureReport", "Evaluation", "ReasonCapture", "evaluate", "segment_value"]
 
@@ -181,6 +184,36 @@ def _closed_at(value: Any, fallback: datetime) -> datetime:
 
 
 @dataclass(frozen=True)
+class PersonLinks:
+    """Where a sync pair keeps its people's links (pair name, object name).
+
+    Why: a deal's people reach marketing through the link the sync keeps -- the HubSpot contact
+    the lead or contact is linked to, by id -- rather than an e-mail guess that misses a person
+    whose address differs on the two sides, or lands on a duplicate.
+    """
+
+    pair: str
+    obj: str
+
+
+def person_links(
+    pairs: Mapping[str, PairSettings], settings: ReasonsSettings
+) -> PersonLinks | None:
+    """The pair object syncing these connectors' people (CRM leads/contacts <-> contacts)."""
+    crm_objects = {"Person", settings.crm_fields.lead_object, settings.crm_fields.contact_object}
+    for name, pair in pairs.items():
+        if pair.crm != settings.crm or pair.map != settings.marketing:
+            continue
+        for obj_name, objmap in pair.objects.items():
+            if (
+                objmap.map_object == settings.marketing_fields.contact_object
+                and objmap.crm_object in crm_objects
+            ):
+                return PersonLinks(name, obj_name)
+    return None
+
+
+@dataclass(frozen=True)
 class _Source:
     """One stream of closed outcomes: where it is read and how its fields are named."""
 
@@ -209,6 +242,7 @@ class _Item:
     closed_at: datetime
     previous: OutcomeRow | None
     people: list[tuple[str, str]] = field(default_factory=list)  # (person key, marketing id/email)
+    linked: dict[str, str] = field(default_factory=dict)  # person key -> linked marketing id
     marketing_ids: list[str] = field(default_factory=list)
     account: Mapping[str, Any] = field(default_factory=dict)
     marketing: Mapping[str, Any] = field(default_factory=dict)
@@ -225,8 +259,10 @@ class ReasonCapture:
         marketing: Connector[Any],
         store: Store,
         now: Callable[[], datetime] = _utcnow,
+        links: PersonLinks | None = None,
     ) -> None:
         self.settings = settings
+        self.links = links
         self.crm = crm
         self.marketing = marketing
         self.store = store
@@ -409,6 +445,7 @@ class ReasonCapture:
             for item in items:
                 email = str(item.record.fields.get(crm.email_field) or "").strip()
                 item.people = [(f"{source.obj}:{item.record.id}", email)]
+            self._linked(items, [i.record.id for i in items])
             return
         roles = self.crm.related(source.obj, [i.record.id for i in items], crm.contact_object)
         contact_ids = sorted({c for ids in roles.values() for c in ids})
@@ -421,6 +458,20 @@ class ReasonCapture:
                 (f"{crm.contact_object}:{c}", emails.get(c, ""))
                 for c in roles.get(item.record.id, [])
             ]
+        self._linked(items, contact_ids)
+
+    def _linked(self, items: list[_Item], crm_ids: Iterable[str]) -> None:
+        """Each person's marketing record through the sync's link, where there is one."""
+        if self.links is None:
+            return
+        with self.store.transaction(readonly=True) as tx:
+            found = tx.links_by_ids(self.links.pair, self.links.obj, "crm", set(crm_ids))
+        for item in items:
+            for person, _ in item.people:
+                crm_id = person.split(":", 1)[1]
+                link = found.get(crm_id)
+                if link is not None and link.active and link.map_id is not None:
+                    item.linked[person] = link.map_id
 
     def _context(self, source: _Source, items: list[_Item]) -> None:
         """Accounts of CRM deals (for segments such as industry and size)."""
@@ -542,6 +593,8 @@ class ReasonCapture:
                 key = f"{source.obj}:{item.record.id}:{person}"
                 if person.startswith("id:"):
                     ops.append((item, Upsert(key=key, fields=props, id=target)))
+                elif person in item.linked:
+                    ops.append((item, Upsert(key=key, fields=props, id=item.linked[person])))
                 elif target:
                     fields = {mk.email_field: target, **props}
                     ops.append((item, Upsert(key=key, fields=fields, match_on=mk.email_field)))

@@ -10,7 +10,7 @@ from crm_bridge.connectors.hubspot.emulator.emulator import RunningHubSpot
 from crm_bridge.connectors.salesforce import SalesforceConnector
 from crm_bridge.connectors.salesforce.emulator import RunningSalesforce
 from crm_bridge.reasons import install
-from crm_bridge.reasons.capture import ReasonCapture
+from crm_bridge.reasons.capture import PersonLinks, ReasonCapture, person_links
 from crm_bridge.reasons.repository import ReasonRepository
 from crm_bridge.store import Store
 
@@ -272,3 +272,57 @@ def test_list_membership_expires_after_n_days(
     # The property stays (it is history); only the re-targeting window closed.
     assert _contacts_by_email(hubspot)["ann@acme.test"]["last_loss_reason"] == "price"
     assert capture.run_cycle().counts["list_expired"] == 0
+
+
+def test_a_linked_person_is_pushed_by_the_syncs_link_not_by_e_mail(
+    sf: SalesforceConnector,
+    hs: HubSpotConnector,
+    store: Store,
+    salesforce: RunningSalesforce,
+    hubspot: RunningHubSpot,
+) -> None:
+    """The sync linked the CRM contact to a HubSpot contact with another address: the reason
+    lands on that contact (by id), not on a new or wrong record found by the CRM's e-mail."""
+    settings = reasons_settings()
+    install.apply(settings, crm=sf, marketing=hs)
+    client = salesforce.simple_salesforce()
+    account = client.Account.create({"Name": "Acme"})["id"]
+    fay = _contact(client, account, "Fay", "fay@work.test")
+    hub = (
+        hubspot.client()
+        .crm.contacts.basic_api.create({"properties": {"email": "fay@home.test"}})
+        .id
+    )
+    with store.transaction() as tx:
+        tx.insert_link(
+            "main", "leads", crm_id=fay, map_id=str(hub), crm_version=None, map_version=None
+        )
+    opp = _opportunity(client, account, "Lost", "competitor")
+    _role(client, opp, fay)
+
+    report = ReasonCapture(
+        settings,
+        crm=sf,
+        marketing=hs,
+        store=store,
+        now=lambda: T0,
+        links=PersonLinks("main", "leads"),
+    ).run_cycle()
+    assert report.counts["people_updated"] == 1
+    contacts = _contacts_by_email(hubspot)
+    assert contacts["fay@home.test"]["last_loss_reason"] == "competitor"
+    assert "fay@work.test" not in contacts  # no second record made from the CRM's address
+
+
+def test_person_links_finds_the_pair_syncing_these_connectors_people() -> None:
+    from crm_bridge.sync.mapping import PairSettings
+
+    settings = reasons_settings()
+    pairs = {
+        "other": PairSettings.model_validate({"crm": "x", "map": settings.marketing}),
+        "main": PairSettings.model_validate(
+            {"crm": settings.crm, "map": settings.marketing, "preset": "hubspot_salesforce"}
+        ),
+    }
+    assert person_links(pairs, settings) == PersonLinks("main", "leads")
+    assert person_links({"other": pairs["other"]}, settings) is None
