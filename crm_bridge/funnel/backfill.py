@@ -17,10 +17,11 @@ keys name the record and stage, so a second backfill adds only what is new.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
-from crm_bridge.connector import Connector, Record
+from crm_bridge.connector import Capability, Connector, Record
 from crm_bridge.funnel.events import PersonEvent
 from crm_bridge.funnel.people import PersonDirectory
 from crm_bridge.funnel.settings import FunnelSettings
@@ -104,6 +105,7 @@ def lead_events(
 ) -> Iterator[PersonEvent]:
     """Lead statuses and conversions of CRM leads."""
     by_status = {
+        **dict.fromkeys(s.mql_statuses, "mql"),
         **dict.fromkeys(s.sal_statuses, "sal"),
         **dict.fromkeys(s.sql_statuses, "sql"),
         **dict.fromkeys(s.rejected_statuses, "rejected"),
@@ -136,6 +138,11 @@ def lead_events(
                 **common,
             )
         stage = by_status.get(str(f.get(s.lead_status_field)))
+        created = moment(f.get(s.created_field))
+        if s.lead_created_is_mql and created is not None and (stage or converted):
+            yield PersonEvent(
+                key=f"backfill:{system}:{record.id}:created", stage="mql", at=created, **common
+            )
         if stage is not None and not (stage == "sql" and converted is not None):
             yield PersonEvent(
                 key=f"backfill:{system}:{record.id}:{stage}",
@@ -222,4 +229,18 @@ def backfill_events(
     deals = list(_live(crm, s.opportunity_object))
     _deal_people(s, crm, deals, people)
     events.extend(deal_events(s, deals, crm.name, people, pair))
-    return events
+    names = _owner_names(crm, marketing)
+    return [
+        replace(e, owner=names.get((e.system or "", e.owner), e.owner)) if e.owner else e
+        for e in events
+    ]
+
+
+def _owner_names(*connectors: Connector[Any]) -> dict[tuple[str, str], str]:
+    """``(connector, owner id) -> name``: reports show reps, not ids."""
+    names: dict[tuple[str, str], str] = {}
+    for c in connectors:
+        if Capability.OWNERS in c.capabilities:
+            for owner in c.owners():
+                names[(c.name, owner.id)] = owner.name or owner.email
+    return names

@@ -28,6 +28,14 @@ class FunnelSettings(BaseModel):
     opportunity_object: str = "Opportunity"
     contact_object: str = "Contact"
     lead_status_field: str = "Status"
+    lead_created_is_mql: bool = Field(
+        True,
+        description="A lead's creation date is its MQL date (leads reach the CRM when they "
+        "qualify); off when the CRM also holds unqualified leads.",
+    )
+    mql_statuses: list[str] = Field(
+        default_factory=list, description="Lead statuses that mean a marketing-qualified lead."
+    )
     sal_statuses: list[str] = Field(
         default_factory=list, description="Lead statuses that mean sales accepted the lead."
     )
@@ -71,6 +79,7 @@ class FunnelSettings(BaseModel):
         seen: dict[str, str] = {}
         problems = []
         for key in (
+            "mql_statuses",
             "sal_statuses",
             "sql_statuses",
             "rejected_statuses",
@@ -90,6 +99,7 @@ class FunnelSettings(BaseModel):
 
 
 _HUBSPOT_SALESFORCE: dict[str, Any] = {
+    "mql_statuses": ["Open - Not Contacted"],
     "sal_statuses": ["Accepted", "Working - Contacted"],
     "sql_statuses": ["Closed - Converted"],
     "rejected_statuses": ["Rejected"],
