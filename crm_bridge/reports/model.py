@@ -65,8 +65,13 @@ class SegmentRow:
 
     @property
     def rejections(self) -> int:
-        """lead_rejected + disqualified."""
+        """lead_rejected + disqualified (shown apart everywhere; kept for callers' totals)."""
         return self.counts.get("lead_rejected", 0) + self.counts.get("disqualified", 0)
+
+    def top_reasons(self, n: int = 3) -> tuple[ReasonCell, ...]:
+        """The ``n`` largest reasons of any category (``reasons`` is in category order)."""
+        ranked = sorted(self.reasons, key=lambda c: (-c.count, c.reason == NO_REASON, c.reason))
+        return tuple(ranked[:n])
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +94,8 @@ class MonthRow:
     counts: dict[str, int]
     win_rate: float | None
     without_reason: int
+    future: bool = False
+    """A month after the report was generated: deals whose close date is still ahead."""
 
 
 @dataclass(frozen=True)
@@ -135,7 +142,8 @@ class ReportModel:
                     count=sum(seg.counts.values()),
                     won=seg.counts.get("won", 0),
                     lost=seg.counts.get("lost", 0),
-                    rejected=seg.rejections,
+                    rejected=seg.counts.get("lead_rejected", 0),
+                    disqualified=seg.counts.get("disqualified", 0),
                     rate=pct(seg.win_rate),
                 )
                 for cell in seg.reasons:
@@ -165,7 +173,8 @@ class ReportModel:
                 count=sum(month.counts.values()),
                 won=month.counts.get("won", 0),
                 lost=month.counts.get("lost", 0),
-                rejected=month.counts.get("lead_rejected", 0) + month.counts.get("disqualified", 0),
+                rejected=month.counts.get("lead_rejected", 0),
+                disqualified=month.counts.get("disqualified", 0),
                 rate=pct(month.win_rate),
             )
         return rows
@@ -182,10 +191,12 @@ COLUMNS = (
     "won",
     "lost",
     "rejected",
+    "disqualified",
     "rate",
 )
 """CSV columns.  For ``rep`` rows ``won`` is first-time-valid, ``lost`` flagged and ``rate``
-completeness; for ``segment``/``month`` rows ``rate`` is the win rate; for reason rows the share."""
+completeness; for ``segment``/``month`` rows ``rate`` is the win rate; for reason rows the share.
+``rejected`` counts rejected leads only; disqualified ones have their own column."""
 
 
 def _reason_of(row: OutcomeRow) -> str:
@@ -277,6 +288,7 @@ def build_report(
                 m_counts,
                 _win_rate(m_counts),
                 sum(1 for r in group if _reason_of(r) == NO_REASON),
+                future=month > generated_at.strftime("%Y-%m"),
             )
         )
     first_valid = sum(1 for r in outcomes if r.first_status == "valid")
