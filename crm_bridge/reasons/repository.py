@@ -47,6 +47,7 @@ class OutcomeRow:
     flagged_status: str | None
     task_id: str | None
     pushed_code: str | None
+    first_seen: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +88,7 @@ def _outcome(row: sa.Row[Any]) -> OutcomeRow:
         flagged_status=m["flagged_status"],
         task_id=m["task_id"],
         pushed_code=m["pushed_code"],
+        first_seen=m["first_seen"],
     )
 
 

@@ -10,6 +10,9 @@ Definitions (docs/reasons.md repeats them for readers of the report):
 * **completeness** (per rep) -- outcomes whose reason was valid the *first* time crm-bridge saw
   them, divided by all of the rep's outcomes; a reason entered after a nag does not count.
 * **month** -- the close date's calendar month (UTC); for leads, when the rejection was seen.
+  Months after the report's date (close dates ahead) are marked ``future``.
+* **backlog** -- outcomes closed before crm-bridge first captured any: completeness leaves them
+  out in ``completeness_after_backlog`` (a first run is 0 % by construction, not a failure).
 """
 
 from __future__ import annotations
@@ -111,6 +114,11 @@ class ReportModel:
     segments: dict[str, tuple[SegmentRow, ...]] = field(default_factory=dict)
     reps: tuple[RepRow, ...] = ()
     months: tuple[MonthRow, ...] = ()
+    backlog: int = 0
+    """Outcomes closed before crm-bridge first captured reasons: they could not carry a valid
+    reason when first seen, so on a first run completeness is 0 % by construction."""
+    completeness_after_backlog: float | None = None
+    """Completeness of the outcomes closed since the first capture (the number to watch)."""
 
     def flat_rows(self) -> list[dict[str, str]]:
         """Long-format rows (CSV): one per overall reason, segment x reason, rep and month."""
@@ -292,6 +300,10 @@ def build_report(
             )
         )
     first_valid = sum(1 for r in outcomes if r.first_status == "valid")
+    seen = [r.first_seen for r in outcomes if r.first_seen is not None]
+    started = min(seen) if seen else None
+    later = [r for r in outcomes if started is None or r.closed_at >= started]
+    later_valid = sum(1 for r in later if r.first_status == "valid")
     return ReportModel(
         generated_at=generated_at,
         total=len(outcomes),
@@ -302,6 +314,8 @@ def build_report(
         segments=segments,
         reps=tuple(rep_rows),
         months=tuple(month_rows),
+        backlog=len(outcomes) - len(later),
+        completeness_after_backlog=_rate(later_valid, len(later)),
     )
 
 
