@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -271,3 +271,19 @@ def test_every_segment_row_top_reasons_by_size_and_rejected_apart() -> None:
     csv_rows = list(csv.DictReader(io.StringIO(render_csv(model))))
     seg = next(r for r in csv_rows if r["section"] == "segment" and r["segment"] == "Banking")
     assert (seg["rejected"], seg["disqualified"]) == ("0", "1")
+
+
+def test_first_run_completeness_is_explained_not_shown_as_zero() -> None:
+    """Outcomes closed before the first capture are a backlog, not a rep's failure."""
+    from dataclasses import replace
+
+    first_capture = max(r.closed_at for r in FIXTURE) + timedelta(days=1)
+    backlog = [replace(r, first_status="missing", first_seen=first_capture) for r in FIXTURE]
+    model = build_report(backlog, reasons_settings(), generated_at=GENERATED)
+    assert model.completeness == 0.0
+    assert model.backlog == len(FIXTURE) and model.completeness_after_backlog is None
+    html = render_html(model)
+    assert "not yet" in html and f"All {len(FIXTURE)} outcomes closed before" in html
+    later = replace(FIXTURE[0], closed_at=first_capture, first_seen=first_capture)
+    model = build_report([*backlog, later], reasons_settings(), generated_at=GENERATED)
+    assert model.completeness_after_backlog == 1.0
