@@ -16,14 +16,12 @@ from typing import Annotated
 import typer
 
 from crm_bridge.cli._app import ConfigOption, SecretsFileOption, app, guarded, load, out
-from crm_bridge.config import LoadedConfig
 from crm_bridge.errors import ConfigError, ConfigProblem
-from crm_bridge.funnel.fill import PairSource, fill_log, funnel_from_store
+from crm_bridge.funnel.fill import fill_log, funnel_from_store, pair_sources
 from crm_bridge.funnel.render import render_csv, render_json, render_lines, tables
-from crm_bridge.funnel.settings import funnel_settings
 from crm_bridge.session import Session
 
-__all__ = ["FunnelFormat", "funnel", "pair_sources"]
+__all__ = ["FunnelFormat", "funnel"]
 
 
 class FunnelFormat(StrEnum):
@@ -43,20 +41,6 @@ def _day(value: str | None, option: str) -> datetime | None:
         raise ConfigError(
             [ConfigProblem(option, f"{value!r} is not a date", fix="use YYYY-MM-DD")]
         ) from None
-
-
-def pair_sources(session: Session, loaded: LoadedConfig, names: list[str]) -> dict[str, PairSource]:
-    """Each pair's connectors and funnel settings (its preset's, with ``[funnel.PAIR]`` on top)."""
-    found = {}
-    for name in names:
-        pair = loaded.settings.pairs[name]
-        found[name] = PairSource(
-            crm=session.connector(pair.crm),
-            marketing=session.connector(pair.map),
-            settings=funnel_settings(pair.preset, loaded.settings.funnel.get(name)),
-            objects=tuple(pair.objects),
-        )
-    return found
 
 
 @app.command("funnel")
@@ -88,7 +72,7 @@ def funnel(
         start, end = _day(since, "--since"), _day(until, "--until")
         loaded = load(config, secrets_file)
         with Session(loaded) as session:
-            sources = pair_sources(session, loaded, session.pair_names(pair))
+            sources = pair_sources(session, session.pair_names(pair))
             filled = fill_log(session.store, sources, now=session.now, backfill=backfill)
             sla = loaded.settings.sla
             crm = (

@@ -9,7 +9,7 @@ transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,11 +20,12 @@ from crm_bridge.funnel.derive import PairSystems, derive_events
 from crm_bridge.funnel.model import FunnelModel, build_funnel
 from crm_bridge.funnel.people import PersonDirectory
 from crm_bridge.funnel.repository import EventRepository
-from crm_bridge.funnel.settings import FunnelSettings
-from crm_bridge.sla.repository import SlaRepository
+from crm_bridge.funnel.settings import FunnelSettings, funnel_settings
+from crm_bridge.session import Session
+from crm_bridge.sla.repository import ClockRow, SlaRepository
 from crm_bridge.store import Store
 
-__all__ = ["FillReport", "fill_log", "funnel_from_store"]
+__all__ = ["FillReport", "PairSource", "fill_log", "funnel_from_store", "pair_sources"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,21 @@ class PairSource:
     marketing: Connector[Any]
     settings: FunnelSettings
     objects: tuple[str, ...]
+
+
+def pair_sources(session: Session, names: list[str]) -> dict[str, PairSource]:
+    """Each pair's connectors and funnel settings (its preset's, with ``[funnel.PAIR]`` on top)."""
+    settings = session.config.settings
+    found = {}
+    for name in names:
+        pair = settings.pairs[name]
+        found[name] = PairSource(
+            crm=session.connector(pair.crm),
+            marketing=session.connector(pair.map),
+            settings=funnel_settings(pair.preset, settings.funnel.get(name)),
+            objects=tuple(pair.objects),
+        )
+    return found
 
 
 def fill_log(
@@ -88,9 +104,15 @@ def funnel_from_store(
     crm: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    clocks: Iterable[ClockRow] | None = None,
 ) -> FunnelModel:
-    """The funnel of every logged event (one read-only transaction), SLA clocks of ``crm``."""
+    """The funnel of every logged event (one read-only transaction).
+
+    SLA attainment per rep comes from the clocks of ``crm`` in the same store, or from
+    ``clocks`` when given (an SLA engine keeping its own store).
+    """
     with store.transaction(readonly=True) as tx:
         events = EventRepository(tx).events()
-        clocks = list(SlaRepository(tx).all_clocks(crm)) if crm else []
+        if clocks is None:
+            clocks = list(SlaRepository(tx).all_clocks(crm)) if crm else []
     return build_funnel(events, generated_at=generated_at, since=since, until=until, clocks=clocks)

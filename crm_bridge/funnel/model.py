@@ -305,7 +305,8 @@ def _grouped(
     for j in people:
         groups[value_of[j.person]].append(j)
     if dimension == "engagement":
-        order = [b for b in (*ENGAGEMENT_BUCKETS, UNKNOWN) if b in groups]
+        known = (*ENGAGEMENT_BUCKETS, UNKNOWN)
+        order = [b for b in known if b in groups] + sorted(set(groups) - set(known))
     else:
         order = sorted(groups, key=lambda v: (-len(groups[v]), v == NONE, v))
     return tuple(_row(dimension, v, groups[v]) for v in order)
@@ -361,7 +362,9 @@ def build_funnel(
         breakdowns[dimension] = _grouped(
             dimension, people, {j.person: str(getattr(j, dimension)) for j in people}
         )
-    segment_names = sorted({k for j in people for k in j.segments})
+    # Segments captured with reasons may share a name with a funnel dimension (the reasons'
+    # own "engagement" and "campaign"); the funnel's own reading of those wins.
+    segment_names = sorted({k for j in people for k in j.segments} - set(DIMENSIONS))
     for name in segment_names:
         breakdowns[name] = _grouped(
             name, people, {j.person: j.segments.get(name, NONE) for j in people}

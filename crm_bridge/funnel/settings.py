@@ -106,10 +106,13 @@ _HUBSPOT_SALESFORCE: dict[str, Any] = {
     "disqualified_statuses": ["Closed - Not Converted"],
     "recycled_statuses": ["Recycled"],
     "campaign_field": "Campaign__c",
+    # The preset's lead-status map sets HubSpot's lifecycle from Salesforce: "Working" and
+    # "Accepted" make a salesqualifiedlead (so here it is the SAL), "Closed - Converted" an
+    # opportunity (the conversion: SQL).  Opportunities themselves come from Salesforce.
     "lifecycle_stages": {
         "marketingqualifiedlead": "mql",
-        "salesqualifiedlead": "sql",
-        "opportunity": "opportunity",
+        "salesqualifiedlead": "sal",
+        "opportunity": "sql",
         "customer": "won",
     },
     "lifecycle_date_fields": ["hs_v2_date_entered_{stage}", "hs_lifecyclestage_{stage}_date"],

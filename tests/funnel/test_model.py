@@ -163,3 +163,22 @@ def test_period_selects_people_by_cohort() -> None:
 )
 def test_engagement_buckets(count: int | None, bucket: str) -> None:
     assert engagement_bucket(count) == bucket
+
+
+def test_reason_segments_do_not_replace_funnel_dimensions() -> None:
+    """The reason capture's own "engagement" segment ("<1") must not hide the funnel's buckets."""
+    at = NOW - timedelta(days=3)
+    events = [
+        PersonEvent(key="1", person="a", stage="mql", at=at, origin="t", engagement=4),
+        PersonEvent(
+            key="2",
+            person="a",
+            stage="rejected",
+            at=at,
+            origin="t",
+            segments={"engagement": "<1", "industry": "Banking"},
+        ),
+    ]
+    model = build_funnel(events, generated_at=NOW)
+    assert [r.value for r in model.breakdowns["engagement"]] == ["3-5"]
+    assert [r.value for r in model.breakdowns["industry"]] == ["Banking"]
