@@ -125,6 +125,10 @@ class CrmBridgeSettings(BaseSettings):
     pairs: dict[str, PairSettings] = Field(default_factory=dict)
     reasons: ReasonsSettings | None = None
     sla: SlaSettings | None = None
+    funnel: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="[funnel.PAIR] overrides of the pair's preset funnel stages (funnel/settings).",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -224,6 +228,7 @@ def load_config(
 
     if settings is not None:
         problems.extend(_pair_problems(settings, raw_connectors))
+        problems.extend(_funnel_problems(settings))
     if problems or settings is None:
         raise ConfigError(_dedupe(problems))
     # The raw connector tables may hold secrets in plain text; once each connector's own model
@@ -263,6 +268,29 @@ def _reserved_pair_problem(pair_name: str) -> ConfigProblem | None:
         fix=f"rename the pair: [pairs.NEW_NAME] instead of [pairs.{pair_name}] "
         "(its sync state then starts afresh under the new name)",
     )
+
+
+def _funnel_problems(settings: CrmBridgeSettings) -> list[ConfigProblem]:
+    """Each ``[funnel.PAIR]`` must name a pair and validate on top of that pair's preset."""
+    from crm_bridge.funnel.settings import FunnelSettings, funnel_settings
+
+    problems: list[ConfigProblem] = []
+    for name, table in settings.funnel.items():
+        pair = settings.pairs.get(name)
+        if pair is None:
+            problems.append(
+                ConfigProblem(
+                    f"funnel.{name}",
+                    f"names pair {name!r}, which is not configured",
+                    fix=f"use one of: {', '.join(sorted(settings.pairs)) or 'no pairs configured'}",
+                )
+            )
+            continue
+        try:
+            funnel_settings(pair.preset, table)
+        except ValidationError as exc:
+            problems.extend(_problems_from(exc, prefix=("funnel", name), model=FunnelSettings))
+    return problems
 
 
 def _pair_problems(settings: CrmBridgeSettings, raw_connectors: Any) -> list[ConfigProblem]:

@@ -19,6 +19,7 @@ from crm_bridge.cli._app import ConfigOption, SecretsFileOption, app, guarded, l
 from crm_bridge.config import LoadedConfig
 from crm_bridge.connector import Connector
 from crm_bridge.errors import ConfigError, ConfigProblem
+from crm_bridge.funnel.fill import funnel_from_store
 from crm_bridge.reasons import install as installer
 from crm_bridge.reasons.capture import ReasonCapture, person_links
 from crm_bridge.reasons.taxonomy import ReasonsSettings
@@ -150,20 +151,27 @@ def report(
 ) -> None:
     """Win/loss/rejection counts and rates by reason and segment, rep completeness, monthly trend.
 
+    The HTML report opens with the funnel of the person event log (``crm-bridge funnel`` fills it).
+
     Example: crm-bridge report --config config.toml --format html --output report.html
     """
     with guarded():
         loaded = load(config, secrets_file)
         with Session(loaded) as session:
-            model = report_from_store(
-                session.store, loaded.settings.reasons, generated_at=datetime.now(UTC)
+            now = datetime.now(UTC)
+            model = report_from_store(session.store, loaded.settings.reasons, generated_at=now)
+            sla = loaded.settings.sla
+            funnel = funnel_from_store(
+                session.store,
+                generated_at=now,
+                crm=sla.crm.connector if sla is not None else None,
             )
         if fmt is ReportFormat.table and output is None:
             for table in tables(model):
                 out.print(table)
             return
         if fmt is ReportFormat.html:
-            text = render_html(model)
+            text = render_html(model, funnel=funnel)
         elif fmt is ReportFormat.csv:
             text = render_csv(model)
         else:

@@ -6,8 +6,8 @@
    marketers edit contacts in HubSpot -- through the real vendor clients, as other users -- and
    someone deletes and merges records.
 3. Prove both sides agree on every two-way field of every linked pair.
-4. Play an SLA breach (reminded, escalated, reassigned, recycled) and end with the win/loss and
-   rejection report.
+4. Play an SLA breach (reminded, escalated, reassigned, recycled), show the win/loss and
+   rejection report, and end with the funnel backfilled from both systems.
 
 Everything printed comes from what the sides and the store actually hold afterwards.
 """
@@ -213,7 +213,8 @@ def run_demo(
             )
             for dl in dead[:3]:
                 say(f"    - {dl.obj} {dl.record_key}: {dl.error_code}: {dl.reason[:90]}")
-            _sla_and_reasons(sandbox, session, say)
+            sla_store = _sla_and_reasons(sandbox, session, say)
+            _funnel(session, sla_store, say)
         say(
             "done. Next: `crm-bridge emulate all` to keep the emulators running, and "
             "config.example.toml to point crm-bridge at them or at real systems."
@@ -221,7 +222,28 @@ def run_demo(
     return 0 if total and agree == total else 1
 
 
-def _sla_and_reasons(sandbox: Sandbox, session: Session, say: Printer) -> None:
+def _funnel(session: Session, sla_store_url: str, say: Printer) -> None:
+    """The funnel: the event log backfilled from both systems plus what the engines recorded.
+
+    SLA attainment per rep comes from the SLA act's store (that act runs on its own org).
+    """
+    from crm_bridge.funnel.fill import fill_log, funnel_from_store, pair_sources
+    from crm_bridge.funnel.render import render_lines
+    from crm_bridge.sla.repository import SlaRepository
+    from crm_bridge.store import Store
+
+    say("funnel (`crm-bridge funnel --backfill`): MQL -> SAL -> SQL -> opportunity -> won:")
+    filled = fill_log(session.store, pair_sources(session, ["main"]), now=session.now)
+    say(f"  event log: {filled.summary()}")
+    with Store.open(sla_store_url) as sla_store, sla_store.transaction(readonly=True) as tx:
+        clocks = list(SlaRepository(tx).all_clocks("salesforce"))
+    model = funnel_from_store(session.store, generated_at=session.now(), clocks=clocks)
+    for line in render_lines(model):
+        say(f"  {line}")
+
+
+def _sla_and_reasons(sandbox: Sandbox, session: Session, say: Printer) -> str:
+    """The SLA act (its own org and store) and the reasons act; returns the SLA store's URL."""
     from pydantic import SecretStr
 
     from crm_bridge.connectors.hubspot import HubSpotConnector, HubSpotSettings
@@ -268,3 +290,4 @@ def _sla_and_reasons(sandbox: Sandbox, session: Session, say: Printer) -> None:
     crm_main, marketing_main = session.connector("salesforce"), session.connector("hubspot")
     for line in demo_report(None, crm=crm_main, marketing=marketing_main, store=session.store):
         say(f"  {line}")
+    return sla_box.store_url

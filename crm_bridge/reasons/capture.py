@@ -640,6 +640,7 @@ class ReasonCapture:
         ):
             return
         first = {i.record.id: i.marketing_ids[0] for i in items if i.marketing_ids}
+        first.update(self._linked_people(i for i in items if not i.marketing_ids))
         if not first:
             return
         mk = self.settings.marketing_fields
@@ -650,6 +651,32 @@ class ReasonCapture:
         for item in items:
             if item.record.id in first:
                 item.marketing = found.get(first[item.record.id], {})
+
+    def _linked_people(self, items: Iterable[_Item]) -> dict[str, str]:
+        """Record id -> marketing id of its first linked person, for outcomes not pushed.
+
+        An invalid or already-pushed outcome writes nothing to marketing, so no write returns
+        the person's marketing id; the sync's links give it, so segments read from marketing
+        (engagement, source) are filled for every outcome and "(no valid reason)" by segment
+        is not skewed towards "(none)".
+        """
+        items = list(items)
+        if self.links is not None:  # the pair's links were read with the people already
+            return {i.record.id: next(iter(i.linked.values())) for i in items if i.linked}
+        wanted = {
+            i.record.id: [p.split(":", 1)[1] for p, _ in i.people if not p.startswith("id:")]
+            for i in items
+        }
+        crm_ids = [c for ids in wanted.values() for c in ids]
+        if not crm_ids:
+            return {}
+        with self.store.transaction(readonly=True) as tx:
+            linked = ReasonRepository(tx).linked_marketing_ids(crm_ids)
+        return {
+            record: next(linked[c] for c in ids if c in linked)
+            for record, ids in wanted.items()
+            if any(c in linked for c in ids)
+        }
 
     def _list_id(self, code: str) -> str:
         if code not in self._lists:

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from crm_bridge.store import StoreTx
-from crm_bridge.store.schema import reason_memberships, reason_outcomes
+from crm_bridge.store.schema import links, reason_memberships, reason_outcomes
 
 __all__ = ["Membership", "OutcomeRow", "ReasonRepository"]
 
@@ -47,6 +47,7 @@ class OutcomeRow:
     flagged_status: str | None
     task_id: str | None
     pushed_code: str | None
+    first_seen: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +88,7 @@ def _outcome(row: sa.Row[Any]) -> OutcomeRow:
         flagged_status=m["flagged_status"],
         task_id=m["task_id"],
         pushed_code=m["pushed_code"],
+        first_seen=m["first_seen"],
     )
 
 
@@ -160,6 +162,25 @@ class ReasonRepository:
             reason_outcomes.c.closed_at, reason_outcomes.c.id
         )
         return [_outcome(r) for r in self.conn.execute(stmt)]
+
+    def linked_marketing_ids(self, crm_ids: Iterable[str]) -> dict[str, str]:
+        """``CRM record id -> marketing record id`` from the sync's active links (any pair).
+
+        Why: an outcome's marketing-side segments (engagement, original source) must be read for
+        every outcome, not only for those whose reason was pushed (the push is what used to
+        reveal the marketing id); the links already know it without an API call.
+        """
+        wanted = list(dict.fromkeys(crm_ids))
+        out: dict[str, str] = {}
+        for start in range(0, len(wanted), 500):
+            stmt = sa.select(links.c.crm_id, links.c.map_id).where(
+                links.c.status == "active",
+                links.c.map_id.is_not(None),
+                links.c.crm_id.in_(wanted[start : start + 500]),
+            )
+            for crm_id, map_id in self.conn.execute(stmt):
+                out.setdefault(str(crm_id), str(map_id))
+        return out
 
     # -- memberships -----------------------------------------------------------------------------
 

@@ -96,7 +96,7 @@ def _default_segments() -> dict[str, SegmentSpec]:
             buckets=[10, 50, 250, 1000],
         ),
         "lifecycle_path": SegmentSpec(sources=["marketing.lifecyclestage"]),
-        "engagement": SegmentSpec(sources=["marketing.num_conversion_events"], buckets=[1, 3, 10]),
+        "engagement": SegmentSpec(sources=["marketing.num_conversion_events"], buckets=[1, 3, 6]),
     }
 
 

@@ -10,6 +10,9 @@ Definitions (docs/reasons.md repeats them for readers of the report):
 * **completeness** (per rep) -- outcomes whose reason was valid the *first* time crm-bridge saw
   them, divided by all of the rep's outcomes; a reason entered after a nag does not count.
 * **month** -- the close date's calendar month (UTC); for leads, when the rejection was seen.
+  Months after the report's date (close dates ahead) are marked ``future``.
+* **backlog** -- outcomes closed before crm-bridge first captured any: completeness leaves them
+  out in ``completeness_after_backlog`` (a first run is 0 % by construction, not a failure).
 """
 
 from __future__ import annotations
@@ -65,8 +68,13 @@ class SegmentRow:
 
     @property
     def rejections(self) -> int:
-        """lead_rejected + disqualified."""
+        """lead_rejected + disqualified (shown apart everywhere; kept for callers' totals)."""
         return self.counts.get("lead_rejected", 0) + self.counts.get("disqualified", 0)
+
+    def top_reasons(self, n: int = 3) -> tuple[ReasonCell, ...]:
+        """The ``n`` largest reasons of any category (``reasons`` is in category order)."""
+        ranked = sorted(self.reasons, key=lambda c: (-c.count, c.reason == NO_REASON, c.reason))
+        return tuple(ranked[:n])
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +97,8 @@ class MonthRow:
     counts: dict[str, int]
     win_rate: float | None
     without_reason: int
+    future: bool = False
+    """A month after the report was generated: deals whose close date is still ahead."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +114,11 @@ class ReportModel:
     segments: dict[str, tuple[SegmentRow, ...]] = field(default_factory=dict)
     reps: tuple[RepRow, ...] = ()
     months: tuple[MonthRow, ...] = ()
+    backlog: int = 0
+    """Outcomes closed before crm-bridge first captured reasons: they could not carry a valid
+    reason when first seen, so on a first run completeness is 0 % by construction."""
+    completeness_after_backlog: float | None = None
+    """Completeness of the outcomes closed since the first capture (the number to watch)."""
 
     def flat_rows(self) -> list[dict[str, str]]:
         """Long-format rows (CSV): one per overall reason, segment x reason, rep and month."""
@@ -135,7 +150,8 @@ class ReportModel:
                     count=sum(seg.counts.values()),
                     won=seg.counts.get("won", 0),
                     lost=seg.counts.get("lost", 0),
-                    rejected=seg.rejections,
+                    rejected=seg.counts.get("lead_rejected", 0),
+                    disqualified=seg.counts.get("disqualified", 0),
                     rate=pct(seg.win_rate),
                 )
                 for cell in seg.reasons:
@@ -165,7 +181,8 @@ class ReportModel:
                 count=sum(month.counts.values()),
                 won=month.counts.get("won", 0),
                 lost=month.counts.get("lost", 0),
-                rejected=month.counts.get("lead_rejected", 0) + month.counts.get("disqualified", 0),
+                rejected=month.counts.get("lead_rejected", 0),
+                disqualified=month.counts.get("disqualified", 0),
                 rate=pct(month.win_rate),
             )
         return rows
@@ -182,10 +199,12 @@ COLUMNS = (
     "won",
     "lost",
     "rejected",
+    "disqualified",
     "rate",
 )
 """CSV columns.  For ``rep`` rows ``won`` is first-time-valid, ``lost`` flagged and ``rate``
-completeness; for ``segment``/``month`` rows ``rate`` is the win rate; for reason rows the share."""
+completeness; for ``segment``/``month`` rows ``rate`` is the win rate; for reason rows the share.
+``rejected`` counts rejected leads only; disqualified ones have their own column."""
 
 
 def _reason_of(row: OutcomeRow) -> str:
@@ -277,9 +296,14 @@ def build_report(
                 m_counts,
                 _win_rate(m_counts),
                 sum(1 for r in group if _reason_of(r) == NO_REASON),
+                future=month > generated_at.strftime("%Y-%m"),
             )
         )
     first_valid = sum(1 for r in outcomes if r.first_status == "valid")
+    seen = [r.first_seen for r in outcomes if r.first_seen is not None]
+    started = min(seen) if seen else None
+    later = [r for r in outcomes if started is None or r.closed_at >= started]
+    later_valid = sum(1 for r in later if r.first_status == "valid")
     return ReportModel(
         generated_at=generated_at,
         total=len(outcomes),
@@ -290,6 +314,8 @@ def build_report(
         segments=segments,
         reps=tuple(rep_rows),
         months=tuple(month_rows),
+        backlog=len(outcomes) - len(later),
+        completeness_after_backlog=_rate(later_valid, len(later)),
     )
 
 

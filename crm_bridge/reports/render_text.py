@@ -18,8 +18,8 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.0%}"
 
 
-def tables(model: ReportModel, *, top_segments: int = 5) -> list[Table]:
-    """Summary, reasons, per-dimension segments, reps and months."""
+def tables(model: ReportModel) -> list[Table]:
+    """Summary, reasons, per-dimension segments (every row), reps and months."""
     out: list[Table] = []
     summary = Table(title="win / loss / rejection")
     for col in ("outcomes", "won", "lost", "rejected", "disqualified", "win rate", "completeness"):
@@ -49,15 +49,26 @@ def tables(model: ReportModel, *, top_segments: int = 5) -> list[Table]:
 
     for dimension, rows in model.segments.items():
         seg = Table(title=f"by {dimension.replace('_', ' ')}")
-        for col in ("segment", "won", "lost", "rejected", "win rate", "top reasons"):
+        for col in (
+            "segment",
+            "outcomes",
+            "won",
+            "lost",
+            "rejected",
+            "disqualified",
+            "win rate",
+            "top reasons",
+        ):
             seg.add_column(col, justify="left" if col in ("segment", "top reasons") else "right")
-        for row in rows[:top_segments]:
-            top = ", ".join(f"{r.label} {r.count}" for r in row.reasons[:3])
+        for row in rows:
+            top = ", ".join(f"{r.label} {r.count}" for r in row.top_reasons(3))
             seg.add_row(
                 row.value,
+                str(sum(row.counts.values())),
                 str(row.counts["won"]),
                 str(row.counts["lost"]),
-                str(row.rejections),
+                str(row.counts["lead_rejected"]),
+                str(row.counts["disqualified"]),
                 _pct(row.win_rate),
                 top,
             )
@@ -78,14 +89,23 @@ def tables(model: ReportModel, *, top_segments: int = 5) -> list[Table]:
     out.append(reps)
 
     months = Table(title="by month")
-    for col in ("month", "won", "lost", "rejected", "win rate", "no valid reason"):
+    for col in (
+        "month",
+        "won",
+        "lost",
+        "rejected",
+        "disqualified",
+        "win rate",
+        "no valid reason",
+    ):
         months.add_column(col, justify="left" if col == "month" else "right")
     for m in model.months:
         months.add_row(
-            m.month,
+            f"{m.month} (ahead)" if m.future else m.month,
             str(m.counts["won"]),
             str(m.counts["lost"]),
-            str(m.counts["lead_rejected"] + m.counts["disqualified"]),
+            str(m.counts["lead_rejected"]),
+            str(m.counts["disqualified"]),
             _pct(m.win_rate),
             str(m.without_reason),
         )

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Dialect
 __all__ = [
     "CURSOR_PHASES",
     "DEAD_LETTER_STATUSES",
+    "FUNNEL_STAGES",
     "LINK_STATUSES",
     "RUN_STATUSES",
     "SIDES",
@@ -32,6 +33,7 @@ __all__ = [
     "decisions",
     "links",
     "metadata",
+    "person_events",
     "runs",
 ]
 
@@ -411,5 +413,52 @@ reason_memberships = sa.Table(
     sa.Column("removed_at", UtcDateTime()),
     sa.UniqueConstraint("connector", "list_id", "member_id"),
     sa.Index("ix_reason_memberships_expires_at", "removed_at", "expires_at"),
+    sqlite_autoincrement=True,
+)
+
+# -- funnel (migration 0007) -----------------------------------------------------------------------
+# ``person_events``: one row per stage a person reached (MQL, SAL, SQL, opportunity, won, lost,
+# rejected, disqualified, recycled), append-only.  Rows are derived from what the engines already
+# record (audit log, SLA clocks, reason outcomes) and backfilled from what the systems hold; ``key``
+# names the fact a row was derived from, so re-deriving or re-backfilling never adds it twice.  The
+# funnel report reads only this table (plus the SLA clocks for attainment per rep).
+
+FUNNEL_STAGES = (
+    "mql",
+    "sal",
+    "sql",
+    "opportunity",
+    "won",
+    "lost",
+    "rejected",
+    "disqualified",
+    "recycled",
+)
+
+person_events = sa.Table(
+    "person_events",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(512), nullable=False),
+    sa.Column("person", sa.String(320), nullable=False),
+    sa.Column("stage", sa.String(16), nullable=False),
+    sa.Column("at", UtcDateTime(), nullable=False),
+    sa.Column("origin", sa.String(32), nullable=False),
+    sa.Column("pair", sa.String(100)),
+    sa.Column("system", sa.String(100)),
+    sa.Column("record_id", sa.String(255)),
+    sa.Column("deal_id", sa.String(255)),
+    sa.Column("source", sa.String(255)),
+    sa.Column("campaign", sa.String(255)),
+    sa.Column("owner", sa.String(255)),
+    sa.Column("amount", sa.Float()),
+    sa.Column("engagement", sa.Integer()),
+    sa.Column("reason", sa.String(100)),
+    sa.Column("segments", sa.JSON()),
+    sa.Column("recorded_at", UtcDateTime(), nullable=False),
+    sa.CheckConstraint(_in("stage", FUNNEL_STAGES), name="stage"),
+    sa.UniqueConstraint("key"),
+    sa.Index("ix_person_events_person_at", "person", "at"),
+    sa.Index("ix_person_events_at", "at"),
     sqlite_autoincrement=True,
 )

@@ -40,3 +40,34 @@ def test_demo_runs_and_both_sides_agree() -> None:
     for act in ("remind=1", "escalate=1", "reassign=1", "recycle=1"):
         assert act in out, act
     assert "reason capture by rep" in out
+    _funnel_is_realistic(out)
+
+
+def _rows(out: str, title: str) -> dict[str, list[str]]:
+    """The rows of one rich table of the demo's output: first cell -> the other cells."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith(title))
+    rows: dict[str, list[str]] = {}
+    for line in lines[start + 4 :]:
+        if "└" in line:
+            break
+        cells = [c.strip() for c in line.strip().strip("│").split("│")]
+        if cells[0]:
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+def _funnel_is_realistic(out: str) -> None:
+    """Every stage counted, with conversion; campaigns and engagement not all "(none)"."""
+    funnel = out[out.index("funnel (`crm-bridge funnel --backfill`)") :]
+    stages = _rows(funnel, "funnel:")
+    assert list(stages) == ["MQL", "SAL", "SQL", "Opportunity", "Won"]
+    counts = [int(cells[0]) for cells in stages.values()]
+    assert counts == sorted(counts, reverse=True) and counts[-1] > 0
+    assert all(cells[1].endswith("%") for name, cells in stages.items() if name != "MQL")
+    campaigns = _rows(funnel, "by campaign")
+    assert len([c for c in campaigns if c != "(none)"]) >= 3
+    buckets = _rows(funnel, "by engagement")
+    assert {"0", "1-2", "3-5", "6+"} <= set(buckets)
+    reps = _rows(funnel, "SAL stage: SLA attainment per rep")
+    assert reps and all(cells[3].endswith("%") for cells in reps.values())

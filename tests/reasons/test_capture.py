@@ -326,3 +326,40 @@ def test_person_links_finds_the_pair_syncing_these_connectors_people() -> None:
     }
     assert person_links(pairs, settings) == PersonLinks("main", "leads")
     assert person_links({"other": pairs["other"]}, settings) is None
+
+
+def test_outcomes_not_pushed_still_get_marketing_segments_through_links(
+    sf: SalesforceConnector,
+    hs: HubSpotConnector,
+    store: Store,
+    salesforce: RunningSalesforce,
+    hubspot: RunningHubSpot,
+) -> None:
+    """A lead rejected without a reason is not pushed, yet its segments come from marketing."""
+    client = salesforce.simple_salesforce()
+    settings = reasons_settings()
+    # Rejected before the taxonomy (and its validation rule) existed: no reason at all.
+    lead = client.Lead.create(
+        {"LastName": "Eve", "Company": "Late", "Email": "eve@late.test", "Status": "Rejected"}
+    )["id"]
+    install.apply(settings, crm=sf, marketing=hs)
+    contact = hubspot.client().crm.contacts.basic_api.create(
+        {"properties": {"email": "eve@late.test", "lifecyclestage": "salesqualifiedlead"}}
+    )
+    with store.transaction() as tx:
+        tx.insert_link(
+            "main",
+            "leads",
+            crm_id=lead,
+            map_id=str(contact.id),
+            crm_version=None,
+            map_version=None,
+            now=T0,
+        )
+
+    report = ReasonCapture(settings, crm=sf, marketing=hs, store=store, now=lambda: T0).run_cycle()
+
+    assert report.counts["missing"] == 1 and report.counts["pushed"] == 0
+    with store.transaction(readonly=True) as tx:
+        row = ReasonRepository(tx).outcomes_for("sf", "Lead", [lead])[lead]
+    assert row.segments["lifecycle_path"] == "salesqualifiedlead"

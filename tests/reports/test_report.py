@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -241,3 +241,49 @@ def test_report_from_store_reads_captured_outcomes() -> None:
     assert model.counts == {"won": 2, "lost": 4, "lead_rejected": 1, "disqualified": 0}
     assert model.completeness == pytest.approx(4 / 7)
     assert {r.rep: r.flagged for r in model.reps} == {"Ann": 1, "Bob": 2}
+
+
+def test_every_segment_row_top_reasons_by_size_and_rejected_apart() -> None:
+    """Seven industries (no cut at five); a segment's top reason is its largest of any category;
+    disqualified leads are not counted as rejected."""
+    rows = [
+        _row(1, "won", "product_fit", "valid", "valid", "Ann", "2026-01-15", "Banking"),
+        *(
+            _row(10 + i, "lost", "price", "valid", "valid", "Ann", "2026-01-16", "Banking")
+            for i in range(3)
+        ),
+        _row(20, "disqualified", "student", "valid", "valid", "Bob", "2026-01-17", "Banking"),
+        *(
+            _row(30 + i, "lead_rejected", "not_icp", "valid", "valid", "Bob", "2026-01-18", f"I{i}")
+            for i in range(6)
+        ),
+        _row(40, "won", "product_fit", "valid", "valid", "Ann", "2026-03-05", "Zed"),
+    ]
+    model = build_report(rows, reasons_settings(), generated_at=datetime(2026, 2, 1, tzinfo=UTC))
+    banking = next(r for r in model.segments["industry"] if r.value == "Banking")
+    assert [c.reason for c in banking.top_reasons(2)] == ["price", "product_fit"]
+    text = "\n".join(render_lines(model, width=160))
+    assert all(f"I{i}" in text for i in range(6))
+    assert "2026-03 (ahead)" in text and "2026-01 (ahead)" not in text
+    assert re.search(
+        r"Banking\s+│\s+5\s+│\s+1\s+│\s+3\s+│\s+0\s+│\s+1\s+│\s+25%\s+│\s+Price 3", text
+    )
+    csv_rows = list(csv.DictReader(io.StringIO(render_csv(model))))
+    seg = next(r for r in csv_rows if r["section"] == "segment" and r["segment"] == "Banking")
+    assert (seg["rejected"], seg["disqualified"]) == ("0", "1")
+
+
+def test_first_run_completeness_is_explained_not_shown_as_zero() -> None:
+    """Outcomes closed before the first capture are a backlog, not a rep's failure."""
+    from dataclasses import replace
+
+    first_capture = max(r.closed_at for r in FIXTURE) + timedelta(days=1)
+    backlog = [replace(r, first_status="missing", first_seen=first_capture) for r in FIXTURE]
+    model = build_report(backlog, reasons_settings(), generated_at=GENERATED)
+    assert model.completeness == 0.0
+    assert model.backlog == len(FIXTURE) and model.completeness_after_backlog is None
+    html = render_html(model)
+    assert "not yet" in html and f"All {len(FIXTURE)} outcomes closed before" in html
+    later = replace(FIXTURE[0], closed_at=first_capture, first_seen=first_capture)
+    model = build_report([*backlog, later], reasons_settings(), generated_at=GENERATED)
+    assert model.completeness_after_backlog == 1.0

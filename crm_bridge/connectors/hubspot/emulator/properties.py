@@ -204,7 +204,43 @@ def _contacts() -> list[PropertyDef]:
             "date",
             **g,
         ),
+        # Calculated in HubSpot (read-only there and here); the funnel backfill reads them and
+        # the seed fills them consistently with each contact's lifecycle stage.
+        *(
+            _p(
+                f"hs_v2_date_entered_{stage}",
+                f"Date entered '{label}' (Lifecycle Stage Pipeline)",
+                "datetime",
+                "date",
+                read_only=True,
+                **g,
+            )
+            for stage, label in FUNNEL_LIFECYCLE_LABELS.items()
+        ),
+        _p(
+            "num_conversion_events",
+            "Number of Form Submissions",
+            "number",
+            "number",
+            read_only=True,
+            group_name="conversioninformation",
+        ),
+        _p(
+            "hs_analytics_source_data_1",
+            "Original Source Drill-Down 1",
+            read_only=True,
+            group_name="analyticsinformation",
+        ),
     ]
+
+
+FUNNEL_LIFECYCLE_LABELS = {
+    "marketingqualifiedlead": "Marketing Qualified Lead",
+    "salesqualifiedlead": "Sales Qualified Lead",
+    "opportunity": "Opportunity",
+    "customer": "Customer",
+}
+"""Lifecycle stages whose entry date the emulated portal keeps (``hs_v2_date_entered_*``)."""
 
 
 def _companies() -> list[PropertyDef]:

@@ -177,6 +177,8 @@ def _weighted(rng: random.Random, table: tuple[tuple[str, int], ...]) -> str:
 def seed_portal(portal: Portal, *, contacts: int, seed: int = 0) -> SeedSummary:
     """Add ``contacts`` contacts (and companies, deals, engagements around them)."""
     rng = random.Random(seed)
+    # A stream of its own, so adding funnel history did not change any other seeded value.
+    history = random.Random(f"{seed}:funnel")
     now = portal.now_ms()
     with portal.lock:
         company_ids = _companies(portal, rng, max(1, contacts // 8), now)
@@ -208,6 +210,9 @@ def seed_portal(portal: Portal, *, contacts: int, seed: int = 0) -> SeedSummary:
                 "hs_lead_status": rng.choice(STATUS_BY_STAGE[stage]),
                 "hs_analytics_source": _weighted(rng, SOURCES),
             }
+            props.update(
+                _funnel_history(history, stage, props["hs_analytics_source"], created, now)
+            )
             owner = None
             if stage in OWNED_STAGES:
                 owner = rng.choice(SALES_REPS)
@@ -226,6 +231,58 @@ def seed_portal(portal: Portal, *, contacts: int, seed: int = 0) -> SeedSummary:
         for store in portal.stores.values():
             store.ensure_order()
     return SeedSummary(len(company_ids), contacts, n_deals, n_eng)
+
+
+LIFECYCLE_ORDER = (
+    "subscriber",
+    "lead",
+    "marketingqualifiedlead",
+    "salesqualifiedlead",
+    "opportunity",
+    "customer",
+)
+ENGAGEMENT_BY_STAGE = {
+    "subscriber": (0, 1),
+    "lead": (0, 3),
+    "marketingqualifiedlead": (1, 6),
+    "salesqualifiedlead": (1, 8),
+    "opportunity": (2, 10),
+    "customer": (3, 14),
+    "other": (0, 2),
+}
+CAMPAIGNS = {
+    "ORGANIC_SEARCH": ("Pricing guide", "Integration docs", "Blog: lead SLAs"),
+    "PAID_SEARCH": ("Brand search", "Competitor search"),
+    "EMAIL_MARKETING": ("Monthly newsletter", "Webinar invite"),
+    "SOCIAL_MEDIA": ("LinkedIn webinar", "Product launch"),
+    "REFERRALS": ("Partner summit",),
+    "PAID_SOCIAL": ("LinkedIn webinar",),
+    "OFFLINE": ("Trade show",),
+}
+
+
+def _funnel_history(
+    rng: random.Random, stage: str, source: str, created: int, now: int
+) -> dict[str, str]:
+    """What HubSpot calculates for a contact: stage entry dates, form fills, campaign.
+
+    Each stage from MQL up to the contact's current one gets an entry date, later than the one
+    before and never in the future; more advanced contacts filled in more forms (which is what
+    makes "win rate by engagement" worth a chart).
+    """
+    out: dict[str, str] = {}
+    low, high = ENGAGEMENT_BY_STAGE.get(stage, (0, 2))
+    out["num_conversion_events"] = str(rng.randint(low, high))
+    campaigns = CAMPAIGNS.get(source)
+    if campaigns and rng.random() < 0.85:
+        out["hs_analytics_source_data_1"] = rng.choice(campaigns)
+    if stage not in LIFECYCLE_ORDER:
+        return out
+    at = created
+    for step in LIFECYCLE_ORDER[2 : LIFECYCLE_ORDER.index(stage) + 1]:
+        at = min(now - 1000, at + rng.randint(0, 25 * DAY_MS))
+        out[f"hs_v2_date_entered_{step}"] = str(at)
+    return out
 
 
 def _companies(portal: Portal, rng: random.Random, count: int, now: int) -> list[int]:

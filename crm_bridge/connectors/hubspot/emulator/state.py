@@ -28,6 +28,7 @@ from crm_bridge.connectors.hubspot.emulator.catalog import (
 from crm_bridge.connectors.hubspot.emulator.errors import HubSpotError, conflict, property_errors
 from crm_bridge.connectors.hubspot.emulator.lists import CrmList, ListStore
 from crm_bridge.connectors.hubspot.emulator.properties import (
+    FUNNEL_LIFECYCLE_LABELS,
     PropertyDef,
     PropertyRegistry,
     coerce_value,
@@ -318,6 +319,9 @@ class Portal:
             rec.props["hs_updated_by_user_id"] = actor
         else:
             rec.props.pop("hs_updated_by_user_id", None)
+        if obj == "contacts":
+            self._derive_lifecycle(rec, changes)
+            return
         if obj != "deals" or (changes is not None and "dealstage" not in changes):
             return
         pipeline = rec.props.setdefault("pipeline", "default")
@@ -359,6 +363,18 @@ class Portal:
         if rec is not None:
             rec.updated = max(self.now_ms(), rec.updated)
             store.touch(rec)
+
+    def _derive_lifecycle(self, rec: Record, changes: dict[str, str] | None) -> None:
+        """HubSpot's calculated contact properties, kept up to date on every write.
+
+        Form fills start at 0; entering a lifecycle stage stamps its ``hs_v2_date_entered_*``
+        date once (the funnel backfill reads them).
+        """
+        if changes is None:
+            rec.props.setdefault("num_conversion_events", "0")
+        stage = rec.props.get("lifecyclestage")
+        if (changes is None or "lifecyclestage" in changes) and stage in FUNNEL_LIFECYCLE_LABELS:
+            rec.props.setdefault(f"hs_v2_date_entered_{stage}", str(rec.updated))
 
     def archive(self, obj: str, rec: Record) -> None:
         """Move a record to the archive (recycle bin) and drop its associations."""

@@ -12,7 +12,11 @@ import random
 from datetime import timedelta
 from typing import Any
 
-from crm_bridge.connectors.salesforce.emulator.schema import LEAD_SOURCES, OPPORTUNITY_STAGES
+from crm_bridge.connectors.salesforce.emulator.schema import (
+    LEAD_SOURCES,
+    OPPORTUNITY_STAGES,
+    Field,
+)
 from crm_bridge.connectors.salesforce.emulator.state import Org, Record
 from crm_bridge.connectors.salesforce.emulator.values import format_datetime
 
@@ -146,12 +150,30 @@ INDUSTRIES = (
     "Media",
     "Education",
 )
+CAMPAIGNS = {
+    "Web": ("Pricing guide", "Q3 webinar", "Product tour"),
+    "Partner Referral": ("Partner summit",),
+    "Phone Inquiry": ("Brand search",),
+    "Purchased List": ("Trade show list",),
+    "Other": ("Trade show", "Newsletter"),
+}
+"""Lead source -> the campaigns a lead of that source came from (``Campaign__c``)."""
+CAMPAIGN_FIELD = "Campaign__c"
+
 ROLES = ("Decision Maker", "Economic Buyer", "Evaluator", "Technical Buyer", "Influencer")
 
 
 def seed_org(org: Org, *, leads: int, seed: int = 0) -> dict[str, int]:
     """Fill ``org`` (on top of what it holds); returns how many records of each kind."""
     rng = random.Random(seed)
+    # A stream of its own: adding campaigns did not change any other seeded value.
+    campaigns = random.Random(f"{seed}:campaign")
+    if org.schema["Lead"].field(CAMPAIGN_FIELD) is None:
+        # The custom field most orgs add for the campaign a lead came from (the reason report's
+        # and the funnel's default campaign source).
+        org.schema["Lead"].add_field(
+            Field(CAMPAIGN_FIELD, "string", label="Campaign", length=255, custom=True)
+        )
     now = org.clock.now()
     integ = org.integration_user_id
     manager = org.add_user(
@@ -237,6 +259,9 @@ def seed_org(org: Org, *, leads: int, seed: int = 0) -> dict[str, int]:
             DoNotCall=False,
             IsConverted=False,
         )
+        came_from = CAMPAIGNS.get(rec["LeadSource"])
+        if came_from and campaigns.random() < 0.8:
+            rec[CAMPAIGN_FIELD] = campaigns.choice(came_from)
         title = rng.choice(TITLES)
         if title:
             rec["Title"] = title
