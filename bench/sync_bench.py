@@ -59,8 +59,12 @@ REP = "rick.rep@example.com"
 MARKETER = "mark.marketer@example.com"
 WRITES = ("created", "matched", "updated", "deleted")
 CLIENT = Path(__file__).with_name("_sync_client.py")
-# crm object -> (HubSpot object, pair object name): the preset's two objects.
-OBJECTS = {"Lead": ("contacts", "leads"), "Opportunity": ("deals", "deals")}
+# crm object -> (HubSpot object, pair object name): the preset's three objects.
+OBJECTS = {
+    "Account": ("companies", "accounts"),
+    "Lead": ("contacts", "leads"),
+    "Opportunity": ("deals", "deals"),
+}
 
 
 # -- the client process ----------------------------------------------------------------------
