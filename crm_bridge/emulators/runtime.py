@@ -52,6 +52,8 @@ __all__ = [
     "FaultPlane",
     "RunningServer",
     "TlsMaterial",
+    "read_body",
+    "replay_body",
     "serve",
 ]
 
@@ -374,8 +376,9 @@ class FaultMiddleware:
             self.calls.add(family)
         body: bytes | None = None
         if self.faults.needs_body(method, path):
-            body = await _read_body(receive)
-            receive = _replay(body, receive)
+            body = await read_body(receive)
+            assert body is not None  # no limit
+            receive = replay_body(body, receive)
         fault = self.faults.take(method, path, body)
         if fault is None:
             await self.app(scope, receive, send)
@@ -433,20 +436,29 @@ class FaultMiddleware:
             await send(message)
 
 
-async def _read_body(receive: Receive) -> bytes:
-    """The whole request body (a fault with ``body_regex`` must see it before the handler)."""
+async def read_body(receive: Receive, limit: int | None = None) -> bytes | None:
+    """The whole request body, read before the handler; ``None`` once it exceeds ``limit``.
+
+    Why before: a fault with ``body_regex`` must see it, and an emulator enforcing a body limit
+    must refuse a chunked body that declared no length.
+    """
     chunks: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] != "http.request":
             break
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if limit is not None and size > limit:
+            return None
+        chunks.append(chunk)
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def replay_body(body: bytes, receive: Receive) -> Receive:
     """A ``receive`` that hands the already-read body to the app once, then the real channel."""
     pending = True
 

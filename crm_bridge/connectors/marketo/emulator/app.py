@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from crm_bridge.connectors.marketo.emulator.errors import MESSAGES, MarketoError, request_id
 from crm_bridge.connectors.marketo.emulator.limits import InFlight
@@ -28,6 +28,8 @@ from crm_bridge.emulators.runtime import (
     Fault,
     FaultMiddleware,
     FaultPlane,
+    read_body,
+    replay_body,
 )
 
 __all__ = ["Gate", "build_app", "classify", "render_fault"]
@@ -116,11 +118,11 @@ class Gate:
                 return
         elif scope["method"] in ("POST", "PUT", "PATCH", "DELETE"):
             # A chunked body has no length up front: read it (up to the limit) and replay it.
-            body = await _read_capped(receive, limit)
+            body = await read_body(receive, limit)
             if body is None:
                 await _plain(send, 413, b"Request Entity Too Large")
                 return
-            receive = _replay(body, receive)
+            receive = replay_body(body, receive)
         if not _api_path(path):
             await self.app(scope, receive, send)
             return
@@ -136,38 +138,6 @@ class Gate:
             await self.app(scope, receive, send)
         finally:
             self.in_flight.leave()
-
-
-async def _read_capped(receive: Receive, limit: int) -> bytes | None:
-    """The whole request body, or ``None`` as soon as it exceeds ``limit`` bytes."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A ``receive`` that hands the already-read body to the app once, then the real channel."""
-    pending = True
-
-    async def replay() -> Message:
-        nonlocal pending
-        if pending:
-            pending = False
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
 
 
 async def _plain(send: Send, status: int, body: bytes) -> None:
