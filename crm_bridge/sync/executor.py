@@ -66,6 +66,11 @@ __all__ = ["ExecutionReport", "Executor"]
 
 RemoteAction = Create | Update | Remove
 
+_AWAITS_A_LINK = frozenset({"REFERENCE_NOT_LINKED"})
+"""Codes of records waiting for another record's link rather than for a person's fix."""
+_AWAIT_LINK_CYCLES = 3
+"""Cycles such a record is retried at once before the usual backoff takes over."""
+
 
 @dataclass
 class ExecutionReport:
@@ -707,6 +712,12 @@ class Executor:
     ) -> None:
         attempts = tx.dead_letter_attempts(self.pair, side, plan.obj, source_id)
         base = timedelta(seconds=30) if retryable else timedelta(minutes=5)
+        retry_at = now + base * (2 ** min(attempts, 10))
+        if code in _AWAITS_A_LINK and attempts < _AWAIT_LINK_CYCLES:
+            # The referenced record is synced earlier in every cycle (objects run in reference
+            # order) and usually links in the next one -- a lead converted mid-cycle brings its
+            # Contact's link a cycle after the new Opportunity names it: retry then.
+            retry_at = now
         tx.add_dead_letter(
             pair=self.pair,
             side=side,
@@ -716,7 +727,7 @@ class Executor:
             payload=payload,
             reason=reason,
             error_code=code,
-            next_retry_at=now + base * (2 ** min(attempts, 10)),
+            next_retry_at=retry_at,
             now=now,
         )
 

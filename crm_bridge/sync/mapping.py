@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from crm_bridge.presets import load_preset
 
 __all__ = [
+    "REFERENCE_KINDS",
     "ConflictRule",
     "DeletePolicy",
     "Direction",
@@ -29,7 +30,11 @@ __all__ = [
 ConflictRule = Literal["crm_wins_unless_blank", "crm_wins", "map_wins", "latest_wins", "never"]
 Direction = Literal["both", "crm_to_map", "map_to_crm"]
 DeletePolicy = Literal["delete", "archive", "flag"]
-FieldKind = Literal["text", "number", "date", "bool", "owner", "email", "domain", "reference"]
+FieldKind = Literal[
+    "text", "number", "date", "bool", "owner", "email", "domain", "reference", "references"
+]
+REFERENCE_KINDS: frozenset[str] = frozenset({"reference", "references"})
+"""Kinds whose values are record ids of another object (one id, or a set of them)."""
 
 
 class _Frozen(BaseModel):
@@ -49,16 +54,17 @@ class FieldMap(_Frozen):
     )
     refers_to: str | None = Field(
         None,
-        description="For kind 'reference': the pair's object whose record ids this field holds "
-        "(e.g. accounts); ids are translated through that object's links.",
+        description="For kinds 'reference' (one id) and 'references' (a set of ids, e.g. an "
+        "opportunity's contact roles): the pair's object whose record ids this field holds (e.g. "
+        "accounts); ids are translated through that object's links.",
     )
 
     @model_validator(mode="after")
     def _reference_names_its_object(self) -> FieldMap:
-        if (self.kind == "reference") != (self.refers_to is not None):
+        if (self.kind in REFERENCE_KINDS) != (self.refers_to is not None):
             raise ValueError(
-                "a field of kind 'reference' needs refers_to (the object whose ids it holds), "
-                "and refers_to is only for kind 'reference'"
+                f"a field of kind {self.kind!r} needs refers_to (the object whose ids it holds), "
+                "and refers_to is only for kinds 'reference' and 'references'"
             )
         return self
 

@@ -236,6 +236,10 @@ def _logical(
             assert fm.refers_to is not None
             values[name] = ctx.references.logical(fm.refers_to, side, text) if text else None
             continue
+        if fm.kind == "references":
+            assert fm.refers_to is not None
+            values[name] = ctx.references.logical_set(fm.refers_to, side, raw)
+            continue
         if fm.values and side == "map" and raw not in (None, ""):
             raw = fm.to_crm_value(str(raw))
         values[name] = canonical(raw, fm.kind)
@@ -271,6 +275,16 @@ def vendor_fields(
                     "side yet (it is replayed once that record syncs)",
                     "REFERENCE_NOT_LINKED",
                 )
+        elif fm.kind == "references":
+            assert fm.refers_to is not None
+            ids = ctx.references.vendor_ids(fm.refers_to, target, value)
+            if ids is None:
+                raise _Unwritable(
+                    f"{name} holds a {fm.refers_to} record that is not linked on the {target} "
+                    "side yet (it is replayed once that record syncs)",
+                    "REFERENCE_NOT_LINKED",
+                )
+            value = ids
         elif value is not None and fm.values and target == "map":
             value = fm.to_map_value(str(value))
         out[_field_name(fm, target)] = value
@@ -770,6 +784,15 @@ def _plan_pending(
             # and whatever the vendor filled in elsewhere is adopted on this very read.
             adopted = _created_values(link, target)
             behind = _create_behind_source(ctx, link, source, target, adopted)
+            unlanded = _unlanded_sets(ctx, target, found, adopted)
+            if unlanded:
+                # The record landed but its set fields did not (a connector writes them in a
+                # second step, after the record exists): they are owed, like a lost write.
+                base = behind or (adopted, PendingWrite(frozenset(), {}))
+                behind = (
+                    base[0],
+                    PendingWrite(base[1].fields | set(unlanded), {**base[1].prior, **unlanded}),
+                )
             if behind is None:
                 plan.actions.append(Adopt(link.id, target, found.id, adopted))
                 state = link.with_side(
@@ -883,6 +906,17 @@ def _created_values(link: LinkState, target: Side) -> dict[str, Any]:
     }
 
 
+def _unlanded_sets(
+    ctx: PlanContext, target: Side, found: Record, adopted: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Set fields (kind ``references``) a landed create meant but ``found`` does not hold."""
+    sets = [n for n, fm in ctx.objmap.fields.items() if fm.kind == "references" and n in adopted]
+    if not sets:
+        return {}
+    held = logical_values(ctx, target, found)
+    return {n: held.get(n) for n in sets if held.get(n) != adopted[n]}
+
+
 def _find_created(
     ctx: PlanContext,
     changes: dict[Side, dict[str, Record]],
@@ -893,7 +927,13 @@ def _find_created(
     target: Side,
 ) -> Record | None:
     """An unlinked record on ``target`` that is the pending link's create."""
-    expected = _created_values(link, target)
+    # Set fields are left out of the match: a connector writes them after the record exists,
+    # so a crash in between leaves our record without them (they are owed once it is adopted).
+    expected = {
+        k: v
+        for k, v in _created_values(link, target).items()
+        if k not in ctx.objmap.fields or ctx.objmap.fields[k].kind != "references"
+    }
     identity = ctx.objmap.identity
     for record in sorted(changes[target].values(), key=lambda r: (r.modified_at, r.id)):
         if (
@@ -1143,11 +1183,14 @@ def _settle_and_write(
                 identity=identity_of(ctx, target_base),
                 written=PendingWrite(frozenset(values), {n: actual[target].get(n) for n in values}),
                 still_pending=_unread_pending(link, target, fresh, values),
-                # Announced before it is sent when the target is unconfirmed -- or was just
-                # re-keyed: the change this write carries may come from a record read by id
-                # (the loser's counterpart), which no stream brings again if the write fails.
+                # Announced before it is sent when the target is unconfirmed -- or either side
+                # was just re-keyed: the change this write carries may come from a record read
+                # by id (the loser's counterpart), which no stream brings again if the write
+                # fails; and the re-key is recorded before the write goes out, so after a crash
+                # the re-keyed side is compared with its old record's baseline, which would
+                # take our landed write for a person's edit (a converted lead's default owner).
                 rewrite=link.id is not None
-                and (link.state_on(target) == "written" or target in link.rekeyed),
+                and (link.state_on(target) == "written" or bool(link.rekeyed)),
                 settled=_settled(link, fresh, rewrite),
                 outflow=frozenset(writes.get(source_side, {})),
                 source_holds={

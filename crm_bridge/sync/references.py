@@ -9,6 +9,11 @@ or is filtered out) reads as an ``unlinked:`` marker -- it never equals a real i
 fails with ``REFERENCE_NOT_LINKED``, so the record is dead-lettered and replayed once the
 referenced record links, instead of writing a wrong or dangling id.
 
+A field of kind ``references`` holds a *set* of such ids -- an opportunity's contact roles, a
+deal's associated contacts.  Connectors read it as a list of ids; its logical value is the sorted
+CRM ids joined by ``;`` (a plain string, so baselines, hashes and conflict rules treat it as one
+value), and a write is refused the same way while any member has no link.
+
 Links are looked up in the store: once per cycle for every id the cycle read (one query per
 object and side), then one by one for the few a plan needs beyond those (a baseline's id).  A
 merged-away account's id follows its link's ``merged_into`` to the survivor.
@@ -18,12 +23,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from crm_bridge.store import Link, Side
 
-__all__ = ["UNLINKED_PREFIX", "LinkLookup", "ReferenceDirectory"]
+__all__ = ["SET_SEPARATOR", "UNLINKED_PREFIX", "LinkLookup", "ReferenceDirectory", "member_ids"]
 
 UNLINKED_PREFIX = "unlinked:"
+SET_SEPARATOR = ";"
+"""Joins the members of a ``references`` field's logical value (ids never contain it)."""
+
+
+def member_ids(raw: Any) -> list[str]:
+    """The ids a ``references`` value holds: a list from a connector, or a joined string."""
+    if raw is None:
+        return []
+    items = raw.split(SET_SEPARATOR) if isinstance(raw, str) else list(raw)
+    return [text for item in items if (text := str(item).strip())]
+
 
 LinkLookup = Callable[[str, Side, set[str]], Mapping[str, Link]]
 """``(object, side, ids) -> {id: link}``: the store's links of ``object`` whose ``side`` id is one
@@ -62,6 +79,21 @@ class ReferenceDirectory:
             return raw_id
         crm_id = self.crm_id(obj, raw_id)
         return crm_id if crm_id is not None else f"{UNLINKED_PREFIX}{raw_id}"
+
+    def logical_set(self, obj: str, side: Side, raw: Any) -> str | None:
+        """The logical value of a ``references`` field read on ``side`` (None when empty)."""
+        members = {self.logical(obj, side, i) for i in member_ids(raw)}
+        return SET_SEPARATOR.join(sorted(members)) or None
+
+    def vendor_ids(self, obj: str, target: Side, logical: str | None) -> list[str] | None:
+        """The ids to write on ``target`` for a logical set; None when any member has no link."""
+        out: list[str] = []
+        for member in member_ids(logical):
+            vendor = self.vendor_id(obj, target, member)
+            if vendor is None:
+                return None
+            out.append(vendor)
+        return sorted(out)
 
     def vendor_id(self, obj: str, target: Side, logical: str) -> str | None:
         """The id to write on ``target`` for a logical reference; None when it has no link."""

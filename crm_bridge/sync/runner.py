@@ -36,7 +36,7 @@ from crm_bridge.sync.planner import (
     logical_values,
     plan_object,
 )
-from crm_bridge.sync.references import ReferenceDirectory
+from crm_bridge.sync.references import ReferenceDirectory, member_ids
 from crm_bridge.sync.values import canonical
 
 __all__ = ["CycleReport", "SyncRunner"]
@@ -124,6 +124,7 @@ class SyncRunner:
         """One full cycle over every object of the pair; raises on whole-cycle failures."""
         report = CycleReport(pair=self.name)
         before = {s: Counter(c.calls) for s, c in self.connectors.items()}
+        started = self.now()
         run_id = None
         if not plan_only:
             with self.store.transaction() as tx:
@@ -136,7 +137,7 @@ class SyncRunner:
                 objmap = self.settings.objects[obj_name]
                 self._cycle_object(obj_name, objmap, report, plan_only, allow_deletes, run_id)
             if not plan_only:
-                self._replay_due(report, run_id)
+                self._replay_due(report, run_id, started)
         except CrmBridgeError as exc:
             self._finish(
                 report,
@@ -263,11 +264,8 @@ class SyncRunner:
             for side in SIDES:
                 vendor = fm.crm if side == "crm" else fm.map
                 ids = wanted.setdefault((fm.refers_to, side), set())
-                ids.update(
-                    str(v).strip()
-                    for r in changes[side]
-                    if (v := r.fields.get(vendor)) not in (None, "")
-                )
+                for r in changes[side]:
+                    ids.update(member_ids(r.fields.get(vendor)))
         directory.preload(wanted)
         return directory
 
@@ -511,9 +509,14 @@ class SyncRunner:
                 f"pairs.{self.name}.max_delete_ratio"
             )
 
-    def _replay_due(self, report: CycleReport, run_id: int | None) -> None:
+    def _replay_due(self, report: CycleReport, run_id: int | None, started: datetime) -> None:
+        """Replay what is due, but not what this very cycle dead-lettered.
+
+        This cycle read those records moments ago; nothing they wait for has happened since.
+        """
         with self.store.transaction(readonly=True) as tx:
             due = tx.due_dead_letters(self.name, self.now(), self.settings.dead_letter_max_attempts)
+        due = [dl for dl in due if dl.last_seen < started]
         if due:
             self._replay(due, report, run_id)
 

@@ -24,6 +24,9 @@ def is_blank(value: Any) -> bool:
 
 def canonical(value: Any, kind: FieldKind) -> Any:
     """The logical form of ``value`` for a field of ``kind`` (None for blank)."""
+    if kind == "references" and isinstance(value, list | tuple | set | frozenset):
+        members = sorted({text for v in value if (text := str(v).strip())})
+        return ";".join(members) or None
     if is_blank(value):
         return None
     if kind == "number":

@@ -13,6 +13,12 @@ world must equal a control world that synced without a crash: the same records o
 (compared per e-mail, field by field), no duplicate e-mails, every lead and contact linked exactly
 once, and a further run that writes nothing.
 
+A second scenario kills a run that follows a rep's conversions: the world syncs once, a rep
+converts a few linked leads (new Contacts and Opportunities, some under an existing Account, some
+without an Opportunity), and the next run is killed while it carries the conversion to HubSpot
+(the new company, the contact updates, the new deal).  Its control world converts the same leads
+and syncs without a crash.
+
 Creates are announced in the store (a pending link) before they are sent, so after a kill the
 re-run adopts what landed -- by e-mail for leads and contacts, by the written values for deals,
 which have no identity -- instead of creating it twice.
@@ -55,6 +61,12 @@ SHARED_WITH_SF_CONTACTS = 10
 SEED_TIME = datetime.now(UTC).replace(microsecond=0)
 """Every world is seeded with its clock frozen here, so conflict rules see the same timestamps."""
 DEFAULT_OWNER = "maria.manager@example.com"
+CONVERTED = 10
+"""Linked leads a rep converts after the first sync in the ``converted`` scenario."""
+Scenario = str
+"""``"fresh"``: the first sync of a seeded world is killed; ``"converted"``: the run after a rep's
+conversions is."""
+SCENARIOS: tuple[Scenario, ...] = ("fresh", "converted")
 
 LEAD_FIELDS = ("FirstName", "LastName", "Company", "Title", "Phone", "Status", "LeadSource")
 CONTACT_FIELDS = (
@@ -137,9 +149,11 @@ class World:
     env: dict[str, str]
     seeded: dict[str, set[str]]
     runs: int = 0
+    converted: dict[str, str] = field(default_factory=dict)
+    """Converted lead id -> the HubSpot contact its link held before the conversion."""
 
     @classmethod
-    def create(cls, directory: Path) -> World:
+    def create(cls, directory: Path, scenario: Scenario = "fresh") -> World:
         sandbox = Sandbox.start(
             workdir=directory,
             hubspot_settings=HubSpotEmulatorSettings(rate_limits_enabled=False),
@@ -151,11 +165,49 @@ class World:
             env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_BRIDGE_")}
             env.update(secrets)
             world = cls(sandbox, directory, config, env, seeded={})
+            if scenario == "converted":
+                code, output = world.sync()
+                assert code == 0, output
+                world.convert_linked_leads(CONVERTED)
             world.seeded = world.record_ids()
         except BaseException:
             sandbox.stop()
             raise
         return world
+
+    def convert_linked_leads(self, count: int) -> list[str]:
+        """A rep converts ``count`` leads that have a HubSpot twin, the same ones in every world.
+
+        Every fifth gets no Opportunity and every fifth (offset by one) joins the first existing
+        Account; the rest get a new Account, Contact and Opportunity, as the UI's default does.
+        """
+        emulator = self.sandbox.salesforce.emulator
+        org = emulator.org
+        linked = {str(link.crm_id): str(link.map_id) for link in self.links("leads") if link.active}
+        with org.lock:
+            leads = sorted(
+                (str(r["Email"]).casefold(), rid)
+                for rid, r in org.records_of("Lead").items()
+                if rid in linked and not r.get("IsDeleted") and not r.get("IsConverted")
+            )
+            accounts = sorted(
+                (str(r["Name"]), rid)
+                for rid, r in org.records_of("Account").items()
+                if not r.get("IsDeleted")
+            )
+        assert len(leads) >= count and accounts
+        converted = []
+        for n, (email, lead_id) in enumerate(leads[:count]):
+            emulator.convert_lead(
+                lead_id,
+                account_id=accounts[0][1] if n % 5 == 1 else None,
+                do_not_create_opportunity=n % 5 == 0,
+                opportunity_name=f"Converted {email}",
+                as_user=DEFAULT_OWNER,
+            )
+            converted.append(lead_id)
+            self.converted[lead_id] = linked[lead_id]
+        return converted
 
     @property
     def sf_faults(self) -> FaultPlane:
@@ -173,9 +225,13 @@ class World:
             live = {
                 obj: {rid for rid, r in org.records_of(obj).items() if not r.get("IsDeleted")}
                 for obj in ("Lead", "Contact", "Opportunity")
-            } | {obj: {str(i) for i in portal.store(obj).live} for obj in ("contacts", "deals")}
+            } | {
+                obj: {str(i) for i in portal.store(obj).live}
+                for obj in ("contacts", "deals", "companies")
+            }
             # The pair syncs people: Leads (not converted) and Contacts.
-            live["Person"] = live["Lead"] | live["Contact"]
+            converted = {rid for rid, r in org.records_of("Lead").items() if r.get("IsConverted")}
+            live["Person"] = (live["Lead"] - converted) | live["Contact"]
             return live
 
     def snapshots(self) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -241,6 +297,9 @@ class EndState:
     deal_links: list[Link]
     live: dict[str, set[str]]
     dead_letters: list[str]
+    conversions: dict[str, tuple[str | None, str | None]]
+    """Converted lead -> (its ConvertedContactId, the Salesforce id its HubSpot contact is now
+    linked to): equal when the link followed the lead to its Contact."""
     lead_email_by_id: dict[str, str] = field(repr=False)
     contact_email_by_id: dict[str, str] = field(repr=False)
 
@@ -283,6 +342,9 @@ def end_state(world: World) -> EndState:
             for r in org.records_of("Opportunity").values()
             if not r.get("IsDeleted")
         )
+        converted_to = {
+            lead: org.records_of("Lead")[lead].get("ConvertedContactId") for lead in world.converted
+        }
         deals = Counter(
             (
                 *(d.props.get(f) for f in DEAL_FIELDS),
@@ -290,6 +352,7 @@ def end_state(world: World) -> EndState:
             )
             for d in portal.store("deals").live.values()
         )
+    by_map = {str(link.map_id): str(link.crm_id) for link in world.links("leads") if link.active}
     return EndState(
         leads=leads,
         contacts=contacts,
@@ -301,6 +364,10 @@ def end_state(world: World) -> EndState:
         deal_links=world.links("deals"),
         live=world.record_ids(),
         dead_letters=world.open_dead_letters(),
+        conversions={
+            lead: (converted_to[lead], by_map.get(map_id))
+            for lead, map_id in world.converted.items()
+        },
         lead_email_by_id=lead_email_by_id,
         contact_email_by_id=contact_email_by_id,
     )
@@ -328,6 +395,8 @@ class KillPoint:
     vendor: str  # "salesforce" or "hubspot": whose fault plane holds the call
     fault: Fault
     writes: str | None  # the object the held call wrote (applied, not recorded); None: a read
+    scenario: Scenario = "fresh"
+    creates: bool = True  # the held write creates records (an update leaves none unrecorded)
 
 
 KILL_POINTS = [
@@ -367,9 +436,32 @@ KILL_POINTS = [
         Fault(path=r"/deals/batch/create$", latency=HOLD_SECONDS, after_apply=True),
         writes="deals",
     ),
+    KillPoint(
+        "converted_company_create",
+        "hubspot",
+        Fault(path=r"/companies/batch/create$", latency=HOLD_SECONDS, after_apply=True),
+        writes="companies",
+        scenario="converted",
+    ),
+    KillPoint(
+        "converted_contact_update",
+        "hubspot",
+        Fault(path=r"/contacts/batch/(update|upsert)$", latency=HOLD_SECONDS, after_apply=True),
+        writes="contacts",
+        scenario="converted",
+        creates=False,
+    ),
+    KillPoint(
+        "converted_deal_create",
+        "hubspot",
+        Fault(path=r"/deals/batch/create$", latency=HOLD_SECONDS, after_apply=True),
+        writes="deals",
+        scenario="converted",
+    ),
 ]
 BY_NAME = {kp.name: kp for kp in KILL_POINTS}
 NAMES = [kp.name for kp in KILL_POINTS]
+CONVERTED_NAMES = [kp.name for kp in KILL_POINTS if kp.scenario == "converted"]
 
 
 def _wait_for_kill_point(
@@ -405,7 +497,7 @@ class Outcome:
 
 def _unrecorded(world: World, obj: str) -> int:
     """Records of ``obj`` the killed run created at the vendor but never linked in the store."""
-    name = {"Lead": "leads", "contacts": "leads", "deals": "deals"}[obj]
+    name = {"Lead": "leads", "contacts": "leads", "deals": "deals", "companies": "accounts"}[obj]
     linked = {link.crm_id if obj == "Lead" else link.map_id for link in world.links(name)}
     return len(world.record_ids()[obj] - world.seeded[obj] - linked)
 
@@ -421,7 +513,7 @@ def _further_run(world: World) -> tuple[tuple[int, str], list[str]]:
 
 
 def crash_and_recover(directory: Path, kp: KillPoint) -> Outcome:
-    world = World.create(directory)
+    world = World.create(directory, kp.scenario)
     try:
         seeded = world.snapshots()
         plane = world.sf_faults if kp.vendor == "salesforce" else world.hs_faults
@@ -437,7 +529,7 @@ def crash_and_recover(directory: Path, kp: KillPoint) -> Outcome:
                 proc.wait()
         assert plane.armed() == [], "the kill point's fault must be used up"
         unchanged = world.snapshots() == seeded
-        unrecorded = _unrecorded(world, kp.writes) if kp.writes else 0
+        unrecorded = _unrecorded(world, kp.writes) if kp.writes and kp.creates else 0
         reruns = [world.sync(), world.sync()]
         further, wrote = _further_run(world)
         return Outcome(
@@ -463,9 +555,9 @@ class Control:
     state: EndState
 
 
-def uncrashed(directory: Path) -> Control:
+def uncrashed(directory: Path, scenario: Scenario) -> Control:
     """The same world synced twice without a crash: what every crashed world must end up as."""
-    world = World.create(directory)
+    world = World.create(directory, scenario)
     try:
         runs = [world.sync(), world.sync()]
         further, wrote = _further_run(world)
@@ -492,12 +584,19 @@ def _selected_kill_points(request: pytest.FixtureRequest) -> list[str]:
 def worlds(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Future[Any]]]:
-    """The control world and each selected kill point's world, built in the background, once."""
+    """Each scenario's control world and each selected kill point's world, built once."""
+    selected = _selected_kill_points(request)
+    scenarios = [
+        s for s in SCENARIOS if s == "fresh" or any(BY_NAME[n].scenario == s for n in selected)
+    ]
     with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="kill9") as pool:
         futures: dict[str, Future[Any]] = {
-            "control": pool.submit(uncrashed, tmp_path_factory.mktemp("control"))
+            f"control:{scenario}": pool.submit(
+                uncrashed, tmp_path_factory.mktemp(f"control-{scenario}"), scenario
+            )
+            for scenario in scenarios
         }
-        for name in _selected_kill_points(request):
+        for name in selected:
             futures[name] = pool.submit(
                 crash_and_recover, tmp_path_factory.mktemp(name), BY_NAME[name]
             )
@@ -508,9 +607,12 @@ def worlds(
 
 
 @pytest.fixture(scope="module")
-def control(worlds: dict[str, Future[Any]]) -> Control:
-    result: Control = worlds["control"].result()
-    return result
+def controls(worlds: dict[str, Future[Any]]) -> Callable[[Scenario], Control]:
+    def get(scenario: Scenario) -> Control:
+        result: Control = worlds[f"control:{scenario}"].result()
+        return result
+
+    return get
 
 
 @pytest.fixture(scope="module")
@@ -525,7 +627,11 @@ def outcomes(worlds: dict[str, Future[Any]]) -> Callable[[str], Outcome]:
 # -- the control run: the assertions below are meaningful ----------------------------------------
 
 
-def test_control_run_syncs_everything(control: Control) -> None:
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_control_run_syncs_everything(
+    controls: Callable[[Scenario], Control], scenario: Scenario
+) -> None:
+    control = controls(scenario)
     for code, output in control.runs:
         assert code == 0, output
     state = control.state
@@ -536,6 +642,9 @@ def test_control_run_syncs_everything(control: Control) -> None:
     assert not shared  # paired records were reconciled
     assert sum(state.opportunities.values()) == len(state.deal_links) > 0
     assert control.further_run[0] == 0 and control.further_run_wrote == []
+    if scenario == "converted":
+        assert len(state.conversions) == CONVERTED
+        assert all(contact and linked == contact for contact, linked in state.conversions.values())
 
 
 # -- at the moment of the kill -----------------------------------------------------------------
@@ -550,6 +659,9 @@ def test_kill_lands_between_apply_and_record(outcomes: Callable[[str], Outcome],
         assert outcome.unchanged_at_kill, "a kill during the first read must precede every write"
     else:
         assert outcome.hit.applied and not outcome.hit.done
+        if not outcome.kp.creates:
+            assert not outcome.unchanged_at_kill, "the held update must have landed"
+            return
         assert outcome.unrecorded_at_kill > 0, (
             f"the held write created {outcome.kp.writes} records the store has no link for"
         )
@@ -567,8 +679,9 @@ def test_reruns_exit_zero(outcomes: Callable[[str], Outcome], name: str) -> None
 
 @pytest.mark.parametrize("name", NAMES)
 def test_salesforce_leads_equal_the_uncrashed_run(
-    outcomes: Callable[[str], Outcome], control: Control, name: str
+    outcomes: Callable[[str], Outcome], controls: Callable[[Scenario], Control], name: str
 ) -> None:
+    control = controls(BY_NAME[name].scenario)
     state, want = outcomes(name).state, control.state
     assert len(state.leads) == len(want.leads)
     assert state.leads == want.leads, "Salesforce leads: " + _diff(state.leads, want.leads)
@@ -581,8 +694,10 @@ DEFAULTED_ON_CREATE = ("lifecyclestage", "owner")
 
 @pytest.mark.parametrize("name", NAMES)
 def test_hubspot_contacts_keep_the_fields_of_the_uncrashed_run(
-    outcomes: Callable[[str], Outcome], control: Control, name: str
+    outcomes: Callable[[str], Outcome], controls: Callable[[Scenario], Control], name: str
 ) -> None:
+    control = controls(BY_NAME[name].scenario)
+
     def own(contacts: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         return {
             email: {k: v for k, v in fields.items() if k not in DEFAULTED_ON_CREATE}
@@ -596,8 +711,9 @@ def test_hubspot_contacts_keep_the_fields_of_the_uncrashed_run(
 
 @pytest.mark.parametrize("name", NAMES)
 def test_hubspot_contacts_equal_the_uncrashed_run(
-    outcomes: Callable[[str], Outcome], control: Control, name: str
+    outcomes: Callable[[str], Outcome], controls: Callable[[Scenario], Control], name: str
 ) -> None:
+    control = controls(BY_NAME[name].scenario)
     state, want = outcomes(name).state.contacts, control.state.contacts
     assert len(state) == len(want)
     assert state == want, "HubSpot contacts: " + _diff(state, want)
@@ -629,6 +745,18 @@ def test_every_lead_and_contact_is_linked_exactly_once(
     assert mismatched == []
 
 
+@pytest.mark.parametrize("name", CONVERTED_NAMES)
+def test_converted_leads_keep_their_hubspot_contact(
+    outcomes: Callable[[str], Outcome], name: str
+) -> None:
+    state = outcomes(name).state
+    assert len(state.conversions) == CONVERTED
+    moved = {
+        lead: pair for lead, pair in state.conversions.items() if not pair[0] or pair[0] != pair[1]
+    }
+    assert moved == {}, "links that did not follow their lead to its Contact"
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_a_further_run_writes_nothing(outcomes: Callable[[str], Outcome], name: str) -> None:
     assert outcomes(name).further_run_wrote == []
@@ -639,8 +767,9 @@ def test_a_further_run_writes_nothing(outcomes: Callable[[str], Outcome], name: 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_deals_equal_the_uncrashed_run(
-    outcomes: Callable[[str], Outcome], control: Control, name: str
+    outcomes: Callable[[str], Outcome], controls: Callable[[Scenario], Control], name: str
 ) -> None:
+    control = controls(BY_NAME[name].scenario)
     state, want = outcomes(name).state, control.state
     assert state.opportunities == want.opportunities
     extra = sum(state.deals.values()) - sum(want.deals.values())

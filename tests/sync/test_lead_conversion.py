@@ -97,7 +97,10 @@ def test_a_write_refused_by_a_converted_lead_is_no_dead_letter(make: Make) -> No
 
     e.crm.write = converted_on_the_way
     first = e.cycle()
-    assert first.counts["target_moved"] == 1 and e.dead_letters() == []
+    # The conversion's new Opportunity names the new Contact, whose link the next cycle makes:
+    # the deal waits for it (retried then), and nothing else is dead-lettered.
+    waiting = [(d.obj, d.error_code) for d in e.dead_letters()]
+    assert first.counts["target_moved"] == 1 and set(waiting) <= {("deals", "REFERENCE_NOT_LINKED")}
     e.cycle()
     assert e.rep().Contact.get(_contact_of(e, lead))["Title"] == "Director"
     assert e.dead_letters() == []

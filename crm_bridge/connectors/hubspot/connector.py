@@ -23,15 +23,18 @@ from crm_bridge.connector import (
     ObjectSpec,
     Owner,
     Record,
+    Upsert,
     WriteOp,
     WriteResult,
 )
 from crm_bridge.connectors.hubspot import activities as _activities
+from crm_bridge.connectors.hubspot import associated as _associated
 from crm_bridge.connectors.hubspot.admin import HubSpotAdminMixin
 from crm_bridge.connectors.hubspot.client import HubSpotClient, require_dict
 from crm_bridge.connectors.hubspot.reading import CURSOR_FIELDS, IDENTITY_FIELDS, Reader
 from crm_bridge.connectors.hubspot.settings import HubSpotSettings
 from crm_bridge.connectors.hubspot.writing import BATCH_MAX, Writer
+from crm_bridge.errors import RecordRejectedError
 from crm_bridge.http import Clock
 
 __all__ = ["HubSpotConnector"]
@@ -109,17 +112,64 @@ class HubSpotConnector(HubSpotAdminMixin, Connector[HubSpotSettings]):
     def changes(self, obj: str, since: datetime | None) -> Iterator[Record]:
         """Search windows on the last-modified property, plus a throttled archived poll."""
         self.object_spec(obj)
-        return self.reader.changes(obj, since)
+        return _associated.attach_associations(obj, self.reader.changes(obj, since), self.related)
 
     def fetch(self, obj: str, ids: Iterable[str]) -> Iterator[Record]:
         """Batch reads of at most 100 ids."""
         self.object_spec(obj)
-        return self.reader.fetch(obj, ids)
+        return _associated.attach_associations(obj, self.reader.fetch(obj, ids), self.related)
 
     def write(self, obj: str, ops: Sequence[WriteOp]) -> list[WriteResult]:
         """Batch create / update / upsert (by ``match_on``) / archive; results in input order."""
         spec = self.object_spec(obj)
-        return self.writer.write(obj, ops, spec.identity_fields)
+        plain, wanted = _associated.split_association_fields(obj, ops)
+        if not wanted:
+            return self.writer.write(obj, ops, spec.identity_fields)
+        # An update that only moves associations sends no property write.
+        sent = [
+            i
+            for i, op in enumerate(plain)
+            if not (i in wanted and isinstance(op, Upsert) and op.id and not op.fields)
+        ]
+        results = [WriteResult.success(op.key, str(op.id)) for op in ops]
+        written = self.writer.write(obj, [plain[i] for i in sent], spec.identity_fields)
+        for i, result in zip(sent, written, strict=True):
+            results[i] = result
+        self._write_associations(obj, results, wanted)
+        return results
+
+    def _write_associations(
+        self, obj: str, results: list[WriteResult], wanted: dict[int, dict[str, list[str]]]
+    ) -> None:
+        """Make each written record's associations the wanted sets (:mod:`.associated`)."""
+        targets = {str(results[i].id): i for i in wanted if results[i].ok and results[i].id}
+        for name, to_obj in _associated.ASSOCIATION_FIELDS[obj].items():
+            asked = {rid: wanted[i][name] for rid, i in targets.items() if name in wanted[i]}
+            if not asked:
+                continue
+            current = self.related(obj, list(asked), to_obj)
+            create, archive = _associated.association_changes(current, asked)
+            for method, inputs in (("create_default", create), ("archive", archive)):
+                for start in range(0, len(inputs), _associated.ASSOCIATION_WRITE_MAX):
+                    chunk = inputs[start : start + _associated.ASSOCIATION_WRITE_MAX]
+                    try:
+                        self.client.send(
+                            "associations",
+                            "crm.associations.v4.batch_api",
+                            method,
+                            obj,
+                            to_obj,
+                            {"inputs": chunk},
+                            idempotent=True,
+                        )
+                    except RecordRejectedError as exc:
+                        ids = {str(item["from"]["id"]) for item in chunk}
+                        _associated.failed(
+                            results,
+                            [targets[rid] for rid in ids],
+                            f"{name}: {exc}",
+                            exc.code or "ASSOCIATION_REFUSED",
+                        )
 
     def owners(self) -> Iterator[Owner]:
         """Active owners, then archived ones (``active=False``), 500 per page."""

@@ -35,6 +35,7 @@ from crm_bridge.errors import CrmBridgeError, RecordRejectedError, TransientErro
 from crm_bridge.http import Clock, DailyBudget, RetryPolicy, SystemClock, call_with_retries
 
 from . import activities as _activities
+from . import contact_roles as _roles
 from .admin import SalesforceAdminMixin
 from .auth import SalesforceAuth
 from .errors import SALESFORCE_POLICY
@@ -190,8 +191,33 @@ class SalesforceConnector(SalesforceAdminMixin, Connector[SalesforceSettings]):
             body = self._call(
                 lambda: self.auth.client.restful(f"sobjects/{obj}/describe"), idempotent=True
             )
-            cached = self._descriptions[obj] = ObjectDescription.from_describe(body)
+            cached = ObjectDescription.from_describe(body)
+            if obj == _roles.OPPORTUNITY and self._roles_on():
+                cached = _with_roles_field(cached)
+            self._descriptions[obj] = cached
         return cached
+
+    def _roles_on(self) -> bool:
+        """Whether opportunities carry their contact roles (:mod:`.contact_roles`)."""
+        served = self.settings.objects
+        return (
+            self.settings.contact_roles
+            and _roles.OPPORTUNITY in served
+            and _roles.ROLE_OBJECT in served
+        )
+
+    def _run_queries(self, statements: Sequence[str]) -> Iterator[Mapping[str, Any]]:
+        """Rows of several ``queryAll`` statements, five per Composite call."""
+        prefix = f"/services/data/v{self.settings.api_version}"
+        api = _WriteApi(self)
+        for start in range(0, len(statements), COLLECTIONS_PER_COMPOSITE):
+            batch = statements[start : start + COLLECTIONS_PER_COMPOSITE]
+            subs = [
+                query_subrequest(prefix, soql, ref=f"q{n}", all_rows=True)
+                for n, soql in enumerate(batch)
+            ]
+            for answer in api.composite(subs, idempotent=True):
+                yield from query_rows(answer, self._query_more)
 
     # -- the connector API ----------------------------------------------------------------------
 
@@ -229,9 +255,43 @@ class SalesforceConnector(SalesforceAdminMixin, Connector[SalesforceSettings]):
         ``Person`` merges the Lead and Contact streams on that order (:mod:`.people`).
         """
         self.object_spec(obj)
+        if obj == _roles.OPPORTUNITY and self._roles_on():
+            return self._opportunity_changes(since)
         if obj != PERSON:
             return self._stream(obj, since, self._select(obj))
         return self._person_changes(since)
+
+    def _opportunity_changes(self, since: datetime | None) -> Iterator[Record]:
+        """Opportunities changed, merged with those whose contact roles changed; roles attached.
+
+        Both streams' first pages come in one Composite call, so an idle cycle still costs one.
+        """
+        fields = self._select(_roles.OPPORTUNITY)
+        role_fields = select_list(
+            self.describe_object(_roles.ROLE_OBJECT), ["OpportunityId", "ContactId"]
+        )
+        exclude = self.auth.user_id if self.settings.exclude_own_changes else None
+        prefix = f"/services/data/v{self.settings.api_version}"
+        subs = [
+            query_subrequest(
+                prefix,
+                changes_soql(obj, select, since=since, exclude_user=exclude),
+                ref=f"c{n}",
+                all_rows=True,
+                batch_size=self.settings.query_batch_size,
+            )
+            for n, (obj, select) in enumerate(
+                [(_roles.OPPORTUNITY, fields), (_roles.ROLE_OBJECT, role_fields)]
+            )
+        ]
+        first_opps, first_roles = _WriteApi(self).composite(subs, idempotent=True)
+        opportunities = self._stream(_roles.OPPORTUNITY, since, fields, first=first_opps)
+        touched = _roles.touched_opportunities(
+            self._stream(_roles.ROLE_OBJECT, since, role_fields, first=first_roles),
+            lambda ids: self._fetch([(_roles.OPPORTUNITY, fields, list(ids), None)]),
+        )
+        once = _roles.first_sightings(merged_stream(opportunities, touched))
+        yield from _roles.attach_roles(once, self._run_queries)
 
     def _person_changes(self, since: datetime | None) -> Iterator[Record]:
         """Leads and Contacts, merged in ``(SystemModstamp, Id)`` order.
@@ -314,7 +374,8 @@ class SalesforceConnector(SalesforceAdminMixin, Connector[SalesforceSettings]):
                 start = last[0] if last is not None else since
 
     def _select(self, obj: str) -> list[str]:
-        return select_list(self.describe_object(obj), self._configured_fields(obj))
+        selected = select_list(self.describe_object(obj), self._configured_fields(obj))
+        return [name for name in selected if name != _roles.ROLES_FIELD]
 
     def _person_kinds(self) -> list[tuple[PersonKind, list[str], frozenset[str]]]:
         """Per kind: the fields to select, and the person's fields that kind does not have."""
@@ -342,6 +403,9 @@ class SalesforceConnector(SalesforceAdminMixin, Connector[SalesforceSettings]):
         wanted = [i for i in dict.fromkeys(ids) if valid_id(i)]
         if not wanted:
             return iter(())
+        if obj == _roles.OPPORTUNITY and self._roles_on():
+            rows = self._fetch([(obj, self._select(obj), wanted, None)])
+            return _roles.attach_roles(rows, self._run_queries)
         if obj != PERSON:
             return self._fetch([(obj, self._select(obj), wanted, None)])
         groups = [
@@ -391,9 +455,66 @@ class SalesforceConnector(SalesforceAdminMixin, Connector[SalesforceSettings]):
             poll_seconds=self.settings.bulk_poll_seconds,
             bulk_timeout=self.settings.bulk_timeout_seconds,
         )
+        if obj == _roles.OPPORTUNITY and self._roles_on():
+            return self._write_opportunities(writer, ops)
         if obj != PERSON:
             return writer.write(obj, ops, self.describe_object(obj))
         return self._write_people(writer, ops)
+
+    def _write_opportunities(
+        self, writer: BatchWriter, ops: Sequence[WriteOp]
+    ) -> list[WriteResult]:
+        """The opportunities' own fields, then their contact roles (:mod:`.contact_roles`).
+
+        An update that only changes roles sends no opportunity write at all.
+        """
+        wanted: dict[int, list[str]] = {}
+        sent: list[int] = []
+        plain: list[WriteOp] = []
+        for i, op in enumerate(ops):
+            if isinstance(op, Upsert) and _roles.ROLES_FIELD in op.fields:
+                wanted[i] = [str(c) for c in op.fields[_roles.ROLES_FIELD] or []]
+                op = replace(
+                    op, fields={k: v for k, v in op.fields.items() if k != _roles.ROLES_FIELD}
+                )
+                if op.id and not op.fields:
+                    continue
+            sent.append(i)
+            plain.append(op)
+        results: list[WriteResult] = [WriteResult.success(op.key, str(op.id)) for op in ops]
+        description = self.describe_object(_roles.OPPORTUNITY)
+        for i, result in zip(
+            sent, writer.write(_roles.OPPORTUNITY, plain, description), strict=True
+        ):
+            results[i] = result
+        targets = {str(results[i].id): i for i in wanted if results[i].ok and results[i].id}
+        for opp, i in list(targets.items()):
+            leads = [c for c in wanted[i] if kind_of(c) == "Lead"]
+            if leads:  # a role names a Contact: the person must be converted first
+                del targets[opp]
+                results[i] = WriteResult.failure(
+                    ops[i].key,
+                    f"contact roles of {opp}: {', '.join(leads)} is a Lead, and a contact role "
+                    "needs a Contact; convert the lead (the deal is replayed after that)",
+                    code="ROLE_NEEDS_CONTACT",
+                )
+        if not targets:
+            return results
+        current = _roles.roles_by_opportunity(list(targets), self._run_queries)
+        role_ops, owner = _roles.role_ops({opp: wanted[i] for opp, i in targets.items()}, current)
+        if role_ops:
+            done = writer.write(
+                _roles.ROLE_OBJECT, role_ops, self.describe_object(_roles.ROLE_OBJECT)
+            )
+            for opp, failure in _roles.failed_opportunities(done, owner).items():
+                i = targets[opp]
+                results[i] = WriteResult.failure(
+                    ops[i].key,
+                    f"contact roles of {opp}: {failure.error}",
+                    code=failure.error_code,
+                    retryable=failure.retryable,
+                )
+        return results
 
     def _write_people(self, writer: BatchWriter, ops: Sequence[WriteOp]) -> list[WriteResult]:
         """Each op to its kind's sObject (by id prefix; creates as ``person_create_as``)."""
@@ -558,3 +679,14 @@ class _WriteApi:
             return str(response.text)
 
         return c._call(fetch, idempotent=True)
+
+
+def _with_roles_field(description: ObjectDescription) -> ObjectDescription:
+    """Opportunity's describe with the contact-roles field (readable and writable, never selected)."""
+    field = _roles.ROLES_FIELD
+    return replace(
+        description,
+        field_types={**description.field_types, field: "references"},
+        createable=description.createable | {field},
+        updateable=description.updateable | {field},
+    )

@@ -159,6 +159,16 @@ HUBSPOT_SALESFORCE: dict[str, dict[str, Any]] = {
                 "kind": "owner",
                 "rule": "crm_wins",
             },
+            # The people on a deal: Salesforce's contact roles, HubSpot's deal-contact
+            # associations (both served by the connectors as a set of ids).  So a reason pushed
+            # from a deal reaches the people the rep put on it, through the sync's own links.
+            "contacts": {
+                "crm": "OpportunityContactRoles.ContactId",
+                "map": "associations.contacts",
+                "kind": "references",
+                "refers_to": "leads",
+                "rule": "crm_wins",
+            },
         },
     },
 }

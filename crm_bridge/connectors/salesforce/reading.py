@@ -31,7 +31,8 @@ __all__ = [
 
 SYSTEM_FIELDS = ("Id", "SystemModstamp", "LastModifiedById", "IsDeleted")
 MERGE_FIELD = "MasterRecordId"
-_COMPOUND_TYPES = frozenset({"address", "location", "base64"})
+_COMPOUND_TYPES = frozenset({"address", "location", "base64", "references"})
+"""Types a query cannot select as one plain value (``references``: a connector-made field)."""
 _ID_RE = re.compile(r"^[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?$")
 _SF_DATETIME = re.compile(r"^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:?\d{2})?$")
 

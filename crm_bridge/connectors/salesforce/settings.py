@@ -104,6 +104,12 @@ class SalesforceSettings(ConnectorSettings):
         "the Person object (Lead or Contact): a Lead, for reps to qualify and convert, or a "
         "Contact (with no account) where the org works without leads.",
     )
+    contact_roles: bool = Field(
+        True,
+        description="Serve each Opportunity's contact roles as the field "
+        "OpportunityContactRoles.ContactId (its contacts' ids), when both Opportunity and "
+        "OpportunityContactRole are served: one extra query per 1,000 opportunities read.",
+    )
     fields: dict[SalesforceObject, list[str]] | None = Field(
         None,
         description="Fields to read per object; objects not listed read every field the "

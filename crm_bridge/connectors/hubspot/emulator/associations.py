@@ -33,6 +33,9 @@ class AssociationGraph:
     def __init__(self) -> None:
         self.edges: dict[tuple[str, str], dict[int, Links]] = {}
         self._tuples: dict[tuple[int, ...], tuple[int, ...]] = {}
+        self.on_link_change: Callable[[str, int, str], None] | None = None
+        """Called with ``(object, id, other object)`` when a record gains or loses an association
+        to a record of ``other object``: the portal recalculates its ``num_associated_*``."""
         self.on_primary_change: Callable[[str, int], None] | None = None
         """Called with ``(object, id)`` when a record's primary association is set or removed:
         the portal derives ``associatedcompanyid`` from it and stamps the contact modified."""
@@ -67,11 +70,14 @@ class AssociationGraph:
         kind = ASSOCIATION_TYPES.get((a, b))
         if kind is not None and kind.primary_id in ids:
             self._drop_other_primaries(a, a_id, b, b_id, kind.primary_id)
+        fresh = b_id not in self.links(a, a_id, b)
         self._add_one_way(a, a_id, b, b_id, ids)
         back = [inverse_type_id(i) for i in ids]
         self._add_one_way(b, b_id, a, a_id, back)
         self._notify_primary(a, a_id, b, ids)
         self._notify_primary(b, b_id, a, back)
+        if fresh:
+            self._notify_link(a, a_id, b, b_id)
 
     def _drop_other_primaries(self, a: str, a_id: int, b: str, keep: int, primary: int) -> None:
         # A record has at most one primary company: moving the flag removes the old one.
@@ -92,7 +98,14 @@ class AssociationGraph:
         self._remove_one_way(b, b_id, a, a_id, back)
         self._notify_primary(a, a_id, b, drop)
         self._notify_primary(b, b_id, a, back)
+        if b_id not in self.links(a, a_id, b):
+            self._notify_link(a, a_id, b, b_id)
         return True
+
+    def _notify_link(self, a: str, a_id: int, b: str, b_id: int) -> None:
+        if self.on_link_change is not None:
+            self.on_link_change(a, a_id, b)
+            self.on_link_change(b, b_id, a)
 
     def _remove_one_way(self, a: str, a_id: int, b: str, b_id: int, drop: set[int] | None) -> None:
         per_type = self.edges.get((a, b))

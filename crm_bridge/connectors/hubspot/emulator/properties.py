@@ -275,6 +275,15 @@ def _deals() -> list[PropertyDef]:
         _p("pipeline", "Pipeline", "enumeration", "select", external_options=True, **g),
         _p("dealstage", "Deal Stage", "enumeration", "radio", external_options=True, **g),
         _p(
+            "num_associated_contacts",
+            "Number of Associated Contacts",
+            "number",
+            "number",
+            read_only=True,
+            calculated=True,
+            **g,
+        ),
+        _p(
             "dealtype",
             "Deal Type",
             "enumeration",

@@ -169,6 +169,7 @@ class Portal:
             self.properties = PropertyRegistry(now)
             self.associations = AssociationGraph()
             self.associations.on_primary_change = self._primary_changed
+            self.associations.on_link_change = self._associations_changed
             self.lists = ListStore()
             self.merged_into: dict[int, int] = {}
             self.next_id = 1001
@@ -361,6 +362,23 @@ class Portal:
         store = self.stores[obj]
         rec = store.live.get(rid)
         if rec is not None:
+            rec.updated = max(self.now_ms(), rec.updated)
+            store.touch(rec)
+
+    def _associations_changed(self, obj: str, rid: int, other: str) -> None:
+        """A deal's contacts changed: its calculated ``num_associated_contacts`` moved.
+
+        And with it ``hs_lastmodifieddate``, so a deal search brings the deal after a contact
+        joins or leaves it.
+        """
+        if (obj, other) != ("deals", "contacts"):
+            return
+        store = self.stores[obj]
+        rec = store.live.get(rid)
+        if rec is not None:
+            rec.props["num_associated_contacts"] = str(
+                len(self.associations.links(obj, rid, other))
+            )
             rec.updated = max(self.now_ms(), rec.updated)
             store.touch(rec)
 

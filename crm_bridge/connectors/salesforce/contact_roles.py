@@ -1,0 +1,214 @@
+"""An opportunity's contact roles, served as one field of the opportunity: its contacts' ids.
+
+Why a field and not an object of its own: HubSpot keeps the same fact as deal-contact
+*associations*, which have no record, no id and no change stream -- a deal simply has contacts.
+What both sides can compare is the **set** of people on a deal, so the connector serves it as
+``OpportunityContactRoles.ContactId`` (spelled like the SOQL child relationship it comes from):
+a sorted list of Contact ids, which the engine syncs as a field of kind ``references``.  A role's
+``Role`` and ``IsPrimary`` stay Salesforce's own (HubSpot's unlabeled association has neither).
+
+Reads: the roles of a chunk of opportunities cost one query per 200 ids, five queries per
+Composite call.  A role added or removed does not touch its Opportunity's ``SystemModstamp``, so
+the opportunity change stream is merged with the role object's own (``queryAll``: removed roles
+are deleted rows): each changed role brings its opportunity, read by id, at the role's stamp.
+
+Writes: the wanted set is compared with the opportunity's current roles; missing contacts get a
+new role (``Role`` blank, as a rep adding a contact does), extra roles are deleted.  Nothing is
+sent when the sets already agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from crm_bridge.connector import ALREADY_GONE_CODES, Delete, Record, Upsert, WriteOp, WriteResult
+
+from .reading import chunked, parse_sf_datetime, quote
+
+__all__ = [
+    "OPPORTUNITY",
+    "ROLES_FIELD",
+    "ROLE_OBJECT",
+    "RoleQueries",
+    "Roles",
+    "attach_roles",
+    "failed_opportunities",
+    "first_sightings",
+    "role_ops",
+    "roles_by_opportunity",
+    "roles_soql",
+    "touched_opportunities",
+]
+
+OPPORTUNITY = "Opportunity"
+ROLE_OBJECT = "OpportunityContactRole"
+ROLES_FIELD = "OpportunityContactRoles.ContactId"
+ROLE_FIELDS = ("Id", "OpportunityId", "ContactId", "IsDeleted", "SystemModstamp")
+CHUNK = 1000
+"""Opportunities whose roles are read together: five 200-id queries, one Composite call."""
+
+RoleQueries = Callable[[Sequence[str]], Iterable[Mapping[str, Any]]]
+"""``soql statements -> rows``: runs role queries through ``queryAll`` (batched by the caller)."""
+
+
+def roles_soql(opportunity_ids: Sequence[str]) -> str:
+    """Every role of some opportunities, removed ones included (run through ``queryAll``)."""
+    ids = ", ".join(map(quote, opportunity_ids))
+    return f"SELECT {', '.join(ROLE_FIELDS)} FROM {ROLE_OBJECT} WHERE OpportunityId IN ({ids})"
+
+
+@dataclass
+class Roles:
+    """One opportunity's roles as read: the live ones, and the newest stamp of any role."""
+
+    live: list[Mapping[str, Any]] = field(default_factory=list)
+    newest: str | None = None
+
+    @property
+    def contacts(self) -> list[str]:
+        """The sorted ids of the contacts holding a live role."""
+        return sorted({str(row["ContactId"]) for row in self.live})
+
+
+def roles_by_opportunity(opportunity_ids: Sequence[str], run: RoleQueries) -> dict[str, Roles]:
+    """The roles of each asked opportunity (every id present, empty when it has none)."""
+    out: dict[str, Roles] = {i: Roles() for i in opportunity_ids}
+    statements = [roles_soql(chunk) for chunk in chunked(opportunity_ids, 200)]
+    for row in run(statements) if statements else ():
+        roles = out.get(str(row.get("OpportunityId")))
+        if roles is None:
+            continue
+        stamp = row.get("SystemModstamp")
+        if stamp and (roles.newest is None or _later(str(stamp), roles.newest)):
+            roles.newest = str(stamp)
+        if row.get("ContactId") and not row.get("IsDeleted"):
+            roles.live.append(row)
+    return out
+
+
+def _later(a: str, b: str) -> bool:
+    return parse_sf_datetime(a) > parse_sf_datetime(b)
+
+
+def attach_roles(records: Iterable[Record], run: RoleQueries) -> Iterator[Record]:
+    """``records`` with their contact ids in :data:`ROLES_FIELD`, in the order they came.
+
+    Read a chunk at a time, so a stream stays a stream; deleted opportunities get no field.  A
+    record's version becomes the newest of its own stamp and its roles' (removed ones too): the
+    engine skips a version it has applied, and a role change must not look like one.
+    """
+    chunk: list[Record] = []
+    for record in records:
+        chunk.append(record)
+        if len(chunk) >= CHUNK:
+            yield from _with_roles(chunk, run)
+            chunk = []
+    if chunk:
+        yield from _with_roles(chunk, run)
+
+
+def _with_roles(chunk: list[Record], run: RoleQueries) -> Iterator[Record]:
+    live = list(dict.fromkeys(r.id for r in chunk if not r.deleted))
+    found = roles_by_opportunity(live, run) if live else {}
+    for record in chunk:
+        roles = found.get(record.id)
+        if record.deleted or roles is None:
+            yield record
+            continue
+        version = record.version
+        if roles.newest is not None and _later(roles.newest, record.version):
+            version = roles.newest
+        yield replace(
+            record, version=version, fields={**record.fields, ROLES_FIELD: roles.contacts}
+        )
+
+
+def touched_opportunities(
+    role_changes: Iterable[Record],
+    fetch: Callable[[Sequence[str]], Iterable[Record]],
+) -> Iterator[Record]:
+    """Opportunities whose roles changed, at the role's stamp, oldest first.
+
+    One whose own stamp is as new as the role's is left out: the opportunity stream carries it
+    (its stamp is at or after the same ``since``).  A chunk of role rows costs one read by id.
+    """
+    chunk: list[Record] = []
+    for role in role_changes:
+        chunk.append(role)
+        if len(chunk) >= CHUNK:
+            yield from _touched(chunk, fetch)
+            chunk = []
+    if chunk:
+        yield from _touched(chunk, fetch)
+
+
+def _touched(
+    roles: list[Record], fetch: Callable[[Sequence[str]], Iterable[Record]]
+) -> Iterator[Record]:
+    latest: dict[str, Record] = {}
+    for role in roles:
+        opp = role.fields.get("OpportunityId")
+        if opp:
+            latest[str(opp)] = role  # rows come oldest first: the last one is the newest
+    if not latest:
+        return
+    opportunities = {r.id: r for r in fetch(list(latest))}
+    out = [
+        replace(opp, version=role.version, modified_at=role.modified_at)
+        for opp_id, role in latest.items()
+        if (opp := opportunities.get(opp_id)) is not None and opp.modified_at < role.modified_at
+    ]
+    out.sort(key=lambda r: (r.modified_at, r.id))
+    yield from out
+
+
+def first_sightings(records: Iterable[Record]) -> Iterator[Record]:
+    """Each opportunity once, at its first sighting.
+
+    An opportunity changed *and* given a role later comes from both streams; its roles (and their
+    newest stamp, its version) are read when it is yielded, so the first sighting carries both.
+    """
+    seen: set[str] = set()
+    for record in records:
+        if record.id not in seen:
+            seen.add(record.id)
+            yield record
+
+
+def role_ops(
+    wanted: Mapping[str, Sequence[str]], current: Mapping[str, Roles]
+) -> tuple[list[WriteOp], dict[str, str]]:
+    """Role creates and deletes that make each opportunity's contacts the wanted set.
+
+    Returns the ops and, per op key, the opportunity it serves (so a refused role fails the
+    opportunity's write, which the engine dead-letters and replays).
+    """
+    ops: list[WriteOp] = []
+    owner: dict[str, str] = {}
+    for opp, contacts in wanted.items():
+        rows = current[opp].live if opp in current else []
+        have = {str(row["ContactId"]) for row in rows}
+        want = set(contacts)
+        for contact in sorted(want - have):
+            key = f"role:{opp}:{contact}"
+            ops.append(Upsert(key=key, fields={"OpportunityId": opp, "ContactId": contact}))
+            owner[key] = opp
+        for row in rows:
+            if str(row["ContactId"]) not in want:
+                key = f"unrole:{row['Id']}"
+                ops.append(Delete(key=key, id=str(row["Id"])))
+                owner[key] = opp
+    return ops, owner
+
+
+def failed_opportunities(
+    results: Sequence[WriteResult], owner: Mapping[str, str]
+) -> dict[str, WriteResult]:
+    """The first refused role write of each opportunity (an already-deleted role is done)."""
+    out: dict[str, WriteResult] = {}
+    for result in results:
+        if not result.ok and result.error_code not in ALREADY_GONE_CODES:
+            out.setdefault(owner[result.key], result)
+    return out
