@@ -4,10 +4,13 @@ How a change stream is built (docs/connectors/marketo.md has the long form):
 
 1. one ``activities/pagingtoken.json?sinceDatetime=`` call turns ``since`` into a position in
    the instance's activity log (the same token starts all three feeds);
-2. ``activities/leadchanges.json`` ("New Lead" and "Change Data Value" of the watched fields),
-   ``activities/deletedleads.json`` and ``activities.json?activityTypeIds=<Merge Leads>`` are
-   read to their end (``moreResult: false``; a short or empty page does *not* mean the end),
-   keeping only lead ids and the position of each lead's last change;
+2. ``activities/leadchanges.json`` ("New Lead" and "Change Data Value" of the watched fields)
+   and one ``activities.json?activityTypeIds=<Delete Lead>,<Merge Leads>`` pass are read to
+   their end (``moreResult: false``; a short or empty page does *not* mean the end), keeping
+   only lead ids and the position of each lead's last change.  Every feed page is a *window*
+   of the whole log (300 activities of any type), so each feed costs ⌈log rows/300⌉ calls
+   however little it matches: deletions and merges share one pass instead of reading
+   ``deletedleads.json`` (the same "Delete Lead" rows) and the merges separately;
 3. the changed ids are read back with ``leads.json?filterType=id`` (``page_size`` per call) in
    the order of their last change, and yielded oldest first together with the deletions and
    merge losers.
@@ -34,6 +37,7 @@ from crm_bridge.connectors.marketo.settings import MarketoSettings
 from crm_bridge.errors import CrmBridgeError
 
 __all__ = [
+    "DELETE_LEAD",
     "IDENTITY_FIELDS",
     "LEADS",
     "MERGE_LEADS",
@@ -46,6 +50,7 @@ __all__ = [
 LEADS = "leads"
 IDENTITY_FIELDS: tuple[str, ...] = ("email",)
 MERGE_LEADS = "Merge Leads"
+DELETE_LEAD = "Delete Lead"
 _ALWAYS = ("id", "email", "createdAt", "updatedAt")
 _NOT_WATCHED = frozenset({"id", "createdAt", "updatedAt"})
 
@@ -224,23 +229,26 @@ class Reader:
             for activity in page:
                 _note(changed, int(activity["leadId"]), _position(activity))
         events: list[tuple[FeedPosition, Record]] = []
-        for page in self.feed("/rest/v1/activities/deletedleads.json", token):
+        merged_from: dict[int, list[str]] = {}
+        types = self.activity_types()
+        delete_type, merge_type = types.get(DELETE_LEAD), types.get(MERGE_LEADS)
+        if delete_type is None:  # an instance that does not list it: the dedicated feed
+            pages = self.feed("/rest/v1/activities/deletedleads.json", token)
+        else:
+            wanted = [str(t) for t in (delete_type, merge_type) if t is not None]
+            pages = self.feed("/rest/v1/activities.json", token, {"activityTypeIds": wanted})
+        for page in pages:
             for activity in page:
                 position = _position(activity)
-                events.append((position, _gone(str(activity["leadId"]), position)))
-        merged_from: dict[int, list[str]] = {}
-        merge_type = self.activity_types().get(MERGE_LEADS)
-        if merge_type is not None:
-            for page in self.feed(
-                "/rest/v1/activities.json", token, {"activityTypeIds": [str(merge_type)]}
-            ):
-                for activity in page:
-                    winner = int(activity["leadId"])
-                    position = _position(activity)
-                    for loser in _merged_ids(activity, winner):
-                        events.append((position, _gone(loser, position, into=str(winner))))
-                        merged_from.setdefault(winner, []).append(loser)
-                    _note(changed, winner, position)
+                lead = int(activity["leadId"])
+                type_id = activity.get("activityTypeId")
+                if merge_type is not None and type_id == merge_type:
+                    for loser in _merged_ids(activity, lead):
+                        events.append((position, _gone(loser, position, into=str(lead))))
+                        merged_from.setdefault(lead, []).append(loser)
+                    _note(changed, lead, position)
+                else:
+                    events.append((position, _gone(str(lead), position)))
         yield from self._stream(changed, events, merged_from)
 
     def _stream(
