@@ -13,6 +13,7 @@ from hypothesis import settings
 pytest_plugins = [
     "crm_bridge.connectors.salesforce.emulator.pytest_fixtures",
     "crm_bridge.connectors.hubspot.emulator.pytest_fixtures",
+    "crm_bridge.connectors.marketo.emulator.pytest_fixtures",
 ]
 
 settings.register_profile("ci", derandomize=True, print_blob=True)

@@ -38,6 +38,7 @@ __all__ = ["Which", "emulate"]
 
 SF_CONNECTOR = "salesforce"
 HS_CONNECTOR = "hubspot"
+MK_CONNECTOR = "marketo"
 _CERT_HOSTS = ("127.0.0.1", "localhost")
 
 
@@ -46,6 +47,7 @@ class Which(StrEnum):
 
     salesforce = "salesforce"
     hubspot = "hubspot"
+    marketo = "marketo"
     all = "all"
 
 
@@ -79,15 +81,16 @@ def _read_data(path: Path, which: Which) -> dict[str, dict[str, Any] | None]:
         raise _problem("--data", f"cannot read {path}: {exc}", "pass a JSON snapshot") from None
     if not isinstance(data, dict):
         raise _problem("--data", f"{path} is not a JSON object", "pass a JSON snapshot")
-    combined = any(k in data for k in (SF_CONNECTOR, HS_CONNECTOR))
+    combined = any(k in data for k in (SF_CONNECTOR, HS_CONNECTOR, MK_CONNECTOR))
     if which is Which.all and not combined:
         raise _problem(
             "--data",
-            f"{path} has neither a 'salesforce' nor a 'hubspot' key",
-            'for "all" pass {"salesforce": <snapshot>, "hubspot": <snapshot>}',
+            f"{path} has neither a 'salesforce' nor a 'hubspot' key (nor 'marketo')",
+            'for "all" pass {"salesforce": <snapshot>, "hubspot": <snapshot>, '
+            '"marketo": <snapshot>}',
         )
     result: dict[str, dict[str, Any] | None] = {}
-    for name in (SF_CONNECTOR, HS_CONNECTOR):
+    for name in (SF_CONNECTOR, HS_CONNECTOR, MK_CONNECTOR):
         part = data.get(name) if combined else (data if which.value == name else None)
         if part is not None and not isinstance(part, dict):
             raise _problem("--data", f"{path}: {name!r} is not a JSON object", "fix the file")
@@ -240,6 +243,61 @@ def _start_hubspot(host: str, port: int, seed_leads: int, data: dict[str, Any] |
     )
 
 
+def _start_marketo(host: str, port: int, seed_leads: int, data: dict[str, Any] | None) -> _Block:
+    from crm_bridge.connectors.marketo.emulator import MarketoEmulator, RunningMarketo
+
+    emulator = MarketoEmulator()
+    if data is not None:
+        try:
+            emulator.load(data)
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise _problem(
+                "--data", f"not a Marketo emulator snapshot: {exc!r}", "use GET /snapshot"
+            ) from None
+    if seed_leads:
+        emulator.seed(leads=seed_leads, seed=0)
+    running: RunningMarketo = emulator.start(host=host, port=port)
+    with emulator.instance.lock:
+        counts = {"leads": len(emulator.instance.leads), "lists": len(emulator.instance.lists)}
+    url = running.base_url
+    python = "\n".join(
+        [
+            "from marketorestpython.client import MarketoClient",
+            "",
+            f"mc = MarketoClient({_q(running.munchkin_id)}, {_q(running.client_id)}, "
+            f"{_q(running.client_secret)})",
+            f"mc.host = {_q(url)}  # the client builds https://<munchkin>.mktorest.com",
+        ]
+    )
+    toml = [
+        f"[connectors.{MK_CONNECTOR}]",
+        'type = "marketo"',
+        f"base_url = {_q(url)}",
+        f"client_id = {_q(running.client_id)}",
+    ]
+    env = [
+        ("TYPE", "marketo"),
+        ("BASE_URL", url),
+        ("CLIENT_ID", running.client_id),
+        ("CLIENT_SECRET", running.client_secret),
+    ]
+    return _Block(
+        facts=[
+            (MK_CONNECTOR, url),
+            ("marketo.identity_url", running.identity_url),
+            ("marketo.client_id", running.client_id),
+            ("marketo.client_secret", running.client_secret),
+            ("marketo.munchkin_id", running.munchkin_id),
+            ("marketo.control", f"{url}/__emulator__"),
+            ("marketo.records", _records(counts)),
+        ],
+        python=("marketorestpython", python),
+        toml=toml,
+        env=[(f"CRM_BRIDGE_CONNECTORS__{MK_CONNECTOR.upper()}__{k}", v) for k, v in env],
+        stop=running.stop,
+    )
+
+
 def render(blocks: list[_Block]) -> str:
     """The whole announcement: parseable facts first, then the paste-ready snippets."""
     lines = [f"{key}: {value}" for block in blocks for key, value in block.facts]
@@ -273,16 +331,17 @@ def _stop_signals() -> Iterator[threading.Event]:
 @app.command("emulate")
 def emulate(
     which: Annotated[
-        Which, typer.Argument(help="salesforce, hubspot, or all (both at once).")
+        Which,
+        typer.Argument(help="salesforce, hubspot, marketo, or all (every one at once)."),
     ] = Which.all,
     port: Annotated[
         int,
         typer.Option(
             "--port",
             min=0,
-            max=65534,
-            help="Port to listen on; 0 picks a free one. With 'all': N for Salesforce and N+1 "
-            "for HubSpot.",
+            max=65533,
+            help="Port to listen on; 0 picks a free one. With 'all': N for Salesforce, N+1 "
+            "for HubSpot and N+2 for Marketo.",
         ),
     ] = 0,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
@@ -291,8 +350,8 @@ def emulate(
         typer.Option(
             "--seed-leads",
             min=0,
-            help="Seed N leads (Salesforce) / N contacts (HubSpot), with the accounts, "
-            "companies, deals and users around them (deterministic).",
+            help="Seed N leads (Salesforce, Marketo) / N contacts (HubSpot), with the "
+            "accounts, companies, deals and users around them (deterministic).",
         ),
     ] = 0,
     data: Annotated[
@@ -307,10 +366,10 @@ def emulate(
         ),
     ] = None,
 ) -> None:
-    """Run the local Salesforce and/or HubSpot emulator until Ctrl-C or SIGTERM.
+    """Run the local Salesforce, HubSpot and/or Marketo emulator until Ctrl-C or SIGTERM.
 
     Prints the URLs, the (fake) credentials, the Salesforce CA path and paste-ready snippets for
-    simple-salesforce, hubspot-api-client and crm-bridge's own connectors.
+    simple-salesforce, hubspot-api-client, marketorestpython and crm-bridge's own connectors.
 
     Example: crm-bridge emulate all --seed-leads 500 --port 8443
     """
@@ -321,7 +380,7 @@ def emulate(
         snapshots = (
             _read_data(data, which)
             if data is not None
-            else {SF_CONNECTOR: None, HS_CONNECTOR: None}
+            else {SF_CONNECTOR: None, HS_CONNECTOR: None, MK_CONNECTOR: None}
         )
         with ExitStack() as stack:
             tls_dir = Path(tempfile.mkdtemp(prefix="crm-bridge-emulate-"))
@@ -337,6 +396,12 @@ def emulate(
                     hs_port = port + 1 if which is Which.all and port else port
                     blocks.append(
                         _start_hubspot(host, hs_port, seed_leads, snapshots[HS_CONNECTOR])
+                    )
+                    stack.callback(blocks[-1].stop)
+                if which in (Which.marketo, Which.all):
+                    mk_port = port + 2 if which is Which.all and port else port
+                    blocks.append(
+                        _start_marketo(host, mk_port, seed_leads, snapshots[MK_CONNECTOR])
                     )
                     stack.callback(blocks[-1].stop)
             except OSError as exc:

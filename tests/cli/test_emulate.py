@@ -157,20 +157,21 @@ def emulate(tmp_path: Path) -> Iterator[Any]:
 
 
 def free_port_pair() -> int:
-    """A port N such that N and N+1 are both free on 127.0.0.1 right now."""
+    """A port N such that N, N+1 and N+2 are all free on 127.0.0.1 right now ('all' uses 3)."""
     for _ in range(100):
         with socket.socket() as first:
             first.bind(("127.0.0.1", 0))
             port = int(first.getsockname()[1])
-            if port >= 65535:
+            if port >= 65534:
                 continue
-            with socket.socket() as second:
+            with socket.socket() as second, socket.socket() as third:
                 try:
                     second.bind(("127.0.0.1", port + 1))
+                    third.bind(("127.0.0.1", port + 2))
                 except OSError:
                     continue
         return port
-    raise RuntimeError("no two consecutive free ports")
+    raise RuntimeError("no three consecutive free ports")
 
 
 def clients(proc: Emulate) -> dict[str, Any]:
@@ -220,6 +221,7 @@ def test_all_on_port_n_serves_the_real_clients_and_exits_0_on_sigterm(emulate: A
     proc = emulate("all", "--port", str(port))
     assert proc.facts["salesforce"] == f"https://127.0.0.1:{port}"
     assert proc.facts["hubspot"] == f"http://127.0.0.1:{port + 1}"
+    assert proc.facts["marketo"] == f"http://127.0.0.1:{port + 2}"
     ca_path = Path(proc.facts["salesforce.ca_path"])
     assert ca_path.is_file()
 
@@ -308,6 +310,26 @@ def test_one_emulator_takes_a_bare_snapshot(emulate: Any, tmp_path: Path) -> Non
     assert proc.stop() == 0, proc.stderr
 
 
+def test_marketo_alone_serves_the_marketo_connector_and_its_seed(emulate: Any) -> None:
+    from pydantic import SecretStr
+
+    from crm_bridge.connectors.marketo import MarketoConnector, MarketoSettings
+
+    proc = emulate("marketo", "--seed-leads", "7")
+    assert "hubspot" not in proc.facts and "salesforce" not in proc.facts
+    assert proc.facts["marketo.records"] == "leads=7"
+    settings = MarketoSettings(
+        base_url=proc.facts["marketo"],
+        client_id=proc.facts["marketo.client_id"],
+        client_secret=SecretStr(proc.facts["marketo.client_secret"]),
+    )
+    with MarketoConnector(settings, name="mkto") as conn:
+        assert "lead fields" in conn.check()
+        assert len(list(conn.changes("leads", None))) == 7
+    assert control_get(proc, "marketo", "calls")["leads"] >= 2
+    assert proc.stop() == 0, proc.stderr
+
+
 def test_printed_env_and_toml_configure_crm_bridges_own_connectors(
     emulate: Any, tmp_path: Path
 ) -> None:
@@ -319,11 +341,12 @@ def test_printed_env_and_toml_configure_crm_bridges_own_connectors(
     assert set(exports) >= {
         "CRM_BRIDGE_CONNECTORS__SALESFORCE__CLIENT_SECRET",
         "CRM_BRIDGE_CONNECTORS__HUBSPOT__ACCESS_TOKEN",
+        "CRM_BRIDGE_CONNECTORS__MARKETO__CLIENT_SECRET",
     }
 
     env_only = run_cli("check", cwd=tmp_path, env=exports)
     assert env_only.returncode == 0, env_only.stdout + env_only.stderr
-    assert env_only.stdout.count("PASS") == 2, env_only.stdout
+    assert env_only.stdout.count("PASS") == 3, env_only.stdout
 
     config = tmp_path / "config.toml"
     config.write_text(proc.section("crm-bridge config.toml"))
@@ -332,7 +355,7 @@ def test_printed_env_and_toml_configure_crm_bridges_own_connectors(
     }
     with_toml = run_cli("check", "--config", str(config), cwd=tmp_path, env=secrets)
     assert with_toml.returncode == 0, with_toml.stdout + with_toml.stderr
-    assert with_toml.stdout.count("PASS") == 2, with_toml.stdout
+    assert with_toml.stdout.count("PASS") == 3, with_toml.stdout
     assert proc.stop() == 0, proc.stderr
 
 

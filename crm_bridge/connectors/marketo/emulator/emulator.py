@@ -13,6 +13,7 @@ import httpx
 from starlette.routing import BaseRoute
 
 from crm_bridge.connectors.marketo.emulator.api_activities import activity_routes
+from crm_bridge.connectors.marketo.emulator.api_assets import asset_routes
 from crm_bridge.connectors.marketo.emulator.api_bulk import bulk_routes
 from crm_bridge.connectors.marketo.emulator.api_identity import identity_routes
 from crm_bridge.connectors.marketo.emulator.api_leads import lead_routes
@@ -54,6 +55,7 @@ def _api_routes(ctx: Ctx) -> list[BaseRoute]:
         *program_routes(ctx),
         *object_routes(ctx),
         *bulk_routes(ctx),
+        *asset_routes(ctx),
     ]
 
 
