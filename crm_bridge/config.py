@@ -56,6 +56,7 @@ __all__ = [
     "LoggingSettings",
     "PairSettings",
     "StoreSettings",
+    "SyncSettings",
     "env_var_for",
     "load_config",
 ]
@@ -108,6 +109,30 @@ class DaemonSettings(_Section):
     interval_seconds: float = Field(60.0, ge=1.0, description="Seconds between cycle starts.")
 
 
+class SyncSettings(_Section):
+    """How ``crm-bridge sync`` judges a run that dead-lettered part of what it handled.
+
+    Why a threshold: a run whose writes mostly failed (owners that match nobody, a required
+    field nobody maps) still ends ``ok`` in the runs table, because every rejected record is kept
+    as a dead letter; without it a first sync that dead-lettered 3,278 of 4,500 records exited 0.
+    Over the threshold, ``sync`` names the codes and their fixes and exits 5 (the code of
+    ``RecordRejectedError``: see ``crm-bridge dlq list --summary``).
+    """
+
+    max_dead_letter_ratio: float = Field(
+        0.10,
+        ge=0,
+        le=1,
+        description="Share of a run's handled records that may dead-letter before sync exits 5.",
+    )
+    dead_letter_floor: int = Field(
+        10,
+        ge=0,
+        description="Runs with at most this many dead letters never trip the ratio (one bad "
+        "record in a quiet cycle is a dead letter to look at, not a failed run).",
+    )
+
+
 class CrmBridgeSettings(BaseSettings):
     """The whole configuration, before connector-specific validation."""
 
@@ -121,6 +146,7 @@ class CrmBridgeSettings(BaseSettings):
     store: StoreSettings = StoreSettings()
     logging: LoggingSettings = LoggingSettings()
     daemon: DaemonSettings = DaemonSettings()
+    sync: SyncSettings = SyncSettings()
     connectors: dict[str, dict[str, Any]] = Field(default_factory=dict)
     pairs: dict[str, PairSettings] = Field(default_factory=dict)
     reasons: ReasonsSettings | None = None
