@@ -136,4 +136,3 @@ def test_a_run_over_the_dead_letter_threshold_names_the_codes_and_exits_5(cli: C
     summary = cli("dlq", "list", "--summary")
     assert summary.exit_code == 0, summary.output
     assert "DUPLICATE_IDENTITY" in summary.output and "merge the two records" in summary.output
-
