@@ -56,6 +56,7 @@ __all__ = [
     "LoggingSettings",
     "PairSettings",
     "StoreSettings",
+    "SyncSettings",
     "env_var_for",
     "load_config",
 ]
@@ -108,6 +109,30 @@ class DaemonSettings(_Section):
     interval_seconds: float = Field(60.0, ge=1.0, description="Seconds between cycle starts.")
 
 
+class SyncSettings(_Section):
+    """How ``crm-bridge sync`` judges a run that dead-lettered part of what it handled.
+
+    Why a threshold: a run whose writes mostly failed (owners that match nobody, a required
+    field nobody maps) still ends ``ok`` in the runs table, because every rejected record is kept
+    as a dead letter; without it a first sync that dead-lettered 3,278 of 4,500 records exited 0.
+    Over the threshold, ``sync`` names the codes and their fixes and exits 5 (the code of
+    ``RecordRejectedError``: see ``crm-bridge dlq list --summary``).
+    """
+
+    max_dead_letter_ratio: float = Field(
+        0.10,
+        ge=0,
+        le=1,
+        description="Share of a run's handled records that may dead-letter before sync exits 5.",
+    )
+    dead_letter_floor: int = Field(
+        10,
+        ge=0,
+        description="Runs with at most this many dead letters never trip the ratio (one bad "
+        "record in a quiet cycle is a dead letter to look at, not a failed run).",
+    )
+
+
 class CrmBridgeSettings(BaseSettings):
     """The whole configuration, before connector-specific validation."""
 
@@ -121,6 +146,7 @@ class CrmBridgeSettings(BaseSettings):
     store: StoreSettings = StoreSettings()
     logging: LoggingSettings = LoggingSettings()
     daemon: DaemonSettings = DaemonSettings()
+    sync: SyncSettings = SyncSettings()
     connectors: dict[str, dict[str, Any]] = Field(default_factory=dict)
     pairs: dict[str, PairSettings] = Field(default_factory=dict)
     reasons: ReasonsSettings | None = None
@@ -229,6 +255,9 @@ def load_config(
     if settings is not None:
         problems.extend(_pair_problems(settings, raw_connectors))
         problems.extend(_funnel_problems(settings))
+        names = set(raw_connectors) if isinstance(raw_connectors, Mapping) else set()
+        problems.extend(_sla_problems(settings, names))
+        problems.extend(_reasons_problems(settings, names))
     if problems or settings is None:
         raise ConfigError(_dedupe(problems))
     # The raw connector tables may hold secrets in plain text; once each connector's own model
@@ -268,6 +297,113 @@ def _reserved_pair_problem(pair_name: str) -> ConfigProblem | None:
         fix=f"rename the pair: [pairs.NEW_NAME] instead of [pairs.{pair_name}] "
         "(its sync state then starts afresh under the new name)",
     )
+
+
+def _unknown_connector(key: str, name: str, names: set[str]) -> ConfigProblem:
+    """``key`` names a connector that has no ``[connectors.NAME]`` table."""
+    path = key.split(".")
+    return ConfigProblem(
+        key,
+        f"names connector {name!r}, which is not configured",
+        env_var_for(*path),
+        f"use one of: {', '.join(sorted(names)) or 'none configured'}, "
+        f"or add a [connectors.{name}] table",
+    )
+
+
+def _sla_problems(settings: CrmBridgeSettings, names: set[str]) -> list[ConfigProblem]:
+    """The ``[sla]`` section's references to connectors and to the sync pair's links.
+
+    Why here and not in :class:`~crm_bridge.sla.policy.SlaSettings`: the SLA model checks its own
+    names (teams, reps, calendars, webhooks), but connectors and pairs are other sections.  A
+    connector that does not exist made ``sla run`` die with a raw ``KeyError``; a ``link_object``
+    no pair defines (``"lead"`` for the preset's ``leads``) opened no clock and said nothing,
+    because no link was ever found under that name.
+    """
+    sla = settings.sla
+    if sla is None:
+        return []
+    problems: list[ConfigProblem] = []
+    if sla.crm.connector not in names:
+        problems.append(_unknown_connector("sla.crm.connector", sla.crm.connector, names))
+    marketing = sla.marketing
+    if marketing is None:
+        return problems
+    if marketing.connector not in names:
+        problems.append(_unknown_connector("sla.marketing.connector", marketing.connector, names))
+    pair = settings.pairs.get(marketing.link_pair)
+    if pair is None:
+        problems.append(
+            ConfigProblem(
+                "sla.marketing.link_pair",
+                f"names pair {marketing.link_pair!r}, which is not configured: no link pairs a "
+                "lead with its marketing record, so no clock would open",
+                env_var_for("sla", "marketing", "link_pair"),
+                f"use one of: {', '.join(sorted(settings.pairs)) or 'no pairs configured'}",
+            )
+        )
+        return problems
+    where = f"pair {marketing.link_pair!r}"
+    if marketing.link_object not in pair.objects:
+        problems.append(
+            ConfigProblem(
+                "sla.marketing.link_object",
+                f"{where} defines no object {marketing.link_object!r} (its objects: "
+                f"{', '.join(sorted(pair.objects)) or 'none'}), so no lead would ever be found "
+                "linked and every lead would count as not an MQL",
+                env_var_for("sla", "marketing", "link_object"),
+                "use the pair's object that syncs leads with marketing people "
+                + _people_object_hint(pair),
+            )
+        )
+    else:
+        objmap = pair.objects[marketing.link_object]
+        if objmap.map_object != marketing.object:
+            problems.append(
+                ConfigProblem(
+                    "sla.marketing.object",
+                    f"is {marketing.object!r}, but {where}'s object {marketing.link_object!r} "
+                    f"links {objmap.map_object!r} records",
+                    env_var_for("sla", "marketing", "object"),
+                    f'set object = "{objmap.map_object}" or pick the link_object that links '
+                    f"{marketing.object!r}",
+                )
+            )
+    for key, connector, side in (
+        ("sla.crm.connector", sla.crm.connector, pair.crm),
+        ("sla.marketing.connector", marketing.connector, pair.map),
+    ):
+        if connector in names and connector != side:
+            problems.append(
+                ConfigProblem(
+                    key,
+                    f"is {connector!r}, but the link pair {marketing.link_pair!r} syncs "
+                    f"{side!r} on that side, so its links hold no record of {connector!r}",
+                    env_var_for(*key.split(".")),
+                    f'set {key.rsplit(".", 1)[-1]} = "{side}" or link_pair to a pair of '
+                    f"{connector!r}",
+                )
+            )
+    return problems
+
+
+def _people_object_hint(pair: PairSettings) -> str:
+    people = [n for n, o in pair.objects.items() if o.identity is not None and o.fields]
+    crm_people = [n for n in people if pair.objects[n].crm_object in ("Lead", "Person")]
+    found = crm_people or people
+    return f'(e.g. link_object = "{found[0]}")' if found else ""
+
+
+def _reasons_problems(settings: CrmBridgeSettings, names: set[str]) -> list[ConfigProblem]:
+    """``[reasons]`` must name configured connectors (``crm`` and ``marketing``)."""
+    reasons = settings.reasons
+    if reasons is None:
+        return []
+    return [
+        _unknown_connector(f"reasons.{key}", name, names)
+        for key, name in (("crm", reasons.crm), ("marketing", reasons.marketing))
+        if name not in names
+    ]
 
 
 def _funnel_problems(settings: CrmBridgeSettings) -> list[ConfigProblem]:

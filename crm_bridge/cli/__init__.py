@@ -15,6 +15,7 @@ from crm_bridge.cli import (  # noqa: F401  (registers the verbs)
     emulate_cmd,
     funnel_cmd,
     new_connector_cmd,
+    owners_cmd,
     reasons_cmd,
     sla_cmd,
     sync_cmd,

@@ -23,3 +23,13 @@ def check(config: ConfigOption = None, secrets_file: SecretsFileOption = None) -
     out.print(f"  store: {loaded.settings.store.url.split('://')[0]}")
     for name, conn in loaded.connectors.items():
         out.print(f"  connector {name}: type {conn.type_name}")
+    for name, pair in loaded.settings.pairs.items():
+        objects = ", ".join(sorted(pair.objects))
+        out.print(f"  pair {name}: {pair.crm} <-> {pair.map} ({objects})", markup=False)
+    sla = loaded.settings.sla
+    if sla is not None and sla.marketing is not None:
+        out.print(
+            f"  sla: leads of {sla.crm.connector} linked through pair {sla.marketing.link_pair} / "
+            f"{sla.marketing.link_object}",
+            markup=False,
+        )

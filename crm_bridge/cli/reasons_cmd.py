@@ -8,7 +8,7 @@ store is reachable, without API calls.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,6 +22,7 @@ from crm_bridge.errors import ConfigError, ConfigProblem
 from crm_bridge.funnel.fill import funnel_from_store
 from crm_bridge.reasons import install as installer
 from crm_bridge.reasons.capture import ReasonCapture, person_links
+from crm_bridge.reasons.repository import installed_at, record_install
 from crm_bridge.reasons.taxonomy import ReasonsSettings
 from crm_bridge.reports.model import report_from_store
 from crm_bridge.reports.render_csv import render_csv
@@ -109,32 +110,101 @@ def install(config: ConfigOption = None, secrets_file: SecretsFileOption = None)
                 marketing=marketing,
                 on_step=lambda step: out.print(step.render(), markup=False),
             )
+            with session.store.transaction() as tx:
+                first = installed_at(tx)
+                record_install(tx, version=done.version, changes=done.changes, now=session.now())
             out.print(f"taxonomy version {done.version}: {done.changes} change(s)", markup=False)
+            since = first or session.now()
+            out.print(
+                f"installed since {since.isoformat(timespec='seconds')}: `reasons capture` "
+                "ignores outcomes closed before then (pass --since DATE to include them)",
+                markup=False,
+            )
+
+
+def _cutoff(value: str | None) -> datetime | None:
+    """``--since`` as an aware datetime (a date is midnight UTC); ``None`` when not given."""
+    if value is None:
+        return None
+    try:
+        if len(value) == 10:
+            return datetime.combine(date.fromisoformat(value), datetime.min.time(), tzinfo=UTC)
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a date: use YYYY-MM-DD or an ISO datetime", param_hint="--since"
+        ) from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 @reasons_app.command("capture")
-def capture(config: ConfigOption = None, secrets_file: SecretsFileOption = None) -> None:
+def capture(
+    config: ConfigOption = None,
+    secrets_file: SecretsFileOption = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            help="Capture outcomes closed on/after this date (default: when `reasons install` "
+            "ran; 1970-01-01 for all history).",
+            show_default=False,
+        ),
+    ] = None,
+    plan: Annotated[
+        bool,
+        typer.Option("--plan", help="Print what would be flagged and pushed; write nothing."),
+    ] = False,
+) -> None:
     """Run one capture cycle: read closed deals and rejected leads, flag, push, expire lists.
 
-    Example: crm-bridge reasons capture --config config.toml
+    Reasons are pushed only to people the sync has linked; closed outcomes from before the
+    taxonomy's install are left alone unless --since says otherwise.
+
+    Example: crm-bridge reasons capture --config config.toml --plan --since 2026-01-01
     """
+    cutoff = _cutoff(since)
     with guarded():
         loaded = load(config, secrets_file)
         settings = _settings(loaded)
         with Session(loaded) as session:
             crm, marketing = _connectors(session, settings)
-            with session.store.writer_lock("reasons"):
-                report = ReasonCapture(
-                    settings,
-                    crm=crm,
-                    marketing=marketing,
-                    store=session.store,
-                    now=session.now,
-                    links=person_links(loaded.settings.pairs, settings),
-                ).run_cycle()
-            out.print(f"reasons: {report.summary()}", markup=False)
+            links = person_links(loaded.settings.pairs, settings)
+            capture = ReasonCapture(
+                settings,
+                crm=crm,
+                marketing=marketing,
+                store=session.store,
+                now=session.now,
+                links=links,
+                since=cutoff if cutoff is not None else "installed",
+                plan=plan,
+            )
+            if links is None:
+                out.print(
+                    f"note: no pair syncs {settings.crm}'s people with {settings.marketing}'s "
+                    f"{settings.marketing_fields.contact_object}, so no reason can be pushed -> "
+                    f"add a [pairs.NAME] with crm = {settings.crm!r} and map = "
+                    f'{settings.marketing!r} (e.g. preset = "hubspot_salesforce")',
+                    markup=False,
+                )
+            if capture.since is None:
+                out.print(
+                    "note: no install time recorded, so every closed outcome is captured -> "
+                    "run `crm-bridge reasons install` (it records the time) or pass --since DATE",
+                    markup=False,
+                )
+            if plan:
+                report = capture.run_cycle()
+            else:
+                with session.store.writer_lock("reasons"):
+                    report = capture.run_cycle()
+            head = "reasons (plan, nothing written)" if plan else "reasons"
+            out.print(f"{head}: {report.summary()}", markup=False)
+            verb = "would flag" if plan else "flagged"
             for line in report.flagged:
-                out.print(f"  flagged {line}", markup=False)
+                out.print(f"  {verb} {line}", markup=False)
+            for line in report.pushes:
+                out.print(f"  would push {line}", markup=False)
 
 
 @app.command("report")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import signal
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, cast
 
 import typer
@@ -20,9 +22,11 @@ from crm_bridge.cli._app import (
     load,
     out,
 )
-from crm_bridge.errors import CrmBridgeError
+from crm_bridge.config import SyncSettings, env_var_for
+from crm_bridge.dead_letter_fixes import fix_for
+from crm_bridge.errors import CrmBridgeError, RecordRejectedError
 from crm_bridge.session import Session
-from crm_bridge.store import DeadLetterStatus
+from crm_bridge.store import DeadLetter, DeadLetterStatus, Store
 from crm_bridge.sync.actions import Create, FlagDeleted, Reject, Remove, Update
 from crm_bridge.sync.daemon import WRITER_LOCK, Daemon
 from crm_bridge.sync.runner import CycleReport
@@ -39,6 +43,87 @@ is no longer known, and 1 already means "unexpected error"; a health check needs
 "the bridge answers, but a pair's last run did not succeed" (see docs/errors.md).
 """
 UNSUCCESSFUL_RUNS = frozenset({"failed", "aborted"})
+
+
+HANDLED_COUNTS = (
+    "created",
+    "matched",
+    "updated",
+    "deleted",
+    "deleted_flagged",
+    "merged",
+    "linked",
+    "converted",
+    "target_moved",
+    "dead_lettered",
+)
+"""The counts of records a cycle acted on (wrote, linked or dead-lettered); echoes are not."""
+DEAD_LETTER_EXIT = RecordRejectedError.exit_code
+"""``sync``'s exit code when a run dead-lettered more than ``sync.max_dead_letter_ratio``."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DeadLetterShare:
+    """How much of one run was dead-lettered, and whether that is over the configured limit."""
+
+    dead: int
+    handled: int
+    limit: float
+    floor: int
+
+    @property
+    def ratio(self) -> float:
+        """Dead letters over the records the run acted on (0 when it acted on none)."""
+        return self.dead / self.handled if self.handled else 0.0
+
+    @property
+    def over(self) -> bool:
+        """More than ``floor`` dead letters and a share above ``limit``."""
+        return self.dead > self.floor and self.ratio > self.limit
+
+
+def dead_letter_share(report: CycleReport, settings: SyncSettings) -> DeadLetterShare:
+    """The run's dead-letter share against ``[sync] max_dead_letter_ratio`` / ``dead_letter_floor``.
+
+    Why the floor: a quiet incremental cycle that handled 3 records and dead-lettered 1 is a dead
+    letter to look at, not a failed run; a first sync that dead-letters thousands is.
+    """
+    handled = sum(report.counts.get(k, 0) for k in HANDLED_COUNTS)
+    return DeadLetterShare(
+        dead=report.counts.get("dead_lettered", 0),
+        handled=handled,
+        limit=settings.max_dead_letter_ratio,
+        floor=settings.dead_letter_floor,
+    )
+
+
+def _run_dead_letters(store: Store, report: CycleReport) -> list[DeadLetter]:
+    """The open dead letters this run added or touched (last seen at or after its start)."""
+    with store.transaction(readonly=True) as tx:
+        runs = [r for r in tx.last_runs(report.pair, limit=5) if r.id == report.run_id]
+        letters = tx.dead_letters(pair=report.pair, status="open", limit=1_000_000)
+    if not runs:
+        return letters
+    started = runs[0].started_at
+    return [dl for dl in letters if dl.last_seen >= started]
+
+
+def _dead_letter_warning(
+    share: DeadLetterShare, letters: Sequence[DeadLetter], pair: str
+) -> list[str]:
+    """Lines for stderr: the share, the top codes with their fixes, and where to look next."""
+    lines = [
+        f"pair {pair}: {share.dead} of {share.handled} records dead-lettered "
+        f"({share.ratio:.0%}, over sync.max_dead_letter_ratio = {share.limit:.0%}; "
+        f"env {env_var_for('sync', 'max_dead_letter_ratio')})"
+    ]
+    by_code = Counter(dl.error_code or "(no code)" for dl in letters)
+    for code, count in by_code.most_common(5):
+        lines.append(f"  {code}: {count} -> {fix_for(code)}")
+    if len(by_code) > 5:
+        lines.append(f"  ... {len(by_code) - 5} more codes")
+    lines.append(f"  see: crm-bridge dlq list --summary --pair {pair}")
+    return lines
 
 
 def _summary(report: CycleReport) -> str:
@@ -104,13 +189,31 @@ def sync(
     allow_deletes: Annotated[
         bool, typer.Option("--allow-deletes", help="Override the max_delete_ratio guard once.")
     ] = False,
+    max_dead_letter_ratio: Annotated[
+        float | None,
+        typer.Option(
+            "--max-dead-letter-ratio",
+            min=0.0,
+            max=1.0,
+            help="Exit 5 when a run dead-letters more than this share of the records it handled "
+            "(default: sync.max_dead_letter_ratio, 0.10).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run one sync cycle for each pair (or --pair NAME) and exit.
 
+    A run that dead-letters more than sync.max_dead_letter_ratio of what it handled (and more
+    than sync.dead_letter_floor records) prints its top codes with their fixes and exits 5.
+
     Example: crm-bridge sync --config config.toml --pair main --plan
     """
+    over: list[str] = []
     with guarded():
         loaded = load(config, secrets_file)
+        limits = loaded.settings.sync
+        if max_dead_letter_ratio is not None:
+            limits = limits.model_copy(update={"max_dead_letter_ratio": max_dead_letter_ratio})
         with Session(loaded) as session:
             for name in session.pair_names(pair):
                 runner = session.runner(name)
@@ -118,7 +221,25 @@ def sync(
                     _print_plan(runner.run_cycle(plan_only=True))
                     continue
                 with session.store.writer_lock(WRITER_LOCK):
-                    out.print(_summary(runner.run_cycle(allow_deletes=allow_deletes)), markup=False)
+                    report = runner.run_cycle(allow_deletes=allow_deletes)
+                share = dead_letter_share(report, limits)
+                line = _summary(report)
+                if share.dead:
+                    line += f" dead_letter_share={share.ratio:.1%}"
+                out.print(line, markup=False)
+                if share.over:
+                    over.append(name)
+                    for text in _dead_letter_warning(
+                        share, _run_dead_letters(session.store, report), name
+                    ):
+                        err_console.print(text, markup=False)
+    if over:
+        err_console.print(
+            f"error: pair {', '.join(over)} dead-lettered more than "
+            f"{limits.max_dead_letter_ratio:.0%} of its records (exit {DEAD_LETTER_EXIT})",
+            markup=False,
+        )
+        raise typer.Exit(DEAD_LETTER_EXIT)
 
 
 @app.command("daemon")
@@ -336,6 +457,56 @@ dlq_app = typer.Typer(
 app.add_typer(dlq_app, name="dlq")
 
 
+REASONS_DEAD_LETTER_PAIR = "reasons"
+"""The reason capture keeps its dead letters under this pair name (crm_bridge.reasons.capture)."""
+DLQ_LIST_LIMIT = 1000
+"""Rows ``dlq list`` prints at most; ``--summary`` counts every matching letter."""
+
+
+def _since(value: str | None) -> datetime | None:
+    """``--since`` as an aware datetime: an ISO date (midnight UTC) or an ISO datetime."""
+    if value is None:
+        return None
+    try:
+        if len(value) == 10:
+            return datetime.combine(date.fromisoformat(value), datetime.min.time(), tzinfo=UTC)
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][+00:00]",
+            param_hint="--since",
+        ) from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def filter_dead_letters(
+    letters: Iterable[DeadLetter],
+    *,
+    code: str | None = None,
+    obj: str | None = None,
+    since: datetime | None = None,
+) -> list[DeadLetter]:
+    """The letters matching every given filter (code and object case-insensitively).
+
+    ``since`` compares with ``last_seen``: a letter that failed again after ``since`` is news.
+    """
+    wanted_code = code.upper() if code else None
+    wanted_obj = obj.lower() if obj else None
+    return [
+        dl
+        for dl in letters
+        if (wanted_code is None or (dl.error_code or "").upper() == wanted_code)
+        and (wanted_obj is None or dl.obj.lower() == wanted_obj)
+        and (since is None or dl.last_seen >= since)
+    ]
+
+
+def summarize_dead_letters(letters: Iterable[DeadLetter]) -> list[tuple[str, int, str]]:
+    """``(code, count, fix)`` per code, most frequent first (the table of ``--summary``)."""
+    counts = Counter(dl.error_code or "(no code)" for dl in letters)
+    return [(code, n, fix_for(code)) for code, n in counts.most_common()]
+
+
 @dlq_app.command("list")
 def dlq_list(
     config: ConfigOption = None,
@@ -344,41 +515,80 @@ def dlq_list(
     status_filter: Annotated[
         str, typer.Option("--status", help="open, replayed or dismissed.")
     ] = "open",
+    code: Annotated[
+        str | None, typer.Option("--code", help="Only this error code, e.g. OWNER_NOT_FOUND.")
+    ] = None,
+    obj: Annotated[
+        str | None, typer.Option("--object", help="Only this pair object, e.g. leads.")
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Only letters last seen at/after this date or datetime."),
+    ] = None,
+    summary: Annotated[
+        bool,
+        typer.Option(
+            "--summary", help="Counts by code, each with the key or command that fixes it."
+        ),
+    ] = False,
 ) -> None:
-    """List dead letters with their reason and attempts.
+    """List dead letters with their reason and attempts, or --summary them by code.
 
-    Example: crm-bridge dlq list --config config.toml --status open
+    Example: crm-bridge dlq list --config config.toml --summary --since 2026-03-01
     """
     with guarded():
+        if status_filter not in ("open", "replayed", "dismissed"):
+            raise typer.BadParameter("--status must be open, replayed or dismissed")
+        after = _since(since)
         loaded = load(config, secrets_file)
         with Session(loaded) as session, session.store.transaction(readonly=True) as tx:
-            table = Table(title=f"{status_filter} dead letters")
-            for col in (
-                "id",
-                "pair",
-                "object",
-                "rejected by",
-                "source record",
-                "code",
-                "reason",
-                "attempts",
-            ):
-                table.add_column(col, overflow="fold")
-            if status_filter not in ("open", "replayed", "dismissed"):
-                raise typer.BadParameter("--status must be open, replayed or dismissed")
+            if pair is not None and pair != REASONS_DEAD_LETTER_PAIR:
+                session.pair_names(pair)  # a typo is a config error, not an empty list
             wanted = cast(DeadLetterStatus, status_filter)
-            for dl in tx.dead_letters(pair=pair, status=wanted, limit=1000):
-                table.add_row(
-                    str(dl.id),
-                    dl.pair,
-                    dl.obj,
-                    dl.side,
-                    dl.record_key,
-                    dl.error_code or "",
-                    dl.reason,
-                    str(dl.attempts),
-                )
+            letters = filter_dead_letters(
+                tx.dead_letters(pair=pair, status=wanted, limit=10_000_000),
+                code=code,
+                obj=obj,
+                since=after,
+            )
+        if summary:
+            table = Table(title=f"{status_filter} dead letters by code ({len(letters)} in all)")
+            for col in ("code", "count", "fix"):
+                table.add_column(col, overflow="fold")
+            for found, count, fix in summarize_dead_letters(letters):
+                table.add_row(found, str(count), fix)
             out.print(table)
+            return
+        table = Table(title=f"{status_filter} dead letters")
+        for col in (
+            "id",
+            "pair",
+            "object",
+            "rejected by",
+            "source record",
+            "code",
+            "reason",
+            "attempts",
+        ):
+            table.add_column(col, overflow="fold")
+        for dl in letters[:DLQ_LIST_LIMIT]:
+            table.add_row(
+                str(dl.id),
+                dl.pair,
+                dl.obj,
+                dl.side,
+                dl.record_key,
+                dl.error_code or "",
+                dl.reason,
+                str(dl.attempts),
+            )
+        out.print(table)
+        if len(letters) > DLQ_LIST_LIMIT:
+            out.print(
+                f"showing {DLQ_LIST_LIMIT} of {len(letters)}: narrow with --code/--object/--since "
+                "or count them with --summary",
+                markup=False,
+            )
 
 
 @dlq_app.command("show")

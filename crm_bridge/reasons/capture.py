@@ -16,6 +16,23 @@ when ``capture_deals`` is on -- marketing deals):
    Invalid outcomes are not pushed: a wrong reason on a re-targeting list costs more than none.
 4. **Expire** list memberships older than ``list_expiry_days``.
 
+A first run on an existing org must not nag reps about years of history, nor push to people the
+sync has not linked yet, hence:
+
+* ``since`` -- outcomes closed before it are skipped (counted ``before_since``, not stored).  The
+  CLI and the daemon default it to the time ``crm-bridge reasons install`` recorded (see
+  :func:`~crm_bridge.reasons.repository.installed_at`); a close *date* (no time) counts as closed
+  on that whole day, so a deal closed on the install day is kept.  A rejected lead has no close
+  date: its close time is its last modification, so a historic rejection edited after the
+  install is captured.
+* ``plan`` -- a dry run: reads and evaluates like a cycle, reports what would be flagged and
+  pushed, and writes nothing (no task, no property, no list, no outcome, no cursor).
+* pushes go **only to people the sync has linked** (the pair :func:`person_links` finds), by
+  marketing id.  An unlinked person is counted ``not_linked`` and left alone: an upsert by
+  e-mail created marketing records holding only an e-mail, which the next sync dead-lettered
+  (``REQUIRED_FIELD_MISSING``).  An outcome that reached nobody is not marked pushed, so it is
+  pushed when the record next changes.
+
 Why the outcome row stores ``version``, ``flagged_status`` and ``pushed_code``: the change stream
 is at-least-once (cursors are inclusive, records change for unrelated reasons), so a re-read must
 neither raise a second task for the same problem nor push the same reason twice.  Outcomes and the
@@ -33,7 +50,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from crm_bridge.connector import Capability, Connector, Record, Upsert
-from crm_bridge.reasons.repository import CURSOR_PAIR, OutcomeRow, ReasonRepository
+from crm_bridge.reasons.repository import (
+    CURSOR_PAIR,
+    OutcomeRow,
+    ReasonRepository,
+    installed_at,
+)
 from crm_bridge.reasons.taxonomy import (
     CATEGORY_LABELS,
     DEAL_CATEGORIES,
@@ -65,6 +87,7 @@ class CaptureReport:
 
     counts: Counter[str] = field(default_factory=Counter)
     flagged: list[str] = field(default_factory=list)
+    pushes: list[str] = field(default_factory=list)  # filled by a plan: what would be pushed
 
     def summary(self) -> str:
         """``seen=3 valid=2 missing=1 ...`` for the terminal."""
@@ -183,6 +206,16 @@ def _closed_at(value: Any, fallback: datetime) -> datetime:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
+def _closed_before(raw: Any, closed: datetime, since: datetime | None) -> bool:
+    """Whether an outcome closed before ``since``; a date-only close counts its whole day."""
+    if since is None:
+        return False
+    text = str(raw).strip() if raw is not None else ""
+    if len(text) == 10 and not text.isdigit():
+        return closed.date() < since.astimezone(UTC).date()
+    return closed < since
+
+
 @dataclass(frozen=True)
 class PersonLinks:
     """Where a sync pair keeps its people's links (pair name, object name).
@@ -260,15 +293,27 @@ class ReasonCapture:
         store: Store,
         now: Callable[[], datetime] = _utcnow,
         links: PersonLinks | None = None,
+        since: datetime | Literal["installed"] | None = "installed",
+        plan: bool = False,
     ) -> None:
         self.settings = settings
         self.links = links
+        self._since = since
+        self.plan = plan
         self.crm = crm
         self.marketing = marketing
         self.store = store
         self.now = now
         self._owners: dict[str, str] | None = None
         self._lists: dict[str, str] = {}
+
+    @property
+    def since(self) -> datetime | None:
+        """The cutoff: explicit, else the recorded install time (``None``: capture everything)."""
+        if self._since == "installed":
+            with self.store.transaction(readonly=True) as tx:
+                self._since = installed_at(tx)
+        return self._since
 
     # -- sources ---------------------------------------------------------------------------------
 
@@ -338,7 +383,8 @@ class ReasonCapture:
         report = CaptureReport()
         for source in self.sources():
             self._capture(source, report)
-        self._expire(report)
+        if not self.plan:
+            self._expire(report)
         return report
 
     def _capture(self, source: _Source, report: CaptureReport) -> None:
@@ -383,17 +429,20 @@ class ReasonCapture:
                 source.allowed,
             )
             fallback = previous.closed_at if previous is not None else record.modified_at
-            closed = (
-                _closed_at(record.fields.get(source.date_field), fallback)
-                if source.date_field
-                else fallback
-            )
+            raw_date = record.fields.get(source.date_field) if source.date_field else None
+            closed = _closed_at(raw_date, fallback) if source.date_field else fallback
+            if previous is None and _closed_before(raw_date, closed, self.since):
+                report.counts["before_since"] += 1
+                continue
             items.append(_Item(record, outcome, verdict, closed, previous))
             report.counts["captured"] += 1
             report.counts[verdict.status] += 1
         if items:
             self._people(source, items)
             self._context(source, items)
+        if self.plan:
+            self._preview(source, items, report)
+            return
         tasks = self._flag(source, items, report)
         pushed, dead = self._push(source, items, now, report)
         with self.store.transaction() as tx:
@@ -573,7 +622,7 @@ class ReasonCapture:
     def _push(
         self, source: _Source, items: list[_Item], now: datetime, report: CaptureReport
     ) -> tuple[set[str], list[tuple[str, dict[str, Any], str, str | None]]]:
-        """Properties on every person (batched), then list memberships per reason."""
+        """Properties on every linked person (batched), then list memberships per reason."""
         mk = self.settings.marketing_fields
         pushed: set[str] = set()
         dead: list[tuple[str, dict[str, Any], str, str | None]] = []
@@ -587,21 +636,17 @@ class ReasonCapture:
             if item.previous is not None and item.previous.pushed_code == item.verdict.code:
                 report.counts["already_pushed"] += 1
                 continue
-            pushed.add(item.record.id)
             props = self._properties(item)
-            for person, target in item.people:
+            targets = self._targets(item)
+            report.counts["not_linked"] += len(item.people) - len(targets)
+            for person, marketing_id in targets:
                 key = f"{source.obj}:{item.record.id}:{person}"
-                if person.startswith("id:"):
-                    ops.append((item, Upsert(key=key, fields=props, id=target)))
-                elif person in item.linked:
-                    ops.append((item, Upsert(key=key, fields=props, id=item.linked[person])))
-                elif target:
-                    fields = {mk.email_field: target, **props}
-                    ops.append((item, Upsert(key=key, fields=fields, match_on=mk.email_field)))
-                else:
-                    dead.append((key, props, "person has no e-mail to find them by", "NO_EMAIL"))
-                    report.counts["dead_lettered"] += 1
-            if not item.people:
+                ops.append((item, Upsert(key=key, fields=props, id=marketing_id)))
+            if targets:
+                pushed.add(item.record.id)
+            elif item.people:
+                report.counts["reached_nobody"] += 1
+            else:
                 report.counts["no_people"] += 1
         size = max(1, self.marketing.object_spec(mk.contact_object).max_batch)
         for start in range(0, len(ops), size):
@@ -631,6 +676,48 @@ class ReasonCapture:
         report.counts["pushed"] += len(pushed)
         return pushed, dead
 
+    def _targets(self, item: _Item) -> list[tuple[str, str]]:
+        """``(person key, marketing id)`` of the people a push may write: linked ones only.
+
+        A marketing deal's people are marketing records already (``id:``); a CRM person counts
+        only through the sync's link (:meth:`_linked`).  Never an upsert by e-mail: that creates
+        a marketing record holding nothing but the address when the person is not there yet.
+        """
+        out: list[tuple[str, str]] = []
+        for person, target in item.people:
+            if person.startswith("id:"):
+                out.append((person, target))
+            elif person in item.linked:
+                out.append((person, item.linked[person]))
+        return out
+
+    def _preview(self, source: _Source, items: list[_Item], report: CaptureReport) -> None:
+        """``plan``: what :meth:`_flag` and :meth:`_push` would do, without a single write."""
+        for item in items:
+            status = item.verdict.status
+            if status != "valid":
+                if item.previous is not None and item.previous.flagged_status == status:
+                    report.counts["already_flagged"] += 1
+                else:
+                    report.flagged.append(f"{source.obj} {item.record.id}: {self._problem(item)}")
+                    report.counts["would_flag"] += 1
+            if not item.verdict.pushable:
+                continue
+            if item.previous is not None and item.previous.pushed_code == item.verdict.code:
+                report.counts["already_pushed"] += 1
+                continue
+            targets = self._targets(item)
+            report.counts["not_linked"] += len(item.people) - len(targets)
+            if not targets:
+                report.counts["reached_nobody" if item.people else "no_people"] += 1
+                continue
+            report.counts["would_push"] += 1
+            report.counts["people_would_update"] += len(targets)
+            report.pushes.append(
+                f"{source.obj} {item.record.id}: {item.verdict.code} -> "
+                f"{', '.join(m for _, m in targets)}"
+            )
+
     def _marketing_context(self, items: list[_Item]) -> None:
         """Marketing properties of the first person of each outcome (segments such as engagement)."""
         if not any(
@@ -658,25 +745,11 @@ class ReasonCapture:
         An invalid or already-pushed outcome writes nothing to marketing, so no write returns
         the person's marketing id; the sync's links give it, so segments read from marketing
         (engagement, source) are filled for every outcome and "(no valid reason)" by segment
-        is not skewed towards "(none)".
+        is not skewed towards "(none)".  One lookup serves pushes and segments: the pair's
+        links read in :meth:`_linked` (an any-pair fallback could hand over the id of another
+        marketing connector's record).
         """
-        items = list(items)
-        if self.links is not None:  # the pair's links were read with the people already
-            return {i.record.id: next(iter(i.linked.values())) for i in items if i.linked}
-        wanted = {
-            i.record.id: [p.split(":", 1)[1] for p, _ in i.people if not p.startswith("id:")]
-            for i in items
-        }
-        crm_ids = [c for ids in wanted.values() for c in ids]
-        if not crm_ids:
-            return {}
-        with self.store.transaction(readonly=True) as tx:
-            linked = ReasonRepository(tx).linked_marketing_ids(crm_ids)
-        return {
-            record: next(linked[c] for c in ids if c in linked)
-            for record, ids in wanted.items()
-            if any(c in linked for c in ids)
-        }
+        return {i.record.id: next(iter(i.linked.values())) for i in items if i.linked}
 
     def _list_id(self, code: str) -> str:
         if code not in self._lists:

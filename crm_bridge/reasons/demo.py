@@ -17,7 +17,7 @@ from typing import Any
 
 from crm_bridge.connector import Connector, Upsert
 from crm_bridge.reasons import install
-from crm_bridge.reasons.capture import ReasonCapture
+from crm_bridge.reasons.capture import PersonLinks, ReasonCapture
 from crm_bridge.reasons.taxonomy import DEAL_CATEGORIES, LEAD_CATEGORIES, ReasonsSettings
 from crm_bridge.reports.model import report_from_store
 from crm_bridge.reports.render_text import render_lines
@@ -69,6 +69,10 @@ label = "Student / personal"
 """
 MISSING_PERCENT = 15
 """Share of seeded outcomes left without a reason, so the report shows flags and completeness."""
+
+
+DEMO_LINKS = PersonLinks("main", "leads")
+"""The demo's sync pair (``crm_bridge.demo.sandbox``: ``main``, preset ``hubspot_salesforce``)."""
 
 
 def demo_settings(crm: str, marketing: str) -> ReasonsSettings:
@@ -127,14 +131,22 @@ def demo_report(
     marketing: Connector[Any],
     store: Store,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    links: PersonLinks | None = DEMO_LINKS,
 ) -> list[str]:
-    """Install, seed reasons, capture once and return the report as printable lines."""
+    """Install, seed reasons, capture once and return the report as printable lines.
+
+    ``links`` is where the demo's sync keeps its people (pair ``main``, the preset's ``leads``):
+    reasons are pushed only to people the sync linked.  The capture runs over all history
+    (``since=None``) because the demo gives the seeded, already-closed records their reasons.
+    """
     settings = settings or demo_settings(crm.name, marketing.name)
     lines: list[str] = []
     done = install.apply(settings, crm=crm, marketing=marketing)
     lines.append(f"reasons: taxonomy v{settings.version} installed ({done.changes} change(s))")
     lines.append(f"reasons: {_seed_reasons(settings, crm)} seeded records given a reason")
-    report = ReasonCapture(settings, crm=crm, marketing=marketing, store=store, now=now).run_cycle()
+    report = ReasonCapture(
+        settings, crm=crm, marketing=marketing, store=store, now=now, links=links, since=None
+    ).run_cycle()
     lines.append(f"reasons: capture {report.summary()}")
     model = report_from_store(store, settings, generated_at=now())
     lines.extend(render_lines(model))

@@ -17,12 +17,43 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from crm_bridge.store import StoreTx
-from crm_bridge.store.schema import links, reason_memberships, reason_outcomes
+from crm_bridge.store.schema import reason_memberships, reason_outcomes
 
-__all__ = ["Membership", "OutcomeRow", "ReasonRepository"]
+__all__ = [
+    "INSTALLED_KIND",
+    "Membership",
+    "OutcomeRow",
+    "ReasonRepository",
+    "installed_at",
+    "record_install",
+]
 
 CURSOR_PAIR = "reasons"
 """The ``cursors.pair`` value of the capture's own cursors (one per side and object)."""
+INSTALLED_KIND = "reasons.installed"
+"""The audit entry ``crm-bridge reasons install`` appends; the first one's time is the install.
+
+Why the audit log and no new column: the install time is a fact about the past that never
+changes (the log is append-only), each later install of a new taxonomy version is worth keeping
+too, and the audit table already has the time, kind and data it needs -- no migration.
+"""
+
+
+def installed_at(tx: StoreTx) -> datetime | None:
+    """When the taxonomy was first installed through crm-bridge, or ``None`` if never recorded."""
+    first = tx.audit_entries(kind_prefix=INSTALLED_KIND, limit=1)
+    return first[0].at if first else None
+
+
+def record_install(tx: StoreTx, *, version: int, changes: int, now: datetime) -> None:
+    """Append the install of taxonomy ``version`` (``changes`` steps wrote something)."""
+    tx.audit(
+        INSTALLED_KIND,
+        f"taxonomy v{version}",
+        {"version": version, "changes": changes},
+        now=now,
+        pair=CURSOR_PAIR,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,25 +193,6 @@ class ReasonRepository:
             reason_outcomes.c.closed_at, reason_outcomes.c.id
         )
         return [_outcome(r) for r in self.conn.execute(stmt)]
-
-    def linked_marketing_ids(self, crm_ids: Iterable[str]) -> dict[str, str]:
-        """``CRM record id -> marketing record id`` from the sync's active links (any pair).
-
-        Why: an outcome's marketing-side segments (engagement, original source) must be read for
-        every outcome, not only for those whose reason was pushed (the push is what used to
-        reveal the marketing id); the links already know it without an API call.
-        """
-        wanted = list(dict.fromkeys(crm_ids))
-        out: dict[str, str] = {}
-        for start in range(0, len(wanted), 500):
-            stmt = sa.select(links.c.crm_id, links.c.map_id).where(
-                links.c.status == "active",
-                links.c.map_id.is_not(None),
-                links.c.crm_id.in_(wanted[start : start + 500]),
-            )
-            for crm_id, map_id in self.conn.execute(stmt):
-                out.setdefault(str(crm_id), str(map_id))
-        return out
 
     # -- memberships -----------------------------------------------------------------------------
 

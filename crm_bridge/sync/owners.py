@@ -7,13 +7,16 @@ if one is configured; otherwise the record is dead-lettered with a reason naming
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 from crm_bridge.connector import Owner
 from crm_bridge.store import Side
 
-__all__ = ["UNMAPPED_PREFIX", "OwnerDirectory"]
+__all__ = ["UNMAPPED_PREFIX", "MatchKind", "OwnerDirectory", "OwnerMatch", "match_owners"]
+
+MatchKind = Literal["email", "default", "unmatched"]
 
 UNMAPPED_PREFIX = "unmapped-owner:"
 
@@ -44,3 +47,49 @@ class OwnerDirectory:
     def id_for(self, side: Side, email: str) -> str | None:
         """The active owner on ``side`` with this e-mail, if any."""
         return self._id_by_email[side].get(email)
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerMatch:
+    """Where the sync sends a record owned by ``owner`` (of ``side``) on the other side.
+
+    ``kind`` is ``email`` (an active owner there has the same e-mail), ``default`` (none has:
+    the pair's default owner of the other side stands in) or ``unmatched`` (none has and no
+    default is set: such records are dead-lettered ``OWNER_NOT_FOUND``).
+    """
+
+    side: Side
+    owner: Owner
+    kind: MatchKind
+    target_id: str | None
+    target: Owner | None
+
+
+def match_owners(
+    crm: Iterable[Owner], map_: Iterable[Owner], *, defaults: Mapping[Side, str | None]
+) -> list[OwnerMatch]:
+    """Every owner of both sides and how the planner would map it, CRM owners first.
+
+    Why a function beside :class:`OwnerDirectory`: ``crm-bridge owners`` must show exactly the
+    rule the planner applies (the same index, e-mail first, then the target side's default), so
+    an admin sees before the first sync which records would dead-letter and which default
+    would take them.  ``defaults`` are ``pairs.NAME.default_crm_owner`` / ``default_map_owner``.
+    """
+    owners: dict[Side, list[Owner]] = {"crm": list(crm), "map": list(map_)}
+    directory = OwnerDirectory.build(owners["crm"], owners["map"])
+    by_id: dict[Side, dict[str, Owner]] = {
+        side: {o.id: o for o in found} for side, found in owners.items()
+    }
+    directions: tuple[tuple[Side, Side], ...] = (("crm", "map"), ("map", "crm"))
+    out: list[OwnerMatch] = []
+    for side, other in directions:
+        for owner in owners[side]:
+            email = owner.email.strip().lower()
+            target_id = directory.id_for(other, email) if email else None
+            kind: MatchKind = "email"
+            if target_id is None:
+                target_id = defaults.get(other)
+                kind = "default" if target_id else "unmatched"
+            target = by_id[other].get(target_id) if target_id else None
+            out.append(OwnerMatch(side, owner, kind, target_id, target))
+    return out

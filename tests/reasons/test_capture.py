@@ -56,6 +56,32 @@ def _contact(client: Any, account: str, last: str, email: str | None) -> str:
     return str(client.Contact.create(body)["id"])
 
 
+LINKS = PersonLinks("main", "leads")
+
+
+def _link(store: Store, hubspot: RunningHubSpot, crm_id: str, email: str, **props: str) -> str:
+    """What the sync does for a person: a HubSpot contact linked to the CRM record (its id)."""
+    found = hubspot.emulator.portal.find("contacts", email, "email")
+    if found is None:
+        hub = hubspot.client().crm.contacts.basic_api.create(
+            {"properties": {"email": email, "lastname": "Synced", **props}}
+        )
+        map_id = str(hub.id)
+    else:
+        map_id = str(found.id)
+    with store.transaction() as tx:
+        tx.insert_link(
+            "main", "leads", crm_id=crm_id, map_id=map_id, crm_version=None, map_version=None
+        )
+    return map_id
+
+
+def _capture(settings: Any, sf: Any, hs: Any, store: Store, **kwargs: Any) -> ReasonCapture:
+    return ReasonCapture(
+        settings, crm=sf, marketing=hs, store=store, now=lambda: T0, links=LINKS, **kwargs
+    )
+
+
 def _role(client: Any, opp: str, contact: str) -> None:
     client.OpportunityContactRole.create({"OpportunityId": opp, "ContactId": contact})
 
@@ -86,12 +112,16 @@ def test_closed_lost_pushes_to_every_contact_role_and_flags_invalid_ones(
     ann = _contact(client, account, "Ann", "ann@acme.test")
     bob = _contact(client, account, "Bob", "bob@acme.test")
     cat = _contact(client, account, "Cat", "cat@acme.test")
+    zed = _contact(client, account, "Zed", "zed@acme.test")  # not synced (yet): no link
     hubspot.client().crm.contacts.basic_api.create(
         {"properties": {"email": "ann@acme.test", "lifecyclestage": "opportunity"}}
     )
+    for crm_id, email in ((ann, "ann@acme.test"), (bob, "bob@acme.test"), (cat, "cat@acme.test")):
+        _link(store, hubspot, crm_id, email)
     lost = _opportunity(client, account, "Lost on price", "price", LeadSource="Web")
     _role(client, lost, ann)
     _role(client, lost, bob)
+    _role(client, lost, zed)
     wrong = _opportunity(client, account, "Wrong category", "relationship")
     _role(client, wrong, cat)
     lead = client.Lead.create(
@@ -103,8 +133,9 @@ def test_closed_lost_pushes_to_every_contact_role_and_flags_invalid_ones(
             "Rejection_Reason__c": "not_icp",
         }
     )["id"]
+    _link(store, hubspot, lead, "dee@tiny.test")
 
-    capture = ReasonCapture(settings, crm=sf, marketing=hs, store=store, now=lambda: T0)
+    capture = _capture(settings, sf, hs, store)
     report = capture.run_cycle()
 
     assert report.counts["captured"] == 4
@@ -114,6 +145,7 @@ def test_closed_lost_pushes_to_every_contact_role_and_flags_invalid_ones(
     assert report.counts["flagged"] == 2
     assert report.counts["pushed"] == 2
     assert report.counts["dead_lettered"] == 0
+    assert report.counts["not_linked"] == 1  # Zed
 
     people = _contacts_by_email(hubspot)
     for email in ("ann@acme.test", "bob@acme.test"):
@@ -121,7 +153,8 @@ def test_closed_lost_pushes_to_every_contact_role_and_flags_invalid_ones(
         assert people[email]["last_loss_reason_date"] == "2026-03-02"
     assert people["ann@acme.test"]["lifecyclestage"] == "opportunity"  # existing contact updated
     assert people["dee@tiny.test"]["last_rejection_reason"] == "not_icp"
-    assert "cat@acme.test" not in people  # invalid reason: nothing pushed
+    assert "last_loss_reason" not in people["cat@acme.test"]  # invalid reason: nothing pushed
+    assert "zed@acme.test" not in people  # never a marketing record made from an e-mail
     ids = {e: str(hubspot.emulator.portal.find("contacts", e, "email").id) for e in people}  # type: ignore[union-attr]
     assert _list_members(hubspot, "Lost \u2013 Price") == {
         ids["ann@acme.test"],
@@ -145,14 +178,14 @@ def test_closed_lost_pushes_to_every_contact_role_and_flags_invalid_ones(
     assert rows[legacy].status == "missing" and rows[legacy].task_id is not None
 
     # A second cycle re-reads nothing new: no new task, no new push.
-    again = ReasonCapture(settings, crm=sf, marketing=hs, store=store, now=lambda: T0).run_cycle()
+    again = _capture(settings, sf, hs, store).run_cycle()
     assert again.counts["captured"] == 0
     assert again.counts["flagged"] == 0
     assert len(_tasks(client)) == 2
 
     # The rep fixes the wrong reason: the next cycle pushes it, and raises no task.
     client.Opportunity.update(wrong, {"Win_Loss_Reason__c": "competitor"})
-    fixed = ReasonCapture(settings, crm=sf, marketing=hs, store=store, now=lambda: T0).run_cycle()
+    fixed = _capture(settings, sf, hs, store).run_cycle()
     assert fixed.counts["valid"] == 1 and fixed.counts["pushed"] == 1
     assert _contacts_by_email(hubspot)["cat@acme.test"]["last_loss_reason"] == "competitor"
     assert len(_tasks(client)) == 2
@@ -169,11 +202,13 @@ def test_deprecated_code_is_mapped_counted_flagged_and_pushed(
     client = salesforce.simple_salesforce()
     account = client.Account.create({"Name": "Acme"})["id"]
     opp = _opportunity(client, account, "Old", "no_budget")
-    _role(client, opp, _contact(client, account, "Ann", "ann@acme.test"))
+    ann = _contact(client, account, "Ann", "ann@acme.test")
+    _link(store, hubspot, ann, "ann@acme.test")
+    _role(client, opp, ann)
     v2 = reasons_settings(TAXONOMY_V2)
     install.apply(v2, crm=sf, marketing=hs)
 
-    report = ReasonCapture(v2, crm=sf, marketing=hs, store=store, now=lambda: T0).run_cycle()
+    report = _capture(v2, sf, hs, store).run_cycle()
     assert report.counts["deprecated"] == 1
     assert report.counts["flagged"] == 1
     assert report.counts["pushed"] == 1
@@ -185,7 +220,40 @@ def test_deprecated_code_is_mapped_counted_flagged_and_pushed(
     assert (row.raw_code, row.code, row.status) == ("no_budget", "price", "deprecated")
 
 
-def test_missing_email_and_note_problems_are_dead_lettered_or_flagged(
+def test_a_person_the_sync_has_not_linked_is_skipped_not_created(
+    sf: SalesforceConnector,
+    hs: HubSpotConnector,
+    store: Store,
+    salesforce: RunningSalesforce,
+    hubspot: RunningHubSpot,
+) -> None:
+    """Unlinked people (with or without an e-mail) get no write and no dead letter: an upsert by
+    e-mail used to create a HubSpot contact holding only the address, which the next sync then
+    dead-lettered (``REQUIRED_FIELD_MISSING``)."""
+    settings = reasons_settings()
+    install.apply(settings, crm=sf, marketing=hs)
+    client = salesforce.simple_salesforce()
+    account = client.Account.create({"Name": "Acme"})["id"]
+    opp = _opportunity(client, account, "Lost", "competitor")
+    _role(client, opp, _contact(client, account, "NoMail", None))
+    _role(client, opp, _contact(client, account, "New", "new@acme.test"))
+    eve = _contact(client, account, "Eve", "eve@acme.test")
+    _link(store, hubspot, eve, "eve@acme.test")
+    _role(client, opp, eve)
+    before = set(_contacts_by_email(hubspot))
+
+    report = _capture(settings, sf, hs, store).run_cycle()
+    assert report.counts["pushed"] == 1
+    assert report.counts["people_updated"] == 1
+    assert report.counts["not_linked"] == 2
+    assert report.counts["dead_lettered"] == 0
+    with store.transaction(readonly=True) as tx:
+        assert tx.dead_letters(pair="reasons") == []
+    assert set(_contacts_by_email(hubspot)) == before  # no contact created
+    assert _contacts_by_email(hubspot)["eve@acme.test"]["last_loss_reason"] == "competitor"
+
+
+def test_an_outcome_that_reached_nobody_is_pushed_once_its_people_are_linked(
     sf: SalesforceConnector,
     hs: HubSpotConnector,
     store: Store,
@@ -196,18 +264,17 @@ def test_missing_email_and_note_problems_are_dead_lettered_or_flagged(
     install.apply(settings, crm=sf, marketing=hs)
     client = salesforce.simple_salesforce()
     account = client.Account.create({"Name": "Acme"})["id"]
-    opp = _opportunity(client, account, "Lost", "competitor")
-    _role(client, opp, _contact(client, account, "NoMail", None))
-    _role(client, opp, _contact(client, account, "Eve", "eve@acme.test"))
+    opp = _opportunity(client, account, "Lost", "price")
+    fay = _contact(client, account, "Fay", "fay@acme.test")
+    _role(client, opp, fay)
+    first = _capture(settings, sf, hs, store).run_cycle()
+    assert first.counts["reached_nobody"] == 1 and first.counts["pushed"] == 0
 
-    report = ReasonCapture(settings, crm=sf, marketing=hs, store=store, now=lambda: T0).run_cycle()
-    assert report.counts["pushed"] == 1
-    assert report.counts["people_updated"] == 1
-    assert report.counts["dead_lettered"] == 1
-    with store.transaction(readonly=True) as tx:
-        (letter,) = tx.dead_letters(pair="reasons")
-    assert letter.error_code == "NO_EMAIL" and letter.record_key.startswith(f"Opportunity:{opp}:")
-    assert _contacts_by_email(hubspot)["eve@acme.test"]["last_loss_reason"] == "competitor"
+    _link(store, hubspot, fay, "fay@acme.test")
+    client.Opportunity.update(opp, {"Description": "touched after the sync linked Fay"})
+    second = _capture(settings, sf, hs, store).run_cycle()
+    assert second.counts["pushed"] == 1
+    assert _contacts_by_email(hubspot)["fay@acme.test"]["last_loss_reason"] == "price"
 
 
 def test_marketing_deals_push_to_associated_contacts(
@@ -256,9 +323,13 @@ def test_list_membership_expires_after_n_days(
     client = salesforce.simple_salesforce()
     account = client.Account.create({"Name": "Acme"})["id"]
     opp = _opportunity(client, account, "Lost", "price")
-    _role(client, opp, _contact(client, account, "Ann", "ann@acme.test"))
+    ann = _contact(client, account, "Ann", "ann@acme.test")
+    _link(store, hubspot, ann, "ann@acme.test")
+    _role(client, opp, ann)
     clock = {"now": T0}
-    capture = ReasonCapture(settings, crm=sf, marketing=hs, store=store, now=lambda: clock["now"])
+    capture = ReasonCapture(
+        settings, crm=sf, marketing=hs, store=store, now=lambda: clock["now"], links=LINKS
+    )
     capture.run_cycle()
     assert len(_list_members(hubspot, "Lost \u2013 Price")) == 1
 
@@ -357,9 +428,79 @@ def test_outcomes_not_pushed_still_get_marketing_segments_through_links(
             now=T0,
         )
 
-    report = ReasonCapture(settings, crm=sf, marketing=hs, store=store, now=lambda: T0).run_cycle()
+    report = _capture(settings, sf, hs, store).run_cycle()
 
     assert report.counts["missing"] == 1 and report.counts["pushed"] == 0
     with store.transaction(readonly=True) as tx:
         row = ReasonRepository(tx).outcomes_for("sf", "Lead", [lead])[lead]
     assert row.segments["lifecycle_path"] == "salesqualifiedlead"
+
+
+def test_plan_reports_flags_and_pushes_and_writes_nothing(
+    sf: SalesforceConnector,
+    hs: HubSpotConnector,
+    store: Store,
+    salesforce: RunningSalesforce,
+    hubspot: RunningHubSpot,
+) -> None:
+    settings = reasons_settings()
+    client = salesforce.simple_salesforce()
+    account = client.Account.create({"Name": "Acme"})["id"]
+    blank = _opportunity(client, account, "No reason", None)  # before the rule refuses that
+    install.apply(settings, crm=sf, marketing=hs)
+    ann = _contact(client, account, "Ann", "ann@acme.test")
+    map_id = _link(store, hubspot, ann, "ann@acme.test")
+    lost = _opportunity(client, account, "Lost", "price")
+    _role(client, lost, ann)
+    lists_before = len(hubspot.emulator.portal.lists.lists)
+
+    plan = _capture(settings, sf, hs, store, plan=True).run_cycle()
+
+    assert plan.counts["would_push"] == 1 and plan.counts["people_would_update"] == 1
+    assert plan.counts["would_flag"] == 1
+    assert plan.pushes == [f"Opportunity {lost}: price -> {map_id}"]
+    assert any(blank in line and "no reason was chosen" in line for line in plan.flagged)
+    # Nothing written anywhere: no task, no property, no list, no outcome, no cursor.
+    assert _tasks(client) == []
+    assert "last_loss_reason" not in _contacts_by_email(hubspot)["ann@acme.test"]
+    assert len(hubspot.emulator.portal.lists.lists) == lists_before
+    with store.transaction(readonly=True) as tx:
+        assert ReasonRepository(tx).all_outcomes() == []
+        assert tx.get_cursor("reasons", "crm", "Opportunity") is None
+
+    real = _capture(settings, sf, hs, store).run_cycle()  # the plan left the cursor alone
+    assert real.counts["pushed"] == 1 and real.counts["flagged"] == 1
+    assert _contacts_by_email(hubspot)["ann@acme.test"]["last_loss_reason"] == "price"
+
+
+def test_outcomes_closed_before_the_install_are_ignored_by_default(
+    sf: SalesforceConnector,
+    hs: HubSpotConnector,
+    store: Store,
+    salesforce: RunningSalesforce,
+    hubspot: RunningHubSpot,
+) -> None:
+    """The first run on an existing org leaves history alone: a deal closed on an earlier day is
+    skipped, one closed on the install day (a date, no time) is kept; ``since`` overrides."""
+    from crm_bridge.reasons.repository import installed_at, record_install
+
+    settings = reasons_settings()
+    client = salesforce.simple_salesforce()
+    account = client.Account.create({"Name": "Acme"})["id"]
+    old = _opportunity(client, account, "Old", None, CloseDate="2026-03-09")
+    today = _opportunity(client, account, "Today", None, CloseDate=T0.date().isoformat())
+    install.apply(settings, crm=sf, marketing=hs)
+    with store.transaction() as tx:
+        record_install(tx, version=1, changes=15, now=T0)
+        record_install(tx, version=2, changes=3, now=T0 + timedelta(days=5))
+    with store.transaction(readonly=True) as tx:
+        assert installed_at(tx) == T0  # the first install counts
+
+    default = _capture(settings, sf, hs, store, plan=True).run_cycle()
+    assert default.counts["before_since"] == 1
+    assert [line.split(":")[0] for line in default.flagged] == [f"Opportunity {today}"]
+
+    everything = _capture(settings, sf, hs, store, since=datetime(2026, 1, 1, tzinfo=UTC))
+    report = everything.run_cycle()
+    assert report.counts["before_since"] == 0 and report.counts["flagged"] == 2
+    assert {t["WhatId"] for t in _tasks(client)} == {old, today}

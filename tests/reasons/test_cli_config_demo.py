@@ -113,9 +113,14 @@ host = "{hubspot.base_url}"
             "Win_Loss_Reason__c": "product_fit",
         }
     )
-    captured = _run("reasons", "capture", "--config", str(config), env=env)
+    # Closed before `reasons install` ran: the default leaves it alone, and says so.
+    default = _run("reasons", "capture", "--plan", "--config", str(config), env=env)
+    assert default.returncode == 0, default.stderr
+    assert "before_since=1" in default.stdout and "valid=1" not in default.stdout
+    captured = _run("reasons", "capture", "--since", "2026-01-01", "--config", str(config), env=env)
     assert captured.returncode == 0, captured.stderr
     assert "valid=1" in captured.stdout
+    assert "note: no pair syncs sf's people with hs's contacts" in captured.stdout
 
     out = tmp_path / "r.csv"
     report = _run(
@@ -155,8 +160,30 @@ def test_demo_ends_with_a_report_on_seeded_data(
     hs: HubSpotConnector,
     store: Store,
     salesforce: RunningSalesforce,
+    hubspot: RunningHubSpot,
 ) -> None:
     salesforce.emulator.seed(leads=80, seed=3)
+    # What the demo's sync does for the seeded people: link them to marketing contacts.
+    client = hubspot.client()
+    org = salesforce.emulator.org
+    people = [*org.records_of("Contact").values(), *org.records_of("Lead").values()]
+    seen: set[str] = set()
+    with store.transaction() as tx:
+        for rec in people:
+            if str(rec["Email"]).lower() in seen:
+                continue  # the seeds' duplicates are dead-lettered by the sync, never linked
+            seen.add(str(rec["Email"]).lower())
+            hub = client.crm.contacts.basic_api.create(
+                {"properties": {"email": str(rec["Email"]).lower(), "lastname": "Synced"}}
+            )
+            tx.insert_link(
+                "main",
+                "leads",
+                crm_id=rec["Id"],
+                map_id=str(hub.id),
+                crm_version=None,
+                map_version=None,
+            )
     lines = demo_report(None, crm=sf, marketing=hs, store=store)
     text = "\n".join(lines)
     assert "taxonomy v1 installed" in text

@@ -12,6 +12,8 @@ import random
 from datetime import timedelta
 from typing import Any
 
+from crm_bridge.connectors.hubspot.emulator.catalog import OWNERS as COMPANY_STAFF
+from crm_bridge.connectors.hubspot.emulator.catalog import SALES_REPS, OwnerSeed
 from crm_bridge.connectors.salesforce.emulator.schema import (
     LEAD_SOURCES,
     OPPORTUNITY_STAGES,
@@ -163,6 +165,39 @@ CAMPAIGN_FIELD = "Campaign__c"
 ROLES = ("Decision Maker", "Economic Buyer", "Evaluator", "Technical Buyer", "Influencer")
 
 
+def _staff_user(
+    org: Org,
+    username: str,
+    person: OwnerSeed,
+    *,
+    alias: str | None = None,
+    manager_id: str | None = None,
+) -> str:
+    """The User of one of the company's people, reused when the org already has their e-mail.
+
+    Why the HubSpot emulator's owners: a real company's sales reps are the same people, with the
+    same work e-mail, in the CRM and in the marketing platform, and owner mapping matches them
+    by e-mail.  Seeded apart, the two emulators shared no owner and a first sync dead-lettered
+    nearly every owned record (``OWNER_NOT_FOUND``).  Usernames stay Salesforce-style and unique
+    per seed (``rep1.0@crm-bridge.example``: a username is global across orgs, an e-mail is not);
+    seeding again reuses the person's active User instead of adding a second one.
+    """
+    wanted = person.email.lower()
+    for rec in org.stores["User"].records.values():
+        if rec.get("IsActive") and str(rec.get("Email") or "").lower() == wanted:
+            return str(rec["Id"])
+    title = "Sales Manager" if manager_id is None else "Account Executive"
+    return org.add_user(
+        username,
+        person.first_name,
+        person.last_name,
+        title=title,
+        alias=alias,
+        manager_id=manager_id,
+        email=person.email,
+    )
+
+
 def seed_org(org: Org, *, leads: int, seed: int = 0) -> dict[str, int]:
     """Fill ``org`` (on top of what it holds); returns how many records of each kind."""
     rng = random.Random(seed)
@@ -176,22 +211,11 @@ def seed_org(org: Org, *, leads: int, seed: int = 0) -> dict[str, int]:
         )
     now = org.clock.now()
     integ = org.integration_user_id
-    manager = org.add_user(
-        f"manager{seed}@crm-bridge.example",
-        "Morgan",
-        "Reyes",
-        title="Sales Manager",
-        alias="mreyes",
-    )
+    manager_seed = next(o for o in COMPANY_STAFF if ".manager@" in o.email)
+    manager = _staff_user(org, f"manager{seed}@crm-bridge.example", manager_seed)
     reps = [
-        org.add_user(
-            f"rep{i}.{seed}@crm-bridge.example",
-            FIRST[(i * 7) % 26],
-            LAST[(i * 11) % 26],
-            title="Account Executive",
-            manager_id=manager,
-        )
-        for i in range(1, 5)
+        _staff_user(org, f"rep{i}.{seed}@crm-bridge.example", person, manager_id=manager)
+        for i, person in enumerate(SALES_REPS, start=1)
     ]
     owners = [*reps, manager]
     statuses = [s for s, _ in STATUS_WEIGHTS]
