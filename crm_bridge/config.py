@@ -42,6 +42,7 @@ from sqlalchemy.engine import make_url
 
 from crm_bridge.connector import Connector, ConnectorSettings
 from crm_bridge.errors import ConfigError, ConfigProblem, ConnectorLoadError
+from crm_bridge.ops.settings import AlertSettings
 from crm_bridge.reasons.taxonomy import ReasonsSettings
 from crm_bridge.registry import load_connector
 from crm_bridge.sla.policy import SlaSettings
@@ -151,6 +152,7 @@ class CrmBridgeSettings(BaseSettings):
     pairs: dict[str, PairSettings] = Field(default_factory=dict)
     reasons: ReasonsSettings | None = None
     sla: SlaSettings | None = None
+    alerts: AlertSettings | None = None  # [alerts]: crm_bridge/ops/settings.py
     funnel: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="[funnel.PAIR] overrides of the pair's preset funnel stages (funnel/settings).",

@@ -5,6 +5,11 @@ inside an exception message, a URL, a repr.  Every record, from crm-bridge's own
 and from third-party libraries' stdlib logging alike, passes through :class:`SecretMasker` as the
 last step before rendering.  The masker is built from the configuration's secret values, so it
 needs no module-global list.
+
+Why libraries are quieted here: at ``info`` an operator wants crm-bridge's own events (see
+:mod:`crm_bridge.ops.events`), not alembic announcing its migration context on every command or
+httpx logging each request line.  The loggers in :data:`NOISY_LIBRARIES` are held at ``warning``
+unless the configured level is ``debug``, where everything shows.
 """
 
 from __future__ import annotations
@@ -19,9 +24,24 @@ from pydantic import SecretStr
 
 from crm_bridge.config import LoggingSettings
 
-__all__ = ["MASK", "SecretMasker", "configure_logging", "get_logger"]
+__all__ = ["MASK", "NOISY_LIBRARIES", "SecretMasker", "configure_logging", "get_logger"]
 
 MASK = "**********"
+
+NOISY_LIBRARIES = (
+    "alembic",
+    "httpx",
+    "httpcore",
+    "urllib3",
+    "requests",
+    "simple_salesforce",
+    "hubspot",
+    "uvicorn",
+    "uvicorn.access",
+    "uvicorn.error",
+    "sqlalchemy",
+)
+"""Third-party loggers shown only at ``debug`` (their warnings and errors always show)."""
 
 
 class SecretMasker:
@@ -101,6 +121,9 @@ def configure_logging(
     handler._crm_bridge = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(settings.level.upper())
+    quiet = logging.NOTSET if settings.level == "debug" else logging.WARNING
+    for name in NOISY_LIBRARIES:
+        logging.getLogger(name).setLevel(quiet)
     return masker
 
 

@@ -14,6 +14,8 @@ from typing import Any
 from crm_bridge.config import LoadedConfig
 from crm_bridge.connector import Connector
 from crm_bridge.errors import ConfigError, ConfigProblem
+from crm_bridge.ops.events import CycleTracker
+from crm_bridge.ops.wiring import standard_tracker
 from crm_bridge.store import Store
 from crm_bridge.sync.runner import SyncRunner
 
@@ -34,8 +36,11 @@ class Session:
         connectors: Mapping[str, Connector[Any]] | None = None,
         store: Store | None = None,
         now: Callable[[], datetime] = _utcnow,
+        tracker: CycleTracker | None = None,
     ) -> None:
         self.config = config
+        # Every runner's observer: log events, progress, alerts; the daemon adds metrics.
+        self.tracker = tracker if tracker is not None else standard_tracker(config)
         self.now = now
         self.store = store or Store.open(config.settings.store.url)
         self._connectors: dict[str, Connector[Any]] = dict(connectors or {})
@@ -76,6 +81,7 @@ class Session:
                 store=self.store,
                 now=self.now,
             )
+            self._runners[pair].observer = self.tracker
         return self._runners[pair]
 
     def close(self) -> None:

@@ -13,6 +13,7 @@ from crm_bridge.cli import (  # noqa: F401  (registers the verbs)
     connectors_cmd,
     demo_cmd,
     emulate_cmd,
+    explain_cmd,
     funnel_cmd,
     new_connector_cmd,
     owners_cmd,

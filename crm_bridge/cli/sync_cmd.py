@@ -251,17 +251,52 @@ def daemon(
         int | None,
         typer.Option("--cycles", help="Stop after N cycles (default: run until SIGTERM)."),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            envvar="CRM_BRIDGE_METRICS_PORT",
+            help="Serve Prometheus /metrics and /healthz on this port (0: any free port).",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str,
+        typer.Option(
+            "--metrics-host",
+            envvar="CRM_BRIDGE_METRICS_HOST",
+            help="Address to serve metrics on (0.0.0.0 in a container).",
+        ),
+    ] = "127.0.0.1",
+    unhealthy_after: Annotated[
+        float,
+        typer.Option(
+            "--unhealthy-after",
+            min=1.0,
+            help="/healthz answers 503 once a pair has not succeeded for this many intervals.",
+        ),
+    ] = 3.0,
 ) -> None:
     """Run sync cycles every daemon.interval_seconds until SIGTERM (finishes the batch in flight).
 
     Exits non-zero, with the code `sync` would have, when a pair's last run failed.
+    With --metrics-port, serves Prometheus metrics and a health check (docs/operations.md).
 
-    Example: crm-bridge daemon --config config.toml
+    Example: crm-bridge daemon --config config.toml --metrics-port 9464
     """
+    from crm_bridge.ops.service import serve_ops
+
     with guarded():
         loaded = load(config, secrets_file)
         with Session(loaded) as session:
             runners = [session.runner(n) for n in session.pair_names(pair)]
+            ops = serve_ops(
+                session,
+                [r.name for r in runners],
+                interval=loaded.settings.daemon.interval_seconds,
+                port=metrics_port,
+                host=metrics_host,
+                unhealthy_after=unhealthy_after,
+            )
 
             outcomes = _PairOutcomes(r.name for r in runners)
 
@@ -288,7 +323,10 @@ def daemon(
             )
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: loop.stop())
-            stats = loop.run()
+            with ops as served:
+                if served.server is not None:
+                    out.print(f"serving {served.url}/metrics and /healthz", markup=False)
+                stats = loop.run()
             out.print(
                 f"daemon stopped after {stats.cycles} cycles ({stats.failures} failed)",
                 markup=False,

@@ -30,12 +30,12 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
 )
 
+from crm_bridge.notify import WebhookSettings  # moved there; re-exported here
 from crm_bridge.sla.calendar import BusinessCalendar, RepOverrides, overlay
 
 __all__ = [
@@ -227,14 +227,6 @@ class TeamSettings(_Section):
     manager_email: str | None = None
     manager_slack: str | None = None
     default_cap: int | None = Field(None, ge=0)
-
-
-class WebhookSettings(_Section):
-    """An outgoing webhook.  ``url`` is a secret: set it through the environment."""
-
-    url: SecretStr
-    format: Literal["json", "slack"] = "json"
-    timeout_seconds: float = Field(10.0, gt=0, le=120)
 
 
 class RecycleSettings(_Section):

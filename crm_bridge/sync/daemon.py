@@ -5,6 +5,9 @@ test, and an admin can always reproduce what the daemon did with ``crm-bridge sy
 writer lock keeps a second daemon (or a manual ``sync``) from interleaving with a running one.
 ``stop()`` (wired to SIGTERM/SIGINT by the CLI) lets the current write batch finish, records the
 run, and returns -- the cursors of an unfinished object are not advanced, so nothing is lost.
+
+The daemon logs its own start, stop and job events; each pair's cycle events come from the
+runners' observer (:mod:`crm_bridge.ops.events`), so ``sync`` and the daemon log alike.
 """
 
 from __future__ import annotations
@@ -15,12 +18,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from crm_bridge.errors import CrmBridgeError
+from crm_bridge.log import get_logger
 from crm_bridge.store import Store
 from crm_bridge.sync.runner import CycleReport, SyncRunner
 
 __all__ = ["Daemon", "DaemonStats"]
 
 WRITER_LOCK = "crm-bridge-writer"
+
+_log = get_logger("crm_bridge.daemon")
 
 
 @dataclass
@@ -73,6 +79,12 @@ class Daemon:
     def run(self) -> DaemonStats:
         """Hold the store's writer lock and run cycles until stopped or ``max_cycles``."""
         with self.store.writer_lock(WRITER_LOCK):
+            _log.info(
+                "daemon.start",
+                pairs=[r.name for r in self.runners],
+                jobs=[name for name, _ in self.jobs],
+                interval=self.interval,
+            )
             while not self._stop.is_set():
                 started = self.monotonic()
                 for runner in self.runners:
@@ -94,9 +106,11 @@ class Daemon:
                         summary = job()
                     except CrmBridgeError as exc:
                         self.stats.failures += 1
+                        _log.error("daemon.job.failed", job=name, error=exc)
                         if self.on_error:
                             self.on_error(name, exc)
                         continue
+                    _log.info("daemon.job.end", job=name, summary=summary)
                     if self.on_job:
                         self.on_job(name, summary)
                 self.stats.cycles += 1
@@ -105,4 +119,5 @@ class Daemon:
                 remaining = self.interval - (self.monotonic() - started)
                 if remaining > 0:
                     self._stop.wait(remaining)
+            _log.info("daemon.stop", cycles=self.stats.cycles, failures=self.stats.failures)
         return self.stats

@@ -23,6 +23,7 @@ from typing import Any
 
 from crm_bridge.connector import Capability, Connector, Record
 from crm_bridge.errors import CrmBridgeError, SyncAbortedError
+from crm_bridge.ops.events import NO_OBSERVER, CycleObserver
 from crm_bridge.store import ChangeCursor, DeadLetter, Link, RunStatus, Side, Store
 from crm_bridge.sync.actions import SIDES, Plan, other
 from crm_bridge.sync.cursor import Read, advance, take, window
@@ -114,6 +115,7 @@ class SyncRunner:
         self._owners: OwnerDirectory | None = None
         self._owners_at: datetime | None = None
         self._stop_requested = False
+        self.observer: CycleObserver = NO_OBSERVER  # log events, metrics, alerts (crm_bridge.ops)
 
     def request_stop(self) -> None:
         """Finish the write batch in flight, then end the cycle without advancing cursors."""
@@ -130,12 +132,14 @@ class SyncRunner:
             with self.store.transaction() as tx:
                 run_id = tx.start_run(self.name, self.now())
         report.run_id = run_id
+        self.observer.cycle_started(self, report)
         try:
             for obj_name in self.settings.ordered_objects():
                 if self._stop_requested:
                     break
                 objmap = self.settings.objects[obj_name]
                 self._cycle_object(obj_name, objmap, report, plan_only, allow_deletes, run_id)
+                self.observer.object_finished(self, report, obj_name)
             if not plan_only:
                 self._replay_due(report, run_id, started)
         except CrmBridgeError as exc:
@@ -146,11 +150,14 @@ class SyncRunner:
                 "aborted" if isinstance(exc, SyncAbortedError) else "failed",
                 str(exc),
             )
+            self.observer.cycle_finished(self, report, exc)
             raise
         except Exception as exc:
             self._finish(report, before, run_id, "failed", f"{type(exc).__name__}: {exc}")
+            self.observer.cycle_finished(self, report, exc)
             raise
         self._finish(report, before, run_id, "ok", None)
+        self.observer.cycle_finished(self, report, None)
         return report
 
     def replay(self, dead_letters: Iterable[DeadLetter]) -> CycleReport:
