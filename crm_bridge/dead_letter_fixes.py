@@ -38,6 +38,13 @@ _FIXES = (
         "`crm-bridge dlq list --code` on that record's own letter says why",
     ),
     DeadLetterFix(
+        "ROLE_NEEDS_CONTACT",
+        "a deal's people include someone who is still a Lead in Salesforce (a contact role "
+        "needs a Contact)",
+        "convert the lead in Salesforce, then `crm-bridge dlq replay` (automatic retries with "
+        "backoff also pick it up once the link has followed the person to the Contact)",
+    ),
+    DeadLetterFix(
         "DUPLICATE_IDENTITY",
         "another record on the same side has this identity (e-mail) and is already linked",
         "merge the two records in the vendor (the reason names the other one) or change one "

@@ -8,6 +8,7 @@ Webhooks go to a respx router mounted as the engine's httpx transport (no real n
 from __future__ import annotations
 
 import json
+import tomllib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -41,6 +42,23 @@ MANAGER = "maria.manager@example.com"
 NURTURE = "nurture.queue@example.com"
 
 
+EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "config.example.toml"
+
+
+def admin_config(monkeypatch: pytest.MonkeyPatch, **sections: Any) -> dict[str, Any]:
+    """``config.example.toml`` (what an admin starts from) with ``sections`` added or replaced.
+
+    The SLA section names the example's connectors and pair, which config validation checks
+    exist; their secrets come from the environment, as they would for the admin.
+    """
+    monkeypatch.setenv("CRM_BRIDGE_CONNECTORS__SALESFORCE__CLIENT_SECRET", "test-secret")
+    monkeypatch.setenv("CRM_BRIDGE_CONNECTORS__HUBSPOT__ACCESS_TOKEN", "test-token")
+    with EXAMPLE_CONFIG.open("rb") as handle:
+        config: dict[str, Any] = tomllib.load(handle)
+    config.update(sections)
+    return config
+
+
 def sla_config(**overrides: Any) -> dict[str, Any]:
     """The policy the engine tests run (accept 4 h, first touch 8 h, 75% reminders)."""
     config: dict[str, Any] = {
@@ -61,7 +79,7 @@ def sla_config(**overrides: Any) -> dict[str, Any]:
             "connector": "hubspot",
             "object": "contacts",
             "link_pair": "main",
-            "link_object": "lead",
+            "link_object": "leads",
             "lifecycle_field": "lifecyclestage",
             "score_field": "hubspotscore",
             "source_field": "hs_analytics_source",
@@ -258,7 +276,7 @@ class SlaWorld:
         with self.store.transaction() as tx:
             tx.insert_link(
                 "main",
-                "lead",
+                "leads",
                 crm_id=lead["id"],
                 map_id=created.id,
                 crm_version=None,

@@ -22,6 +22,7 @@ from crm_bridge.sla.calendar import (
     WorkingHours,
     overlay,
 )
+from crm_bridge.sla.policy import RepSettings
 
 NY = ZoneInfo("America/New_York")
 LA = ZoneInfo("America/Los_Angeles")
@@ -625,7 +626,9 @@ def test_docs_toml_example_loads() -> None:
     team = BusinessCalendar.model_validate(config["sla"]["calendars"]["emea"])
     assert team.timezone == "Europe/Berlin" and team.holiday_subdivision == "BY"
     assert team.hours["monday"] == ["09:00-12:00", "13:00-17:30"]
-    rep = overlay(team, config["sla"]["reps"]["alice"])
+    # The rep table also carries contact keys (email), so it goes through RepSettings, as the
+    # guide shows; the raw table would be refused.
+    rep = overlay(team, RepSettings.model_validate(config["sla"]["reps"]["alice"]))
     assert rep.timezone == "Europe/London" and rep.holiday_country == "GB"
     assert any(isinstance(t.start, datetime) for t in rep.time_off)
 

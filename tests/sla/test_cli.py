@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from crm_bridge.cli import app
 
-from .conftest import JSON_URL, SLACK_URL, T0, SlaWorld, sla_config
+from .conftest import JSON_URL, SLACK_URL, T0, SlaWorld, admin_config, sla_config
 from .tomlish import dumps
 
 
@@ -30,7 +30,8 @@ def test_status_explain_report(
     monkeypatch.setenv("CRM_BRIDGE_SLA__WEBHOOKS__OPS__URL", JSON_URL)
     monkeypatch.setenv("CRM_BRIDGE_SLA__WEBHOOKS__REPS__URL", JSON_URL)
     config = tmp_path / "c.toml"
-    config.write_text(dumps({"store": {"url": f"sqlite:///{world.store_path}"}, "sla": sla}))
+    store = {"url": f"sqlite:///{world.store_path}"}
+    config.write_text(dumps(admin_config(monkeypatch, store=store, sla=sla)))
     runner = CliRunner(env={"COLUMNS": "250"})  # the table must not fold the ids
 
     status = runner.invoke(app, ["sla", "status", "--config", str(config)])
@@ -60,6 +61,8 @@ def test_status_explain_report(
     assert "sla.crm: required but not set" in partial.output
     for name in ("MANAGERS", "OPS", "REPS"):
         monkeypatch.delenv(f"CRM_BRIDGE_SLA__WEBHOOKS__{name}__URL")
+    for name in ("SALESFORCE__CLIENT_SECRET", "HUBSPOT__ACCESS_TOKEN"):
+        monkeypatch.delenv(f"CRM_BRIDGE_CONNECTORS__{name}")  # the empty config has no connectors
     none = runner.invoke(app, ["sla", "status", "--config", str(empty)])
     assert none.exit_code != 0
     assert "no [sla] section" in none.output

@@ -12,7 +12,7 @@ from crm_bridge.config import load_config
 from crm_bridge.errors import ConfigError
 from crm_bridge.sla.policy import SlaSettings
 
-from .conftest import SLACK_URL, sla_config
+from .conftest import SLACK_URL, admin_config, sla_config
 from .tomlish import dumps
 
 DOCS = Path(__file__).parents[2] / "docs" / "sla.md"
@@ -39,7 +39,7 @@ def test_valid_config_loads_through_load_config(
         monkeypatch.setenv(f"CRM_BRIDGE_SLA__WEBHOOKS__{name.upper()}__URL", hook["url"])
     sla["webhooks"] = {n: {"format": h["format"]} for n, h in hooks.items()}
     path = tmp_path / "c.toml"
-    path.write_text(dumps({"sla": sla}))
+    path.write_text(dumps(admin_config(monkeypatch, sla=sla)))
     loaded = load_config(path)
     settings = loaded.settings.sla
     assert settings is not None
@@ -159,7 +159,8 @@ def test_docs_example_is_valid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     for name in ("MANAGERS_SLACK", "OPS"):
         monkeypatch.setenv(f"CRM_BRIDGE_SLA__WEBHOOKS__{name}__URL", "https://hooks.invalid/x")
     path = tmp_path / "c.toml"
-    path.write_text(example)
+    # What an admin does: the documented section added to the example configuration.
+    path.write_text(dumps(admin_config(monkeypatch)) + "\n" + example)
     loaded = load_config(path)
     assert loaded.settings.sla is not None
     assert set(loaded.settings.sla.policies) == {"inbound"}
