@@ -49,6 +49,12 @@ class FieldMap(_Frozen):
     kind: FieldKind = Field("text", description="How values are normalised before comparing.")
     rule: ConflictRule = Field("latest_wins", description="Who wins when both sides changed it.")
     direction: Direction = Field("both", description="Which way changes may flow.")
+    on_create: bool = Field(
+        False,
+        description="Also write the field when the bridge creates a record on the side its "
+        "direction does not flow to: a starting value only (a new Contact's account from the "
+        "marketing person's company), skipped when it cannot be written (an unlinked reference).",
+    )
     values: dict[str, str] = Field(
         default_factory=dict, description="CRM value -> MAP value, for differing picklists."
     )
@@ -82,6 +88,10 @@ class FieldMap(_Frozen):
     def flows_to(self, side: Literal["crm", "map"]) -> bool:
         """Whether changes may be written to ``side``."""
         return self.direction == "both" or self.direction == f"{_other(side)}_to_{side}"
+
+    def seeds(self, side: Literal["crm", "map"]) -> bool:
+        """Whether a create on ``side`` carries the field although changes never flow there."""
+        return self.on_create and not self.flows_to(side)
 
 
 def _other(side: str) -> str:

@@ -1561,6 +1561,14 @@ def _create(
     except _Unwritable as problem:
         plan.actions.append(Reject(target, source_id, problem.reason, problem.code))
         return
+    for name, fm in ctx.objmap.fields.items():
+        # A starting value (``on_create``): carried when it can be, never a reason to refuse.
+        if fm.seeds(target) and values.get(name) is not None and name not in names:
+            try:
+                fields |= vendor_fields(ctx, target, values, [name])
+            except _Unwritable:
+                continue
+            names.append(name)
     written = _as_written(ctx, target, fields, {n: values[n] for n in names})
     plan.actions.append(
         Create(

@@ -141,6 +141,7 @@ class Emulated:
         *,
         pair: Mapping[str, Any] | None = None,
         hubspot_overrides: Mapping[str, Any] | None = None,
+        salesforce_overrides: Mapping[str, Any] | None = None,
     ) -> None:
         self.sandbox = Sandbox(
             salesforce=salesforce,
@@ -159,6 +160,7 @@ class Emulated:
                 # Deletions in HubSpot are only visible in the archived listing; poll it every
                 # cycle (in production it is polled at most hourly to keep idle cycles cheap).
                 "hubspot": {"archived_poll_seconds": 0, **dict(hubspot_overrides or {})},
+                **({"salesforce": dict(salesforce_overrides)} if salesforce_overrides else {}),
             },
         )
         sf_settings = self.config.connectors["salesforce"].settings

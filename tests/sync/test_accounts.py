@@ -79,3 +79,28 @@ def test_a_converted_leads_new_account_follows_it_to_hubspot(make: Make) -> None
     assert _companies(e)[company]["name"] == "Hooli"
     assert e.contact(hub, "associatedcompanyid")["associatedcompanyid"] == company
     assert e.dead_letters() == []
+
+
+def test_a_person_created_as_a_contact_starts_under_its_companys_account(make: Make) -> None:
+    """``person_create_as = "Contact"``: the account rule is the marketing person's company."""
+    e = make(salesforce_overrides={"person_create_as": "Contact"})
+    acme = e.rep().Account.create({"Name": "Acme", "Website": "acme.example"})["id"]
+    e.advance(1)
+    e.cycle()
+    (link,) = _account_links(e)
+    assert link.map_id is not None
+    ann = e.create_contact("ann@acme.example", firstname="Ann", lastname="Ng")
+    e.update_contact(ann, associatedcompanyid=link.map_id)
+    bea = e.create_contact("bea@nowhere.example", firstname="Bea", lastname="Lo")
+    loose = e.marketer().crm.companies.basic_api.create({"properties": {"name": "Loose"}}).id
+    e.update_contact(bea, associatedcompanyid=str(loose))  # a company no account is linked to
+    e.advance(1)
+    e.cycle()
+
+    contacts = e.rep().query_all("SELECT Email, AccountId FROM Contact")["records"]
+    accounts = {str(r["Email"]): r["AccountId"] for r in contacts}
+    assert accounts == {"ann@acme.example": acme, "bea@nowhere.example": None}
+    assert e.dead_letters() == []
+    before = e.data()
+    e.cycle()
+    assert e.data() == before  # the starting value is no change to carry back

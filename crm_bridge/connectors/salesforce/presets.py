@@ -122,7 +122,9 @@ HUBSPOT_SALESFORCE: dict[str, dict[str, Any]] = {
             },
             # A contact's account (a lead has none) is its HubSpot primary company.  One way:
             # HubSpot associates contacts with companies by e-mail domain on its own, and
-            # sales decides which account a person belongs to.
+            # sales decides which account a person belongs to.  A person the bridge creates
+            # as a Contact (person_create_as = "Contact") starts under the account of the
+            # marketing person's company, when that company is linked.
             "account": {
                 "crm": "AccountId",
                 "map": "associatedcompanyid",
@@ -130,6 +132,7 @@ HUBSPOT_SALESFORCE: dict[str, dict[str, Any]] = {
                 "refers_to": "accounts",
                 "rule": "crm_wins_unless_blank",
                 "direction": "crm_to_map",
+                "on_create": True,
             },
         },
     },
