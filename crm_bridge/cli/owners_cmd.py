@@ -37,6 +37,7 @@ FALLBACKS: tuple[tuple[Side, Side, str], ...] = (
 
 _HOW = {
     "email": "same e-mail",
+    "owner_map": "owner_map",
     "default": "default owner",
     "unmatched": "UNMATCHED",
 }
@@ -84,7 +85,9 @@ def owners(
                     "crm": settings.default_crm_owner,
                     "map": settings.default_map_owner,
                 }
-                matches = match_owners(lists["crm"], lists["map"], defaults=defaults)
+                matches = match_owners(
+                    lists["crm"], lists["map"], defaults=defaults, owner_map=settings.owner_map
+                )
                 table = Table(title=f"pair {name}: {settings.crm} (crm) <-> {settings.map} (map)")
                 for col in ("side", "owner id", "e-mail", "name", "active", "match", "other side"):
                     table.add_column(col, overflow="fold")
@@ -117,8 +120,10 @@ def owners(
                 for side, other, key in FALLBACKS:
                     unmatched = [m for m in matches if m.side == side and m.kind == "unmatched"]
                     mine = [m for m in matches if m.side == side]
-                    by_mail = sum(1 for m in mine if m.kind == "email")
+                    by_mail = sum(1 for m in mine if m.kind in ("email", "owner_map"))
                     line = f"  {side} owners: {by_mail} of {len(mine)} match by e-mail"
+                    if any(m.kind == "owner_map" for m in mine):
+                        line += f" (or pairs.{name}.owner_map)"
                     if any(m.kind == "default" for m in mine):
                         line += f", the rest go to {key} {defaults[other]}"
                     out.print(line, markup=False)

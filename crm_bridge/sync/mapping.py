@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from crm_bridge.presets import load_preset
 
@@ -155,6 +155,24 @@ class PairSettings(_Frozen):
     dead_letter_max_attempts: int = Field(5, ge=1, description="Automatic replays per record.")
     default_crm_owner: str | None = Field(None, description="CRM owner id when none matches.")
     default_map_owner: str | None = Field(None, description="MAP owner id when none matches.")
+    owner_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="CRM user e-mail -> marketing owner e-mail, for people whose e-mail differs "
+        "between the two systems (e.g. a sales alias); matched case-insensitively.",
+    )
+
+    @field_validator("owner_map")
+    @classmethod
+    def _owner_map_is_one_to_one(cls, value: dict[str, str]) -> dict[str, str]:
+        lowered = {k.strip().lower(): v.strip().lower() for k, v in value.items()}
+        targets = list(lowered.values())
+        twice = sorted({t for t in targets if targets.count(t) > 1})
+        if twice:
+            raise ValueError(
+                f"owner_map maps several CRM users to {', '.join(twice)}: each marketing owner "
+                "is one person, so map at most one CRM e-mail to it"
+            )
+        return lowered
 
     @model_validator(mode="before")
     @classmethod

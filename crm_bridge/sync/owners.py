@@ -1,7 +1,8 @@
 """Owner mapping: a CRM user and a marketing-platform owner are the same person by e-mail.
 
 The logical value of an owner field is the owner's e-mail, so the planner compares people, not
-vendor ids.  When no owner on the target side has that e-mail, the pair's default owner is used
+vendor ids.  Where one person has different e-mails in the two systems, the pair's ``owner_map``
+(CRM e-mail -> marketing e-mail) says so: marketing owners are then known by the CRM e-mail.  When no owner on the target side has that e-mail, the pair's default owner is used
 if one is configured; otherwise the record is dead-lettered with a reason naming the e-mail.
 """
 
@@ -16,7 +17,7 @@ from crm_bridge.store import Side
 
 __all__ = ["UNMAPPED_PREFIX", "MatchKind", "OwnerDirectory", "OwnerMatch", "match_owners"]
 
-MatchKind = Literal["email", "default", "unmatched"]
+MatchKind = Literal["email", "owner_map", "default", "unmatched"]
 
 UNMAPPED_PREFIX = "unmapped-owner:"
 
@@ -29,12 +30,24 @@ class OwnerDirectory:
     _id_by_email: dict[Side, dict[str, str]] = field(default_factory=lambda: {"crm": {}, "map": {}})
 
     @classmethod
-    def build(cls, crm: Iterable[Owner], map_: Iterable[Owner]) -> OwnerDirectory:
-        """Index both sides' owners (inactive owners are known but never chosen as targets)."""
+    def build(
+        cls,
+        crm: Iterable[Owner],
+        map_: Iterable[Owner],
+        owner_map: Mapping[str, str] | None = None,
+    ) -> OwnerDirectory:
+        """Index both sides' owners (inactive owners are known but never chosen as targets).
+
+        ``owner_map`` (CRM e-mail -> marketing e-mail, lower-cased) files a marketing owner
+        under the CRM e-mail of the same person.
+        """
         directory = cls()
+        as_crm = {m: c for c, m in (owner_map or {}).items()}
         for side, owners in (("crm", crm), ("map", map_)):
             for owner in owners:
                 email = owner.email.strip().lower()
+                if side == "map":
+                    email = as_crm.get(email, email)
                 directory._email_by_id[side][owner.id] = email  # type: ignore[index]
                 if owner.active:
                     directory._id_by_email[side].setdefault(email, owner.id)  # type: ignore[index]
@@ -66,7 +79,11 @@ class OwnerMatch:
 
 
 def match_owners(
-    crm: Iterable[Owner], map_: Iterable[Owner], *, defaults: Mapping[Side, str | None]
+    crm: Iterable[Owner],
+    map_: Iterable[Owner],
+    *,
+    defaults: Mapping[Side, str | None],
+    owner_map: Mapping[str, str] | None = None,
 ) -> list[OwnerMatch]:
     """Every owner of both sides and how the planner would map it, CRM owners first.
 
@@ -76,7 +93,9 @@ def match_owners(
     would take them.  ``defaults`` are ``pairs.NAME.default_crm_owner`` / ``default_map_owner``.
     """
     owners: dict[Side, list[Owner]] = {"crm": list(crm), "map": list(map_)}
-    directory = OwnerDirectory.build(owners["crm"], owners["map"])
+    directory = OwnerDirectory.build(owners["crm"], owners["map"], owner_map)
+    aliased = dict(owner_map or {})
+    aliased |= {m: c for c, m in aliased.items()}
     by_id: dict[Side, dict[str, Owner]] = {
         side: {o.id: o for o in found} for side, found in owners.items()
     }
@@ -85,8 +104,9 @@ def match_owners(
     for side, other in directions:
         for owner in owners[side]:
             email = owner.email.strip().lower()
-            target_id = directory.id_for(other, email) if email else None
-            kind: MatchKind = "email"
+            kind: MatchKind = "owner_map" if email in aliased else "email"
+            logical = aliased.get(email, email) if side == "map" else email
+            target_id = directory.id_for(other, logical) if email else None
             if target_id is None:
                 target_id = defaults.get(other)
                 kind = "default" if target_id else "unmatched"

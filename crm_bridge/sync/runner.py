@@ -289,7 +289,7 @@ class SyncRunner:
                 s: list(c.owners()) if Capability.OWNERS in c.capabilities else []
                 for s, c in self.connectors.items()
             }
-            self._owners = OwnerDirectory.build(lists["crm"], lists["map"])
+            self._owners = OwnerDirectory.build(lists["crm"], lists["map"], self.settings.owner_map)
             self._owners_at = now
         return self._owners
 
