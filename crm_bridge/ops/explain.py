@@ -271,9 +271,7 @@ def _read_current(session: Session, link: Link, ex: Explanation) -> dict[str, di
             ex.records[side] = live[0] if live else None
             records[side] = live
         # The same context a cycle builds: owner e-mails, picklist vocabularies, references.
-        ctx = runner._context(
-            link.obj, objmap, records, {"crm": {}, "map": {}}, {"crm": False, "map": False}
-        )
+        ctx = runner.value_context(link.obj, records)
         for side in SIDES:
             record = ex.records.get(side)
             if record is not None:

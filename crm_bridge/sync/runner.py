@@ -195,6 +195,17 @@ class SyncRunner:
     def _objects(self, objmap: ObjectMap) -> dict[Side, str]:
         return {"crm": objmap.crm_object, "map": objmap.map_object}
 
+    def value_context(self, obj_name: str, records: dict[Side, list[Record]]) -> PlanContext:
+        """The context a cycle would compare ``records`` of ``obj_name`` in.
+
+        For readers outside the engine (``crm-bridge explain``, the demo's agreement check):
+        owner e-mails, picklist vocabularies and references resolved as a cycle resolves them,
+        so what they call "in step" is what the planner calls in step.
+        """
+        objmap = self.settings.objects[obj_name]
+        none: dict[Side, dict[str, LinkState]] = {"crm": {}, "map": {}}
+        return self._context(obj_name, objmap, records, none, {"crm": False, "map": False})
+
     def _context(
         self,
         obj_name: str,
