@@ -60,6 +60,9 @@ class Create:
     identity: str | None = None
     link_id: int | None = None
     written: frozenset[str] = frozenset()
+    waiting: str | None = None
+    """Why part of this write waits (members of a set not linked yet): after it lands the
+    source record is dead-lettered ``REFERENCE_NOT_LINKED`` and replayed to send the rest."""
     """The logical fields the create carries: what finds the record again after a crash."""
     deferred: bool = False
     """The target side was not read to the end this cycle, so its unread part may hold this
@@ -83,6 +86,8 @@ class Update:
     identity: str | None = None
     written: PendingWrite = field(default_factory=lambda: PendingWrite(frozenset(), {}))
     """The logical fields this write carries and what the target held in them before."""
+    waiting: str | None = None
+    """As :attr:`Create.waiting`: members of a set left out until they link."""
     still_pending: PendingWrite | None = None
     """An earlier unconfirmed write to the target that this one does not cover (the target was
     not read this cycle): the target stays ``written`` with it after this write lands."""

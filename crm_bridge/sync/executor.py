@@ -375,6 +375,8 @@ class Executor:
                     # A removal of a record that is already gone did its job (a re-run after
                     # a crash that came between the vendor's delete and our bookkeeping).
                     self._succeeded(tx, plan, side, action, result, report, now, outcomes)
+                    if isinstance(action, Create | Update) and action.waiting:
+                        self._still_waiting(tx, plan, side, action, report, now, outcomes)
                 elif isinstance(action, Update) and result.error_code in MOVED_ON_CODES:
                     # Converted or merged away since it was read: the stream reports the move
                     # and the next cycle writes this change to the record it became.
@@ -664,6 +666,37 @@ class Executor:
             now,
         )
         report.counts["dead_lettered"] += 1
+        report.failed.add((other(side), action.source_id))
+
+    def _still_waiting(
+        self,
+        tx: StoreTx,
+        plan: Plan,
+        side: Side,
+        action: Create | Update,
+        report: ExecutionReport,
+        now: datetime,
+        outcomes: _BatchOutcomes,
+    ) -> None:
+        """A write that landed without some set members: its source waits for their links.
+
+        The letter (not the write) is what is retried: a replay re-reads the source and sends
+        the members that link by then.
+        """
+        outcomes.resolved = [k for k in outcomes.resolved if k != action.source_id]
+        self._dead_letter(
+            tx,
+            plan,
+            side,
+            action.source_id,
+            type(action).__name__.lower(),
+            {"fields": dict(action.fields)},
+            action.waiting or "",
+            "REFERENCE_NOT_LINKED",
+            False,
+            now,
+        )
+        report.counts["waiting_for_links"] += 1
         report.failed.add((other(side), action.source_id))
 
     def _failed(

@@ -147,6 +147,9 @@ class PlanContext:
     create that was not found count as lost and get sent again."""
     references: ReferenceDirectory = field(default_factory=ReferenceDirectory)
     """Id translation for reference fields (:mod:`crm_bridge.sync.references`)."""
+    replay: bool = False
+    """A dead-letter replay: the records were read by id on purpose, so a version already
+    applied is compared anyway (a write that left set members out confirmed its source)."""
     match_fields: Mapping[Side, frozenset[str]] | None = None
     """Per side, the vendor fields its connector can upsert on (``ObjectSpec.identity_fields``);
     unset means any.  A create matches on the identity only where the target can."""
@@ -208,9 +211,12 @@ def _as_written(
     for an edit (and re-write it every cycle).
     """
     maps = ctx.objmap.fields
-    # Only owners and value maps can change a value on its way out and back; every other kind
-    # is written as its logical value, which canonical() leaves as it is.
-    lossy = {n: maps[n] for n in logical if maps[n].kind == "owner" or maps[n].values}
+    # Only owners, value maps and sets (a member with no link is left out) can change a value
+    # on its way out and back; every other kind is written as its logical value, which
+    # canonical() leaves as it is.
+    lossy = {
+        n: maps[n] for n in logical if maps[n].kind in ("owner", "references") or maps[n].values
+    }
     exact = {n: v for n, v in logical.items() if n not in lossy}
     return {**exact, **_logical(ctx, target, fields, lossy)}
 
@@ -247,9 +253,16 @@ def _logical(
 
 
 def vendor_fields(
-    ctx: PlanContext, target: Side, logical: Mapping[str, Any], names: Iterable[str]
+    ctx: PlanContext,
+    target: Side,
+    logical: Mapping[str, Any],
+    names: Iterable[str],
+    waiting: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    """Logical values of ``names`` spelled for ``target``; raises _Unwritable when impossible."""
+    """Logical values of ``names`` spelled for ``target``; raises _Unwritable when impossible.
+
+    ``waiting`` collects, per ``references`` field, the members left out for want of a link.
+    """
     out: dict[str, Any] = {}
     for name in names:
         fm = ctx.objmap.fields[name]
@@ -277,18 +290,25 @@ def vendor_fields(
                 )
         elif fm.kind == "references":
             assert fm.refers_to is not None
-            ids = ctx.references.vendor_ids(fm.refers_to, target, value)
-            if ids is None:
-                raise _Unwritable(
-                    f"{name} holds a {fm.refers_to} record that is not linked on the {target} "
-                    "side yet (it is replayed once that record syncs)",
-                    "REFERENCE_NOT_LINKED",
-                )
-            value = ids
+            value, missing = ctx.references.vendor_ids(fm.refers_to, target, value)
+            if missing and waiting is not None:
+                waiting[name] = missing
         elif value is not None and fm.values and target == "map":
             value = fm.to_map_value(str(value))
         out[_field_name(fm, target)] = value
     return out
+
+
+def _waiting_reason(ctx: PlanContext, target: Side, waiting: Mapping[str, int]) -> str | None:
+    """The dead letter's reason for set members left out of a write, or None."""
+    if not waiting:
+        return None
+    parts = [
+        f"{name}: {count} {ctx.objmap.fields[name].refers_to} record(s) not linked on the "
+        f"{target} side yet"
+        for name, count in sorted(waiting.items())
+    ]
+    return "; ".join(parts) + " (written without them; replayed to add them once they link)"
 
 
 def plan_object(
@@ -994,7 +1014,7 @@ def _reconcile(
     map_rec: Record | None,
 ) -> None:
     records: dict[Side, Record | None] = {"crm": crm_rec, "map": map_rec}
-    fresh = {s: link.news(records[s], s) for s in SIDES}
+    fresh = {s: records[s] is not None and (ctx.replay or link.news(records[s], s)) for s in SIDES}
     if not fresh["crm"] and not fresh["map"]:
         plan.already_applied += 1
         return
@@ -1143,8 +1163,9 @@ def _settle_and_write(
         return
     for target, values in writes.items():
         source_side = other(target)
+        waiting: dict[str, int] = {}
         try:
-            fields = vendor_fields(ctx, target, values, list(values))
+            fields = vendor_fields(ctx, target, values, list(values), waiting)
         except _Unwritable as problem:
             plan.actions.append(
                 Reject(
@@ -1166,6 +1187,9 @@ def _settle_and_write(
             **{name: outflow_base.get(name) for name in writes.get(source_side, {})},
             **_as_written(ctx, target, fields, values),
         }
+        # A set sent without its unlinked members: the source's baseline is what was sent, so
+        # the rest still reads as the source's news when the record is read (or replayed) again.
+        source_base = {**new_base[source_side], **{n: target_base.get(n) for n in waiting}}
         source_rec = records[source_side]
         plan.actions.append(
             Update(
@@ -1178,8 +1202,9 @@ def _settle_and_write(
                 fields=fields,
                 synced={target: target_base}
                 if source_side in writes
-                else {target: target_base, source_side: new_base[source_side]},
+                else {target: target_base, source_side: source_base},
                 link_id=link.id,
+                waiting=_waiting_reason(ctx, target, waiting),
                 identity=identity_of(ctx, target_base),
                 written=PendingWrite(frozenset(values), {n: actual[target].get(n) for n in values}),
                 still_pending=_unread_pending(link, target, fresh, values),
@@ -1556,8 +1581,9 @@ def _create(
             names.append(identity)
         if ctx.match_fields is not None and match_on not in ctx.match_fields.get(target, ()):
             match_on = None  # the target cannot upsert on it; the link pairs the twins
+    waiting: dict[str, int] = {}
     try:
-        fields = vendor_fields(ctx, target, values, names)
+        fields = vendor_fields(ctx, target, values, names, waiting)
     except _Unwritable as problem:
         plan.actions.append(Reject(target, source_id, problem.reason, problem.code))
         return
@@ -1577,9 +1603,10 @@ def _create(
             source_version=source_version,
             fields=fields,
             synced={
-                source: dict(values),
+                source: {**values, **{n: written.get(n) for n in waiting}},
                 target: {n: written.get(n) for n in ctx.objmap.fields},
             },
+            waiting=_waiting_reason(ctx, target, waiting),
             written=frozenset(names),
             match_on=match_on,
             identity=identity_of(ctx, values),

@@ -12,7 +12,9 @@ referenced record links, instead of writing a wrong or dangling id.
 A field of kind ``references`` holds a *set* of such ids -- an opportunity's contact roles, a
 deal's associated contacts.  Connectors read it as a list of ids; its logical value is the sorted
 CRM ids joined by ``;`` (a plain string, so baselines, hashes and conflict rules treat it as one
-value), and a write is refused the same way while any member has no link.
+value).  A member with no link is left out of the write rather than holding the record back
+(a deal's stage must not wait for one contact that cannot sync): the record is written with the
+members that can be, and dead-lettered ``REFERENCE_NOT_LINKED`` to send the rest once they link.
 
 Links are looked up in the store: once per cycle for every id the cycle read (one query per
 object and side), then one by one for the few a plan needs beyond those (a baseline's id).  A
@@ -85,15 +87,17 @@ class ReferenceDirectory:
         members = {self.logical(obj, side, i) for i in member_ids(raw)}
         return SET_SEPARATOR.join(sorted(members)) or None
 
-    def vendor_ids(self, obj: str, target: Side, logical: str | None) -> list[str] | None:
-        """The ids to write on ``target`` for a logical set; None when any member has no link."""
+    def vendor_ids(self, obj: str, target: Side, logical: str | None) -> tuple[list[str], int]:
+        """The ids to write on ``target`` for a logical set, and how many members have no link."""
         out: list[str] = []
+        missing = 0
         for member in member_ids(logical):
             vendor = self.vendor_id(obj, target, member)
             if vendor is None:
-                return None
-            out.append(vendor)
-        return sorted(out)
+                missing += 1
+            else:
+                out.append(vendor)
+        return sorted(out), missing
 
     def vendor_id(self, obj: str, target: Side, logical: str) -> str | None:
         """The id to write on ``target`` for a logical reference; None when it has no link."""

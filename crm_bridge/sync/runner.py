@@ -568,8 +568,9 @@ class SyncRunner:
                         self.connectors[side].fetch(objects[side], sorted(wanted[side]))
                     )
             links = self._links(obj_name, changes)
+            context = self._context(obj_name, objmap, changes, links, {"crm": False, "map": False})
             plan = plan_object(
-                self._context(obj_name, objmap, changes, links, {"crm": False, "map": False}),
+                replace(context, replay=True),
                 changes["crm"],
                 changes["map"],
                 links,

@@ -194,3 +194,41 @@ def test_association_changes_send_nothing_when_the_sets_agree() -> None:
         {"from": {"id": "2"}, "to": {"id": "9"}},
     ]
     assert archive == [{"from": {"id": "1"}, "to": [{"id": "7"}]}]
+
+
+def test_a_contact_that_cannot_sync_does_not_hold_its_deal_back(make: Make) -> None:
+    """One person on the deal fails to sync (no owner on the other side): the deal and its
+    other people still sync, and a letter says who is missing until they link."""
+    e = make()
+    opp, deal, ann, hub_ann = _synced_deal(e)
+    sf = e.salesforce.emulator
+    orphan = e.rep().Contact.create(
+        {
+            "LastName": "Orphan",
+            "Email": "orphan@roles.example",
+            "OwnerId": sf.user_id(sf.settings.integration_username),  # no HubSpot owner
+        }
+    )["id"]
+    _role(e, opp, orphan)
+    e.rep().Opportunity.update(opp, {"StageName": "Negotiation/Review"})
+    e.advance(1)
+    e.cycle()
+    assert e.marketer().crm.deals.basic_api.get_by_id(deal).properties["dealstage"] == (
+        "contractsent"
+    )
+    assert _deal_contacts(e, deal) == {hub_ann}
+    codes = {(d.obj, d.record_key, d.error_code) for d in e.dead_letters()}
+    assert ("deals", opp, "REFERENCE_NOT_LINKED") in codes
+    assert ("leads", orphan, "OWNER_NOT_FOUND") in codes
+    before = e.data()
+    e.advance(1)
+    e.cycle()
+    assert e.data() == before and _roles(e, opp) == {ann, orphan}  # nothing removed anywhere
+
+    # The owner gets a HubSpot twin: the person links, and the replayed deal adds them.
+    e.rep().Contact.update(orphan, {"OwnerId": sf.user_id(REP)})
+    e.advance(1)
+    e.cycle()
+    e.runner.replay(e.dead_letters())
+    assert _deal_contacts(e, deal) == {hub_ann, _map_id(e, "crm", orphan)}
+    assert e.dead_letters() == []
