@@ -232,3 +232,23 @@ def test_a_contact_that_cannot_sync_does_not_hold_its_deal_back(make: Make) -> N
     e.runner.replay(e.dead_letters())
     assert _deal_contacts(e, deal) == {hub_ann, _map_id(e, "crm", orphan)}
     assert e.dead_letters() == []
+
+
+def test_an_idle_cycle_reads_no_associations_again(make: Make) -> None:
+    """Re-reading the deals at the cursor's instant costs no associations read per idle cycle
+    (an association change moves the deal's version, so the version-keyed cache is exact)."""
+    e = make()
+    _synced_deal(e)
+    for _ in range(3):
+        e.advance(1)
+        e.cycle()  # settle every cursor
+    before_map, before_crm = dict(e.map.calls), dict(e.crm.calls)
+    e.advance(1)
+    report = e.cycle()
+    assert report.counts["already_applied"] >= 1  # the cursor's instant was read again
+    assert e.map.calls["associations"] == before_map.get("associations", 0)
+    assert e.map.calls["search"] - before_map.get("search", 0) == len(e.runner.settings.objects)
+    # Salesforce: one read per object, plus -- while a role change is the newest change at the
+    # cursor -- one read by id of its opportunity and one of its roles (docs/sync.md).
+    crm = sum(e.crm.calls.values()) - sum(before_crm.values())
+    assert crm <= len(e.runner.settings.objects) + 2

@@ -25,6 +25,7 @@ from crm_bridge.connector import Record, Upsert, WriteOp, WriteResult
 __all__ = [
     "ASSOCIATION_FIELDS",
     "ASSOCIATION_WRITE_MAX",
+    "AssociationCache",
     "association_changes",
     "attach_associations",
     "split_association_fields",
@@ -42,7 +43,34 @@ Related = Callable[[str, Sequence[str], str], Mapping[str, list[str]]]
 """``(object, ids, to_object) -> {id: [associated ids]}`` (the connector's ``related``)."""
 
 
-def attach_associations(obj: str, records: Iterable[Record], related: Related) -> Iterator[Record]:
+class AssociationCache:
+    """The associated ids last read per record, keyed by the record's version.
+
+    Safe because an association change moves the record's ``hs_lastmodifieddate`` (and so its
+    version): a record read again at the same version has the same associations -- the idle
+    cycle's re-read of the records at its cursor's instant costs no associations call.
+    """
+
+    def __init__(self, size: int = 50_000) -> None:
+        self.size = size
+        self._entries: dict[tuple[str, str], tuple[str, dict[str, list[str]]]] = {}
+
+    def get(self, obj: str, record: Record) -> dict[str, list[str]] | None:
+        """The association fields read for ``record``'s very version, if any."""
+        entry = self._entries.get((obj, record.id))
+        return entry[1] if entry is not None and entry[0] == record.version else None
+
+    def put(self, obj: str, record: Record, values: dict[str, list[str]]) -> None:
+        """Remember ``values`` read for ``record`` (the oldest entries go past ``size``)."""
+        self._entries.pop((obj, record.id), None)
+        self._entries[(obj, record.id)] = (record.version, values)
+        while len(self._entries) > self.size:
+            del self._entries[next(iter(self._entries))]
+
+
+def attach_associations(
+    obj: str, records: Iterable[Record], related: Related, cache: AssociationCache | None = None
+) -> Iterator[Record]:
     """``records`` with their associated ids in each association field, in the order they came."""
     fields = ASSOCIATION_FIELDS.get(obj)
     if not fields:
@@ -52,22 +80,35 @@ def attach_associations(obj: str, records: Iterable[Record], related: Related) -
     for record in records:
         chunk.append(record)
         if len(chunk) >= CHUNK:
-            yield from _attach(obj, chunk, fields, related)
+            yield from _attach(obj, chunk, fields, related, cache)
             chunk = []
     if chunk:
-        yield from _attach(obj, chunk, fields, related)
+        yield from _attach(obj, chunk, fields, related, cache)
 
 
 def _attach(
-    obj: str, chunk: list[Record], fields: Mapping[str, str], related: Related
+    obj: str,
+    chunk: list[Record],
+    fields: Mapping[str, str],
+    related: Related,
+    cache: AssociationCache | None,
 ) -> Iterator[Record]:
-    live = list(dict.fromkeys(r.id for r in chunk if not r.deleted))
+    known = {
+        r.id: hit
+        for r in chunk
+        if not r.deleted and cache is not None and (hit := cache.get(obj, r)) is not None
+    }
+    live = list(dict.fromkeys(r.id for r in chunk if not r.deleted and r.id not in known))
     found = {name: related(obj, live, to_obj) if live else {} for name, to_obj in fields.items()}
     for record in chunk:
         if record.deleted:
             yield record
             continue
-        extra = {name: sorted(set(found[name].get(record.id, []))) for name in fields}
+        extra = known.get(record.id)
+        if extra is None:
+            extra = {name: sorted(set(found[name].get(record.id, []))) for name in fields}
+            if cache is not None:
+                cache.put(obj, record, extra)
         yield replace(record, fields={**record.fields, **extra})
 
 

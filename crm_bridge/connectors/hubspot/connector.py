@@ -82,6 +82,7 @@ class HubSpotConnector(HubSpotAdminMixin, Connector[HubSpotSettings]):
         self.client = HubSpotClient(settings, name=name, calls=self.calls, clock=clock, http=http)
         self.reader = Reader(self.client, settings)
         self.writer = Writer(self.client, self.reader)
+        self._associations = _associated.AssociationCache()
 
     def objects(self) -> Sequence[ObjectSpec]:
         """Keyed by ``hs_object_id``; the cursor is the object's last-modified property."""
@@ -112,12 +113,16 @@ class HubSpotConnector(HubSpotAdminMixin, Connector[HubSpotSettings]):
     def changes(self, obj: str, since: datetime | None) -> Iterator[Record]:
         """Search windows on the last-modified property, plus a throttled archived poll."""
         self.object_spec(obj)
-        return _associated.attach_associations(obj, self.reader.changes(obj, since), self.related)
+        return _associated.attach_associations(
+            obj, self.reader.changes(obj, since), self.related, self._associations
+        )
 
     def fetch(self, obj: str, ids: Iterable[str]) -> Iterator[Record]:
         """Batch reads of at most 100 ids."""
         self.object_spec(obj)
-        return _associated.attach_associations(obj, self.reader.fetch(obj, ids), self.related)
+        return _associated.attach_associations(
+            obj, self.reader.fetch(obj, ids), self.related, self._associations
+        )
 
     def write(self, obj: str, ops: Sequence[WriteOp]) -> list[WriteResult]:
         """Batch create / update / upsert (by ``match_on``) / archive; results in input order."""

@@ -118,6 +118,7 @@ class SalesforceConnector(SalesforceAdminMixin, Connector[SalesforceSettings]):
         )
         self._auth: SalesforceAuth | None = None
         self._descriptions: dict[str, ObjectDescription] = {}
+        self._role_cache = _roles.RoleCache()
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -291,7 +292,20 @@ class SalesforceConnector(SalesforceAdminMixin, Connector[SalesforceSettings]):
             lambda ids: self._fetch([(_roles.OPPORTUNITY, fields, list(ids), None)]),
         )
         once = _roles.first_sightings(merged_stream(opportunities, touched))
-        yield from _roles.attach_roles(once, self._run_queries)
+        # The role stream's first page is in hand: when it is the whole stream, the opportunities
+        # it names are the only ones whose cached roles may be out of date.
+        body = first_roles.get("body")
+        complete = isinstance(body, Mapping) and bool(body.get("done", False))
+        named = {
+            str(row.get("OpportunityId"))
+            for row in ((body.get("records") or []) if isinstance(body, Mapping) else [])
+        }
+        yield from _roles.attach_roles(
+            once,
+            self._run_queries,
+            self._role_cache,
+            untouched=lambda opp: complete and opp not in named,
+        )
 
     def _person_changes(self, since: datetime | None) -> Iterator[Record]:
         """Leads and Contacts, merged in ``(SystemModstamp, Id)`` order.
@@ -405,7 +419,7 @@ class SalesforceConnector(SalesforceAdminMixin, Connector[SalesforceSettings]):
             return iter(())
         if obj == _roles.OPPORTUNITY and self._roles_on():
             rows = self._fetch([(obj, self._select(obj), wanted, None)])
-            return _roles.attach_roles(rows, self._run_queries)
+            return _roles.attach_roles(rows, self._run_queries, self._role_cache)
         if obj != PERSON:
             return self._fetch([(obj, self._select(obj), wanted, None)])
         groups = [

@@ -31,6 +31,7 @@ __all__ = [
     "OPPORTUNITY",
     "ROLES_FIELD",
     "ROLE_OBJECT",
+    "RoleCache",
     "RoleQueries",
     "Roles",
     "attach_roles",
@@ -92,31 +93,76 @@ def _later(a: str, b: str) -> bool:
     return parse_sf_datetime(a) > parse_sf_datetime(b)
 
 
-def attach_roles(records: Iterable[Record], run: RoleQueries) -> Iterator[Record]:
+class RoleCache:
+    """The roles last read per opportunity, keyed by the opportunity's own stamp.
+
+    Why it is safe: a role change is a row of its own with a stamp after the read that cached
+    the roles; until the engine's cursor passes that row it is in the role stream of every
+    read, which marks its opportunity *touched* and reads its roles afresh (updating this
+    cache).  So an untouched opportunity with the same stamp has the roles cached -- and an
+    idle cycle's re-read of the records at its cursor's instant costs no roles query.
+    """
+
+    def __init__(self, size: int = 50_000) -> None:
+        self.size = size
+        self._entries: dict[str, tuple[str, Roles]] = {}
+
+    def get(self, record: Record) -> Roles | None:
+        """The roles read for ``record``'s very stamp, if any."""
+        entry = self._entries.get(record.id)
+        return entry[1] if entry is not None and entry[0] == record.version else None
+
+    def put(self, record: Record, roles: Roles) -> None:
+        """Remember ``roles`` read for ``record`` (the oldest entries go past ``size``)."""
+        self._entries.pop(record.id, None)
+        self._entries[record.id] = (record.version, roles)
+        while len(self._entries) > self.size:
+            del self._entries[next(iter(self._entries))]
+
+
+def attach_roles(
+    records: Iterable[Record],
+    run: RoleQueries,
+    cache: RoleCache | None = None,
+    untouched: Callable[[str], bool] = lambda _: False,
+) -> Iterator[Record]:
     """``records`` with their contact ids in :data:`ROLES_FIELD`, in the order they came.
 
     Read a chunk at a time, so a stream stays a stream; deleted opportunities get no field.  A
     record's version becomes the newest of its own stamp and its roles' (removed ones too): the
-    engine skips a version it has applied, and a role change must not look like one.
+    engine skips a version it has applied, and a role change must not look like one.  Roles come
+    from ``cache`` for records that ``untouched`` says no role change of this read names.
     """
     chunk: list[Record] = []
     for record in records:
         chunk.append(record)
         if len(chunk) >= CHUNK:
-            yield from _with_roles(chunk, run)
+            yield from _with_roles(chunk, run, cache, untouched)
             chunk = []
     if chunk:
-        yield from _with_roles(chunk, run)
+        yield from _with_roles(chunk, run, cache, untouched)
 
 
-def _with_roles(chunk: list[Record], run: RoleQueries) -> Iterator[Record]:
-    live = list(dict.fromkeys(r.id for r in chunk if not r.deleted))
-    found = roles_by_opportunity(live, run) if live else {}
+def _with_roles(
+    chunk: list[Record],
+    run: RoleQueries,
+    cache: RoleCache | None,
+    untouched: Callable[[str], bool],
+) -> Iterator[Record]:
+    known: dict[str, Roles] = {}
+    if cache is not None:
+        for r in chunk:
+            if not r.deleted and untouched(r.id) and (hit := cache.get(r)) is not None:
+                known[r.id] = hit
+    wanted = list(dict.fromkeys(r.id for r in chunk if not r.deleted and r.id not in known))
+    found = {**known, **(roles_by_opportunity(wanted, run) if wanted else {})}
     for record in chunk:
         roles = found.get(record.id)
         if record.deleted or roles is None:
             yield record
             continue
+        if cache is not None and record.id not in known:
+            cache.put(record, roles)
         version = record.version
         if roles.newest is not None and _later(roles.newest, record.version):
             version = roles.newest
