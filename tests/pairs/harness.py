@@ -186,7 +186,10 @@ class MarketoPair:
         inst = self.marketo.emulator.instance
         with inst.lock:
             return {
-                str(lead.values.get("email") or lead.id).lower(): {"id": str(lead.id), **lead.values}
+                str(lead.values.get("email") or lead.id).lower(): {
+                    "id": str(lead.id),
+                    **lead.values,
+                }
                 for lead in inst.leads.values()
             }
 
