@@ -29,7 +29,7 @@ from crm_bridge.reasons.taxonomy import DEAL_CATEGORIES, LEAD_CATEGORIES, Reason
 
 __all__ = ["InstallPlan", "InstallStep", "RuleDefinition", "apply", "desired", "plan"]
 
-Change = Literal["create", "update", "unchanged", "unknown"]
+Change = Literal["create", "update", "unchanged", "unknown", "manual"]
 _DONE: dict[str, Change] = {"created": "create", "updated": "update", "unchanged": "unchanged"}
 
 
@@ -56,7 +56,13 @@ class InstallStep:
 
     def render(self) -> str:
         """``create field Opportunity.Win_Loss_Reason__c (salesforce): + price; ...``."""
-        verb = {"create": "create", "update": "update", "unchanged": "ok    ", "unknown": "ensure"}
+        verb = {
+            "create": "create",
+            "update": "update",
+            "unchanged": "ok    ",
+            "unknown": "ensure",
+            "manual": "manual",
+        }
         tail = f": {'; '.join(self.details)}" if self.details else ""
         return f"{verb[self.change]} {self.kind} {self.target} ({self.connector}){tail}"
 
@@ -73,10 +79,16 @@ class InstallPlan:
         """Steps that would write (or wrote) something."""
         return sum(1 for s in self.steps if s.change in ("create", "update", "unknown"))
 
+    @property
+    def manual(self) -> int:
+        """Steps an admin must do by hand (the connector cannot create fields)."""
+        return sum(1 for s in self.steps if s.change == "manual")
+
     def lines(self) -> list[str]:
         """Printable lines, a summary last."""
         out = [s.render() for s in self.steps]
-        out.append(f"taxonomy version {self.version}: {self.changes} change(s)")
+        tail = f", {self.manual} to create by hand" if self.manual else ""
+        out.append(f"taxonomy version {self.version}: {self.changes} change(s){tail}")
         return out
 
 
@@ -286,18 +298,49 @@ def _require(connector: Connector[Any], capability: Capability, what: str) -> No
         )
 
 
+def _manual_fields(
+    settings: ReasonsSettings, marketing: Connector[Any], fields: tuple[FieldDefinition, ...]
+) -> list[InstallStep]:
+    """Marketing fields for an admin to create, when the connector has no field admin.
+
+    Why not refuse: a marketing platform without a field-admin API (Marketo's REST API has
+    none this connector uses) still takes the reasons as plain lead fields and static lists,
+    so the install does the CRM side and lists what to create by hand.  Deal fields are only
+    listed when deals are captured on the marketing side (``capture_deals``).
+    """
+    mk = settings.marketing_fields
+    out: list[InstallStep] = []
+    for f in fields:
+        if f.object == mk.deal_object and not mk.capture_deals:
+            continue
+        kind = "text (string) field" if f.kind == "text" else "text (string) field of codes"
+        out.append(
+            InstallStep(
+                "marketing",
+                marketing.name,
+                "field",
+                f"{f.object}.{f.name}",
+                "manual",
+                (f"create a {kind} labelled {f.label!r} in {marketing.name}'s admin",),
+            )
+        )
+    return out
+
+
 def plan(
     settings: ReasonsSettings, *, crm: Connector[Any], marketing: Connector[Any]
 ) -> InstallPlan:
     """What an install would change; reads only."""
     want = desired(settings)
     _require(crm, Capability.PICKLIST_ADMIN, "install picklist fields")
-    _require(marketing, Capability.PICKLIST_ADMIN, "install enumeration properties")
     steps = [_field_step("crm", crm, f) for f in want.crm_fields]
     if want.crm_rules:
         _require(crm, Capability.VALIDATION_RULES, "install validation rules")
         steps.extend(_rule_step(crm, r) for r in want.crm_rules)
-    steps.extend(_field_step("marketing", marketing, f) for f in want.marketing_fields)
+    if Capability.PICKLIST_ADMIN in marketing.capabilities:
+        steps.extend(_field_step("marketing", marketing, f) for f in want.marketing_fields)
+    else:
+        steps.extend(_manual_fields(settings, marketing, want.marketing_fields))
     return InstallPlan(settings.version, tuple(steps))
 
 
@@ -331,8 +374,17 @@ def apply(
     for rule in want.crm_rules:
         result = crm.ensure_validation_rule(rule.object, rule.name, rule.formula, rule.message)
         record("rule", f"{rule.object}.{rule.name}", result)
-    for definition in want.marketing_fields:
-        record(
-            "field", f"{definition.object}.{definition.name}", marketing.ensure_field(definition)
-        )
+    if Capability.PICKLIST_ADMIN in marketing.capabilities:
+        for definition in want.marketing_fields:
+            record(
+                "field",
+                f"{definition.object}.{definition.name}",
+                marketing.ensure_field(definition),
+            )
+    else:
+        for step in before.steps:
+            if step.side == "marketing":
+                done.append(step)
+                if on_step is not None:
+                    on_step(step)
     return InstallPlan(settings.version, tuple(done))

@@ -31,7 +31,8 @@ def test_a_pair_extends_a_preset_field_by_field() -> None:
 
 def test_an_unknown_preset_names_the_installed_ones() -> None:
     with pytest.raises(ValidationError) as caught:
-        PairSettings.model_validate({"crm": "sf", "map": "hs", "preset": "marketo_salesforce"})
+        PairSettings.model_validate({"crm": "sf", "map": "hs", "preset": "pardot_salesforce"})
     message = str(caught.value)
-    assert "unknown preset 'marketo_salesforce'" in message
+    assert "unknown preset 'pardot_salesforce'" in message
     assert "hubspot_salesforce" in message
+    assert "marketo_hubspot" in message and "marketo_salesforce" in message
