@@ -134,12 +134,25 @@ links = sa.Table(
     sa.CheckConstraint(
         "status = 'merged' OR merged_into IS NULL", name="merged_into_only_if_merged"
     ),
-    # Lookups by either side's id, whatever the status (tombstones are returned too).
-    sa.Index("ix_links_crm_id", "pair", "object", "crm_id"),
-    sa.Index("ix_links_map_id", "pair", "object", "map_id"),
-    sa.Index("ix_links_pair_object_status", "pair", "object", "status", "id"),
-    # The normalised identity (e-mail) a link was matched on (migration 0004).
-    sa.Index("ix_links_identity", "pair", "object", "identity"),
+    # Lookups by either side's id or by the normalised identity (e-mail) a link was matched on,
+    # whatever the status (tombstones are returned too).  The looked-up column *leads* (migration
+    # 0008): the lookups constrain only it plus pair/object, and no other index leads with any of
+    # those, so the plan cannot depend on statistics (see docs/store.md, "Indexes and plans").
+    sa.Index("ix_links_crm_id_pair_object", "crm_id", "pair", "object"),
+    sa.Index("ix_links_map_id_pair_object", "map_id", "pair", "object"),
+    sa.Index("ix_links_identity_pair_object", "identity", "pair", "object"),
+    # iter_links / count_links by status; leads with status, which no lookup filters on in SQL.
+    sa.Index("ix_links_status_pair_object_id", "status", "pair", "object", "id"),
+    # Half links only (creates in flight, unpaired deletes): what pending_links reads.
+    sa.Index(
+        "ix_links_pending",
+        "pair",
+        "object",
+        "status",
+        "id",
+        sqlite_where=sa.text("crm_id IS NULL OR map_id IS NULL"),
+        postgresql_where=sa.text("crm_id IS NULL OR map_id IS NULL"),
+    ),
     # At most one *active* link per record and side; tombstones may repeat the id.  NULL ids
     # (create pending) never collide: NULLs are distinct in unique indexes on both backends.
     sa.Index(
@@ -229,7 +242,17 @@ dead_letters = sa.Table(
         sqlite_where=sa.text("status = 'open'"),
         postgresql_where=sa.text("status = 'open'"),
     ),
-    sa.Index("ix_dead_letters_due", "pair", "status", "next_retry_at"),
+    # due_dead_letters: open items only, so the record-key lookups (no status condition) cannot
+    # use it (migration 0008).
+    sa.Index(
+        "ix_dead_letters_open_due",
+        "pair",
+        "next_retry_at",
+        sqlite_where=sa.text("status = 'open'"),
+        postgresql_where=sa.text("status = 'open'"),
+    ),
+    # resolve_dead_letters_for: the batch's record keys lead (migration 0008).
+    sa.Index("ix_dead_letters_record_key", "record_key", "pair", "side", "object"),
     sa.Index("ix_dead_letters_status_id", "status", "id"),
     sqlite_autoincrement=True,
 )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -97,6 +98,32 @@ def _unavailable(display: str) -> Iterator[None]:
     except sa.exc.OperationalError as exc:
         detail = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
         raise StoreError(f"state store {display} is unavailable: {detail}") from exc
+
+
+SQLITE_ANALYSIS_LIMIT = 400
+"""Rows ``PRAGMA optimize`` samples per index: bounds its cost on a large store (SQLite docs)."""
+
+
+def _sqlite_optimize(dbapi_conn: Any) -> None:
+    """``PRAGMA optimize`` as a SQLite connection closes, as the SQLite documentation advises.
+
+    It refreshes ``sqlite_stat1`` only for tables this connection queried whose statistics are
+    missing or stale (25x growth), sampling at most :data:`SQLITE_ANALYSIS_LIMIT` rows per index,
+    so closing a small or unchanged store costs microseconds.  The store's hot plans do not depend
+    on it (see docs/store.md, "Indexes and plans"); it keeps the planner well informed for the rest.
+    Never waits: if another connection holds the write lock, the statistics just wait for the
+    next close.
+    """
+    try:
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute("PRAGMA busy_timeout=0")
+            cur.execute(f"PRAGMA analysis_limit={SQLITE_ANALYSIS_LIMIT}")
+            cur.execute("PRAGMA optimize")
+        finally:
+            cur.close()
+    except sqlite3.Error:  # best effort on the way out: a busy or already closed db is fine
+        pass
 
 
 def _utcnow() -> datetime:
@@ -376,21 +403,17 @@ class StoreTx:
         otherwise the newest tombstone (``deleted``/``merged``) is, so the engine can tell "never
         seen" from "seen and deleted/merged" -- check :attr:`Link.active`.
         """
-        column = _side_column(side)
-        wanted = sorted(set(ids))
         found: dict[str, Link] = {}
-        base = sa.select(links).where(links.c.pair == pair, links.c.object == obj)
-        for chunk in _chunks(wanted, IN_CHUNK):
-            for row in self._conn.execute(base.where(column.in_(chunk))):
-                link = _link(row)
-                key = link.id_on(side)
-                assert key is not None
-                found[key] = _prefer(found.get(key), link)
+        for row in self._lookup(_side_column(side), pair, obj, ids):
+            link = _link(row)
+            key = link.id_on(side)
+            assert key is not None
+            found[key] = _prefer(found.get(key), link)
         return found
 
     def links_by_identity(self, pair: str, obj: str, identities: Iterable[str]) -> dict[str, Link]:
         """Active links matched on each of ``identities`` (normalised values), keyed by identity."""
-        return self._by_identity(pair, obj, identities, links.c.status == "active")
+        return self._by_identity(pair, obj, identities, lambda link: link.active)
 
     def unpaired_deletes_by_identity(
         self, pair: str, obj: str, identities: Iterable[str]
@@ -400,22 +423,53 @@ class StoreTx:
         The sync records one when it reads such a delete without the other side's record of
         the person in the same read (a capped read); a later read of that record finds it here.
         """
-        half = sa.or_(links.c.crm_id.is_(None), links.c.map_id.is_(None))
-        return self._by_identity(pair, obj, identities, sa.and_(links.c.status == "deleted", half))
+        return self._by_identity(
+            pair,
+            obj,
+            identities,
+            lambda link: link.status == "deleted" and (link.crm_id is None or link.map_id is None),
+        )
 
     def _by_identity(
-        self, pair: str, obj: str, identities: Iterable[str], which: sa.ColumnElement[bool]
+        self, pair: str, obj: str, identities: Iterable[str], which: Callable[[Link], bool]
     ) -> dict[str, Link]:
-        """The first link of each identity among those ``which`` selects, one query per chunk."""
-        wanted = sorted(set(identities))
+        """The first link (lowest id) of each identity among those ``which`` accepts.
+
+        One query per chunk, constraining only ``identity``, ``pair`` and ``object``: a status
+        (or half-link) condition in SQL would let a planner without statistics prefer the status
+        or pending index and scan every active link (see ``_lookup``).  The few tombstones
+        sharing an identity are dropped here instead.
+        """
         found: dict[str, Link] = {}
-        base = sa.select(links).where(links.c.pair == pair, links.c.object == obj, which)
-        for chunk in _chunks(wanted, IN_CHUNK):
-            for row in self._conn.execute(base.where(links.c.identity.in_(chunk))):
-                link = _link(row)
-                assert link.identity is not None
-                found.setdefault(link.identity, link)
+        for row in self._lookup(links.c.identity, pair, obj, identities):
+            link = _link(row)
+            assert link.identity is not None
+            if which(link) and (link.identity not in found or link.id < found[link.identity].id):
+                found[link.identity] = link
         return found
+
+    def _lookup(
+        self,
+        column: sa.Column[Any],
+        pair: str,
+        obj: str,
+        values: Iterable[str],
+        *,
+        columns: Sequence[sa.ColumnElement[Any]] | None = None,
+    ) -> Iterator[sa.Row[Any]]:
+        """Rows of ``links`` whose ``column`` is in ``values``, one ``IN`` query per chunk.
+
+        Every hot link lookup goes through here, and the statement constrains exactly
+        ``column IN (...)``, ``pair`` and ``object`` -- nothing else.  Index
+        ``ix_links_<column>_pair_object`` leads with ``column`` and no other index of ``links``
+        leads with ``column``, ``pair`` or ``object`` (the partial ones need a status or half-link
+        condition the statement does not have), so SQLite and PostgreSQL both use it whatever
+        statistics they have or lack.  Callers filter status in Python.
+        """
+        wanted = sorted(set(values))
+        base = sa.select(*(columns or links.c)).where(links.c.pair == pair, links.c.object == obj)
+        for chunk in _chunks(wanted, IN_CHUNK):
+            yield from self._conn.execute(base.where(column.in_(chunk)))
 
     def link_for(self, pair: str, obj: str, side: Side, record_id: str) -> Link | None:
         """The link of one record (same preference rules as :meth:`links_by_ids`)."""
@@ -516,23 +570,21 @@ class StoreTx:
         with self._guard(multi=True):
             self._conn.execute(sa.insert(links), rows)
         # Only the new ids are unknown: read them alone (no baseline JSON to decode) and build
-        # the links from the rows just written.
+        # the links from the rows just written.  The new link is the record's one active link;
+        # its tombstones come back too and are skipped here, not in SQL (see _lookup: a status
+        # condition is what once made this read scan every active link per batch).
         ids: dict[tuple[Side, str], int] = {}
         for side in ("crm", "map"):
             column = _side_column(side)
-            wanted = sorted(
-                {
-                    r[column.name]
-                    for r in rows
-                    if r[column.name] and (side == "crm" or not r["crm_id"])
-                }
-            )
-            base = sa.select(links.c.id, column).where(
-                links.c.pair == pair, links.c.object == obj, links.c.status == "active"
-            )
-            for chunk in _chunks(wanted, IN_CHUNK):
-                for link_id, record_id in self._conn.execute(base.where(column.in_(chunk))):
-                    ids[(side, record_id)] = link_id
+            wanted = [
+                r[column.name]
+                for r in rows
+                if r[column.name] and (side == "crm" or not r["crm_id"])
+            ]
+            read = (links.c.id, column, links.c.status)
+            for row in self._lookup(column, pair, obj, wanted, columns=read):
+                if row.status == "active":
+                    ids[(side, row[1])] = row.id
         return [
             _link_from(
                 {**r, "id": ids[("crm", r["crm_id"]) if r["crm_id"] else ("map", r["map_id"])]}
@@ -862,38 +914,48 @@ class StoreTx:
         """:meth:`resolve_dead_letters` for a whole write batch, one statement per chunk.
 
         Returns how many items were closed.  A batch of successes usually has no open item at
-        all, so this costs one cheap indexed ``UPDATE`` instead of one per record.
+        all, so this costs one indexed ``SELECT`` per chunk (and an ``UPDATE`` by id only when
+        there is something to close) instead of one statement per record.
         """
         wanted = sorted(set(record_keys))
-        closed = 0
-        ts = self._now(now)
+        # Find the open items through ix_dead_letters_record_key, then close them by id.  The
+        # read constrains record_key, pair, side and object only: with ``status = 'open'`` in
+        # the statement a planner without statistics may prefer the due-retry or status index
+        # and visit every open item of the pair, once per write batch.
+        d = dead_letters.c
+        base = sa.select(d.id, d.status).where(d.pair == pair, d.side == side, d.object == obj)
+        open_ids: list[int] = []
         for chunk in _chunks(wanted, IN_CHUNK):
+            for dl_id, status in self._conn.execute(base.where(d.record_key.in_(chunk))):
+                if status == "open":
+                    open_ids.append(int(dl_id))
+        ts = self._now(now)
+        closed = 0
+        for start in range(0, len(open_ids), IN_CHUNK):
+            # "not closed meanwhile" as NOT IN: ``status = 'open'`` would match the partial
+            # open-key index's predicate and tempt PostgreSQL into reading every open item
+            closed_meanwhile = d.status.in_(("replayed", "dismissed"))
             result = self._conn.execute(
                 sa.update(dead_letters)
-                .where(
-                    dead_letters.c.pair == pair,
-                    dead_letters.c.side == side,
-                    dead_letters.c.object == obj,
-                    dead_letters.c.record_key.in_(chunk),
-                    dead_letters.c.status == "open",
-                )
+                .where(d.id.in_(open_ids[start : start + IN_CHUNK]), sa.not_(closed_meanwhile))
                 .values(status="replayed", resolved_at=ts)
             )
             closed += int(result.rowcount)
         return closed
 
     def dead_letter_attempts(self, pair: str, side: Side, obj: str, record_key: str) -> int:
-        """How often the record's open item has failed so far (0 if none): the backoff input."""
-        attempts = self._conn.execute(
-            sa.select(dead_letters.c.attempts).where(
-                dead_letters.c.pair == pair,
-                dead_letters.c.side == side,
-                dead_letters.c.object == obj,
-                dead_letters.c.record_key == record_key,
-                dead_letters.c.status == "open",
+        """How often the record's open item has failed so far (0 if none): the backoff input.
+
+        Read through ``ix_dead_letters_record_key`` with the status checked here, for the reason
+        given in :meth:`resolve_dead_letters_for`.
+        """
+        d = dead_letters.c
+        rows = self._conn.execute(
+            sa.select(d.attempts, d.status).where(
+                d.record_key == record_key, d.pair == pair, d.side == side, d.object == obj
             )
-        ).scalar_one_or_none()
-        return int(attempts or 0)
+        )
+        return next((int(attempts) for attempts, status in rows if status == "open"), 0)
 
     def due_dead_letters(
         self, pair: str, now: datetime, max_attempts: int, *, limit: int | None = None
@@ -1220,6 +1282,10 @@ class Store:
                 cur.execute("PRAGMA foreign_keys=ON")
             finally:
                 cur.close()
+
+        @sa.event.listens_for(engine, "close")
+        def _on_close(dbapi_conn: Any, _record: Any) -> None:
+            _sqlite_optimize(dbapi_conn)
 
         @sa.event.listens_for(engine, "begin")
         def _on_begin(conn: Connection) -> None:
