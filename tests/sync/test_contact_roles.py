@@ -249,6 +249,6 @@ def test_an_idle_cycle_reads_no_associations_again(make: Make) -> None:
     assert e.map.calls["associations"] == before_map.get("associations", 0)
     assert e.map.calls["search"] - before_map.get("search", 0) == len(e.runner.settings.objects)
     # Salesforce: one read per object, plus -- while a role change is the newest change at the
-    # cursor -- one read by id of its opportunity and one of its roles (docs/sync.md).
+    # cursor -- one Composite call reading its opportunity and roles by id (docs/sync.md).
     crm = sum(e.crm.calls.values()) - sum(before_crm.values())
-    assert crm <= len(e.runner.settings.objects) + 2
+    assert crm <= len(e.runner.settings.objects) + 1

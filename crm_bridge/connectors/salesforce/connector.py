@@ -287,24 +287,38 @@ class SalesforceConnector(SalesforceAdminMixin, Connector[SalesforceSettings]):
         ]
         first_opps, first_roles = _WriteApi(self).composite(subs, idempotent=True)
         opportunities = self._stream(_roles.OPPORTUNITY, since, fields, first=first_opps)
-        touched = _roles.touched_opportunities(
-            self._stream(_roles.ROLE_OBJECT, since, role_fields, first=first_roles),
-            lambda ids: self._fetch([(_roles.OPPORTUNITY, fields, list(ids), None)]),
-        )
-        once = _roles.first_sightings(merged_stream(opportunities, touched))
         # The role stream's first page is in hand: when it is the whole stream, the opportunities
-        # it names are the only ones whose cached roles may be out of date.
+        # it names are the only ones whose cached roles may be out of date, and they are read
+        # with their roles at once (one call), for both streams.
         body = first_roles.get("body")
         complete = isinstance(body, Mapping) and bool(body.get("done", False))
-        named = {
-            str(row.get("OpportunityId"))
-            for row in ((body.get("records") or []) if isinstance(body, Mapping) else [])
-        }
+        named = sorted(
+            {
+                str(row.get("OpportunityId"))
+                for row in ((body.get("records") or []) if isinstance(body, Mapping) else [])
+                if row.get("OpportunityId")
+            }
+        )
+        read: dict[str, tuple[Record, _roles.Roles]] = {}
+        if complete and named:
+            read = self._fetch_with_roles(fields, named)
+
+        def fetch(ids: Sequence[str]) -> list[Record]:
+            missing = [i for i in ids if i not in read]
+            if missing:
+                read.update(self._fetch_with_roles(fields, missing))
+            return [read[i][0] for i in ids if i in read]
+
+        touched = _roles.touched_opportunities(
+            self._stream(_roles.ROLE_OBJECT, since, role_fields, first=first_roles), fetch
+        )
+        once = _roles.first_sightings(merged_stream(opportunities, touched))
         yield from _roles.attach_roles(
             once,
             self._run_queries,
             self._role_cache,
-            untouched=lambda opp: complete and opp not in named,
+            untouched=lambda opp: complete and opp not in read,
+            known={opp: roles for opp, (_, roles) in read.items()},
         )
 
     def _person_changes(self, since: datetime | None) -> Iterator[Record]:
@@ -453,6 +467,39 @@ class SalesforceConnector(SalesforceAdminMixin, Connector[SalesforceSettings]):
                 for row in query_rows(answer, self._query_more):
                     record = to_record(obj, row, description)
                     yield record if absent is None else as_person(record, absent)
+
+    def _fetch_with_roles(
+        self, fields: list[str], ids: list[str]
+    ) -> dict[str, tuple[Record, _roles.Roles]]:
+        """Opportunities by id with their roles: both queries of a chunk in one Composite call."""
+        prefix = f"/services/data/v{self.settings.api_version}"
+        api = _WriteApi(self)
+        subs: list[tuple[str, dict[str, Any]]] = []
+        for n, chunk in enumerate(chunked(ids, COLLECTION_SIZE)):
+            opp_soql = by_ids_soql(_roles.OPPORTUNITY, fields, chunk)
+            subs.append(("opp", query_subrequest(prefix, opp_soql, ref=f"o{n}", all_rows=True)))
+            role_soql = _roles.roles_soql(chunk)
+            subs.append(("role", query_subrequest(prefix, role_soql, ref=f"r{n}", all_rows=True)))
+        description = self.describe_object(_roles.OPPORTUNITY)
+        records: list[Record] = []
+        role_rows: list[Mapping[str, Any]] = []
+        for start in range(0, len(subs), COLLECTIONS_PER_COMPOSITE - 1):  # pairs stay together
+            batch = subs[start : start + COLLECTIONS_PER_COMPOSITE - 1]
+            answers = api.composite([sub for _, sub in batch], idempotent=True)
+            for (kind, _), answer in zip(batch, answers, strict=True):
+                rows = list(query_rows(answer, self._query_more))
+                if kind == "opp":
+                    records.extend(to_record(_roles.OPPORTUNITY, r, description) for r in rows)
+                else:
+                    role_rows.extend(rows)
+        roles = _roles.collect_roles(ids, role_rows)
+        out: dict[str, tuple[Record, _roles.Roles]] = {}
+        for r in records:
+            found = roles.get(r.id, _roles.Roles())
+            if not r.deleted:
+                self._role_cache.put(r, found)  # keyed by the opportunity's own stamp
+            out[r.id] = (r if r.deleted else _roles.with_roles(r, found), found)
+        return out
 
     def write(self, obj: str, ops: Sequence[WriteOp]) -> list[WriteResult]:
         """Composite + Collections (1,000 per call), or Bulk 2.0 past ``bulk_threshold``."""

@@ -35,12 +35,14 @@ __all__ = [
     "RoleQueries",
     "Roles",
     "attach_roles",
+    "collect_roles",
     "failed_opportunities",
     "first_sightings",
     "role_ops",
     "roles_by_opportunity",
     "roles_soql",
     "touched_opportunities",
+    "with_roles",
 ]
 
 OPPORTUNITY = "Opportunity"
@@ -75,9 +77,16 @@ class Roles:
 
 def roles_by_opportunity(opportunity_ids: Sequence[str], run: RoleQueries) -> dict[str, Roles]:
     """The roles of each asked opportunity (every id present, empty when it has none)."""
-    out: dict[str, Roles] = {i: Roles() for i in opportunity_ids}
     statements = [roles_soql(chunk) for chunk in chunked(opportunity_ids, 200)]
-    for row in run(statements) if statements else ():
+    return collect_roles(opportunity_ids, run(statements) if statements else ())
+
+
+def collect_roles(
+    opportunity_ids: Iterable[str], rows: Iterable[Mapping[str, Any]]
+) -> dict[str, Roles]:
+    """Role rows (from :func:`roles_soql`) gathered per asked opportunity."""
+    out: dict[str, Roles] = {i: Roles() for i in opportunity_ids}
+    for row in rows:
         roles = out.get(str(row.get("OpportunityId")))
         if roles is None:
             continue
@@ -87,6 +96,14 @@ def roles_by_opportunity(opportunity_ids: Sequence[str], run: RoleQueries) -> di
         if row.get("ContactId") and not row.get("IsDeleted"):
             roles.live.append(row)
     return out
+
+
+def with_roles(record: Record, roles: Roles) -> Record:
+    """``record`` carrying its contacts, versioned by the newest of its stamp and its roles'."""
+    version = record.version
+    if roles.newest is not None and _later(roles.newest, record.version):
+        version = roles.newest
+    return replace(record, version=version, fields={**record.fields, ROLES_FIELD: roles.contacts})
 
 
 def _later(a: str, b: str) -> bool:
@@ -125,22 +142,24 @@ def attach_roles(
     run: RoleQueries,
     cache: RoleCache | None = None,
     untouched: Callable[[str], bool] = lambda _: False,
+    known: Mapping[str, Roles] | None = None,
 ) -> Iterator[Record]:
     """``records`` with their contact ids in :data:`ROLES_FIELD`, in the order they came.
 
     Read a chunk at a time, so a stream stays a stream; deleted opportunities get no field.  A
     record's version becomes the newest of its own stamp and its roles' (removed ones too): the
     engine skips a version it has applied, and a role change must not look like one.  Roles come
-    from ``cache`` for records that ``untouched`` says no role change of this read names.
+    from ``cache`` for records that ``untouched`` says no role change of this read names, and
+    from ``known`` for those already read with their roles in this read.
     """
     chunk: list[Record] = []
     for record in records:
         chunk.append(record)
         if len(chunk) >= CHUNK:
-            yield from _with_roles(chunk, run, cache, untouched)
+            yield from _with_roles(chunk, run, cache, untouched, known or {})
             chunk = []
     if chunk:
-        yield from _with_roles(chunk, run, cache, untouched)
+        yield from _with_roles(chunk, run, cache, untouched, known or {})
 
 
 def _with_roles(
@@ -148,13 +167,24 @@ def _with_roles(
     run: RoleQueries,
     cache: RoleCache | None,
     untouched: Callable[[str], bool],
+    read: Mapping[str, Roles],
 ) -> Iterator[Record]:
-    known: dict[str, Roles] = {}
+    known: dict[str, Roles] = {r.id: read[r.id] for r in chunk if r.id in read}
     if cache is not None:
         for r in chunk:
-            if not r.deleted and untouched(r.id) and (hit := cache.get(r)) is not None:
+            if (
+                r.id not in known
+                and not r.deleted
+                and untouched(r.id)
+                and (hit := cache.get(r)) is not None
+            ):
                 known[r.id] = hit
-    wanted = list(dict.fromkeys(r.id for r in chunk if not r.deleted and r.id not in known))
+    attached = {r.id for r in chunk if ROLES_FIELD in r.fields}  # read with their roles
+    wanted = list(
+        dict.fromkeys(
+            r.id for r in chunk if not r.deleted and r.id not in known and r.id not in attached
+        )
+    )
     found = {**known, **(roles_by_opportunity(wanted, run) if wanted else {})}
     for record in chunk:
         roles = found.get(record.id)
@@ -163,12 +193,7 @@ def _with_roles(
             continue
         if cache is not None and record.id not in known:
             cache.put(record, roles)
-        version = record.version
-        if roles.newest is not None and _later(roles.newest, record.version):
-            version = roles.newest
-        yield replace(
-            record, version=version, fields={**record.fields, ROLES_FIELD: roles.contacts}
-        )
+        yield with_roles(record, roles)
 
 
 def touched_opportunities(
@@ -178,7 +203,8 @@ def touched_opportunities(
     """Opportunities whose roles changed, at the role's stamp, oldest first.
 
     One whose own stamp is as new as the role's is left out: the opportunity stream carries it
-    (its stamp is at or after the same ``since``).  A chunk of role rows costs one read by id.
+    (its stamp is at or after the same ``since``).  ``fetch`` reads a chunk's opportunities by
+    id with their roles attached (one Composite call carries both queries).
     """
     chunk: list[Record] = []
     for role in role_changes:
@@ -202,7 +228,7 @@ def _touched(
         return
     opportunities = {r.id: r for r in fetch(list(latest))}
     out = [
-        replace(opp, version=role.version, modified_at=role.modified_at)
+        replace(opp, modified_at=role.modified_at)  # its version already covers its roles
         for opp_id, role in latest.items()
         if (opp := opportunities.get(opp_id)) is not None and opp.modified_at < role.modified_at
     ]
