@@ -152,7 +152,9 @@ class HubSpotConnector(HubSpotAdminMixin, Connector[HubSpotSettings]):
             asked = {rid: wanted[i][name] for rid, i in targets.items() if name in wanted[i]}
             if not asked:
                 continue
-            current = self.related(obj, list(asked), to_obj)
+            # A record this very write created has no associations yet: nothing to read.
+            existing = [rid for rid in asked if not results[targets[rid]].created]
+            current = self.related(obj, existing, to_obj) if existing else {}
             create, archive = _associated.association_changes(current, asked)
             for method, inputs in (("create_default", create), ("archive", archive)):
                 for start in range(0, len(inputs), _associated.ASSOCIATION_WRITE_MAX):
