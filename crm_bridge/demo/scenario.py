@@ -19,12 +19,13 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from crm_bridge.connector import Record
 from crm_bridge.connectors.salesforce.people import kind_of
 from crm_bridge.demo.sandbox import DEFAULT_PAIR, Sandbox
 from crm_bridge.session import Session
-from crm_bridge.store import Link
+from crm_bridge.store import Link, Side
 from crm_bridge.sync.actions import SIDES
-from crm_bridge.sync.planner import PlanContext, logical_values
+from crm_bridge.sync.planner import logical_values
 from crm_bridge.sync.runner import CycleReport
 
 __all__ = ["run_demo"]
@@ -129,27 +130,21 @@ def _agreement(session: Session, say: Printer) -> tuple[int, int]:
     """Compare the two-way fields of every linked lead on both sides, read fresh."""
     runner = session.runner("main")
     objmap = runner.settings.objects["leads"]
-    ctx = PlanContext(
-        pair="main",
-        name="leads",
-        objmap=objmap,
-        owners=runner._owner_directory(objmap),
-        now=runner.now(),
-    )
     with session.store.transaction(readonly=True) as tx:
         links = list(tx.iter_links("main", "leads"))
     two_way = [
         n for n, fm in objmap.fields.items() if fm.direction == "both" and fm.kind != "owner"
     ]
     agree = 0
-    by_side: dict[str, dict[str, Any]] = {}
+    records: dict[Side, list[Record]] = {}
     for side in SIDES:
         conn = runner.connectors[side]
         obj = objmap.crm_object if side == "crm" else objmap.map_object
-        ids = [link.id_on(side) for link in links]
-        by_side[side] = {
-            r.id: logical_values(ctx, side, r) for r in conn.fetch(obj, [i for i in ids if i])
-        }
+        ids = [i for link in links if (i := link.id_on(side))]
+        records[side] = list(conn.fetch(obj, ids))
+    # Compared the way a cycle compares them: owners, vocabularies and references resolved.
+    ctx = runner.value_context("leads", records)
+    by_side = {side: {r.id: logical_values(ctx, side, r) for r in records[side]} for side in SIDES}
     for link in links:
         crm = by_side["crm"].get(link.crm_id or "")
         hub = by_side["map"].get(link.map_id or "")
