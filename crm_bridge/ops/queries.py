@@ -8,14 +8,14 @@ on a connection of their own, never inside a writer's transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 
 from crm_bridge.store import AuditEntry, ChangeCursor, DeadLetter, Decision, Link, Store
 from crm_bridge.store.schema import audit_log, change_cursors, dead_letters, links
+from crm_bridge.store.store import audit_from_row, cursor_from_row, dead_letter_from_row
 
 __all__ = [
     "audit_for",
@@ -26,26 +26,6 @@ __all__ = [
     "find_links",
     "open_dead_letters",
 ]
-
-
-def _dead_letter(m: Mapping[Any, Any]) -> DeadLetter:
-    return DeadLetter(
-        id=m["id"],
-        pair=m["pair"],
-        side=m["side"],
-        obj=m["object"],
-        record_key=m["record_key"],
-        operation=m["operation"],
-        payload=m["payload"],
-        reason=m["reason"],
-        error_code=m["error_code"],
-        attempts=m["attempts"],
-        first_seen=m["first_seen"],
-        last_seen=m["last_seen"],
-        status=m["status"],
-        next_retry_at=m["next_retry_at"],
-        resolved_at=m["resolved_at"],
-    )
 
 
 def dead_letters_since(
@@ -63,7 +43,7 @@ def dead_letters_since(
         .limit(limit)
     )
     with store.engine.connect() as conn:
-        return [_dead_letter(r._mapping) for r in conn.execute(stmt)]
+        return [dead_letter_from_row(r) for r in conn.execute(stmt)]
 
 
 def open_dead_letters(store: Store, pair: str) -> int:
@@ -80,19 +60,8 @@ def open_dead_letters(store: Store, pair: str) -> int:
 def change_cursors_of(store: Store, pair: str) -> dict[tuple[str, str], ChangeCursor]:
     """Every change cursor of ``pair`` by (object, side)."""
     stmt = sa.select(change_cursors).where(change_cursors.c.pair == pair)
-    found: dict[tuple[str, str], ChangeCursor] = {}
     with store.engine.connect() as conn:
-        for row in conn.execute(stmt):
-            position = None
-            if row.position_at is not None and row.position_id is not None:
-                position = (row.position_at, row.position_id)
-            found[(row.object, row.side)] = ChangeCursor(
-                newest=(row.newest_at, row.newest_id),
-                phase=row.phase,
-                position=position,
-                found_newer=bool(row.found_newer),
-            )
-    return found
+        return {(row.object, row.side): cursor_from_row(row) for row in conn.execute(stmt)}
 
 
 def find_links(store: Store, record_id: str) -> list[Link]:
@@ -131,7 +100,7 @@ def dead_letters_for_records(store: Store, record_ids: Iterable[str]) -> list[De
         .order_by(dead_letters.c.id)
     )
     with store.engine.connect() as conn:
-        return [_dead_letter(r._mapping) for r in conn.execute(stmt)]
+        return [dead_letter_from_row(r) for r in conn.execute(stmt)]
 
 
 def decisions_for_link(store: Store, link_id: int) -> list[Decision]:
@@ -152,7 +121,4 @@ def audit_for(store: Store, subjects: Iterable[str], *, limit: int = 200) -> lis
         .limit(limit)
     )
     with store.engine.connect() as conn:
-        return [
-            AuditEntry(id=r.id, at=r.at, kind=r.kind, subject=r.subject, pair=r.pair, data=r.data)
-            for r in conn.execute(stmt)
-        ]
+        return [audit_from_row(r) for r in conn.execute(stmt)]

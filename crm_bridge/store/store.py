@@ -258,7 +258,8 @@ def _pending_from(value: Any) -> PendingWrite | None:
     return PendingWrite.from_json(value)
 
 
-def _dead_letter(row: sa.Row[Any]) -> DeadLetter:
+def dead_letter_from_row(row: sa.Row[Any]) -> DeadLetter:
+    """A ``dead_letters`` row as a :class:`DeadLetter` (also for the operator's queries)."""
     m = row._mapping
     return DeadLetter(
         id=m["id"],
@@ -312,7 +313,21 @@ def _decision(row: sa.Row[Any]) -> Decision:
     )
 
 
-def _audit(row: sa.Row[Any]) -> AuditEntry:
+def cursor_from_row(row: sa.Row[Any]) -> ChangeCursor:
+    """A ``change_cursors`` row as a :class:`ChangeCursor` (also for the operator's queries)."""
+    position = None
+    if row.position_at is not None and row.position_id is not None:
+        position = (row.position_at, row.position_id)
+    return ChangeCursor(
+        newest=(row.newest_at, row.newest_id),
+        phase=row.phase,
+        position=position,
+        found_newer=bool(row.found_newer),
+    )
+
+
+def audit_from_row(row: sa.Row[Any]) -> AuditEntry:
+    """An ``audit_log`` row as an :class:`AuditEntry` (also for the operator's queries)."""
     m = row._mapping
     return AuditEntry(
         id=m["id"], at=m["at"], kind=m["kind"], subject=m["subject"], pair=m["pair"], data=m["data"]
@@ -763,17 +778,7 @@ class StoreTx:
                 change_cursors.c.object == obj,
             )
         ).one_or_none()
-        if row is None:
-            return None
-        position = None
-        if row.position_at is not None and row.position_id is not None:
-            position = (row.position_at, row.position_id)
-        return ChangeCursor(
-            newest=(row.newest_at, row.newest_id),
-            phase=row.phase,
-            position=position,
-            found_newer=bool(row.found_newer),
-        )
+        return None if row is None else cursor_from_row(row)
 
     def set_change_cursor(
         self, pair: str, side: Side, obj: str, cursor: ChangeCursor, *, now: datetime | None = None
@@ -856,7 +861,7 @@ class StoreTx:
                 "next_retry_at": ex.next_retry_at,
             },
         ).returning(*dead_letters.c)
-        return _dead_letter(self._conn.execute(stmt).one())
+        return dead_letter_from_row(self._conn.execute(stmt).one())
 
     def dead_letters(
         self, *, pair: str | None = None, status: DeadLetterStatus | None = "open", limit: int = 100
@@ -867,12 +872,12 @@ class StoreTx:
             stmt = stmt.where(dead_letters.c.pair == pair)
         if status is not None:
             stmt = stmt.where(dead_letters.c.status == status)
-        return [_dead_letter(r) for r in self._conn.execute(stmt)]
+        return [dead_letter_from_row(r) for r in self._conn.execute(stmt)]
 
     def dead_letter(self, dl_id: int) -> DeadLetter | None:
         """One dead letter by id."""
         row = self._conn.execute(sa.select(dead_letters).where(dead_letters.c.id == dl_id)).first()
-        return None if row is None else _dead_letter(row)
+        return None if row is None else dead_letter_from_row(row)
 
     def set_dead_letter_status(
         self, dl_id: int, status: DeadLetterStatus, *, now: datetime | None = None
@@ -978,7 +983,7 @@ class StoreTx:
         )
         if limit is not None:
             stmt = stmt.limit(limit)
-        return [_dead_letter(r) for r in self._conn.execute(stmt)]
+        return [dead_letter_from_row(r) for r in self._conn.execute(stmt)]
 
     # -- runs --------------------------------------------------------------------------------
 
@@ -1083,7 +1088,7 @@ class StoreTx:
             stmt = stmt.where(audit_log.c.kind.startswith(kind_prefix, autoescape=True))
         if pair is not None:
             stmt = stmt.where(audit_log.c.pair == pair)
-        return [_audit(r) for r in self._conn.execute(stmt)]
+        return [audit_from_row(r) for r in self._conn.execute(stmt)]
 
     # -- maintenance -------------------------------------------------------------------------
 
