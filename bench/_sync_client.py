@@ -37,8 +37,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, TextIO
 
-from crm_bridge.config import ConnectorConfig, CrmBridgeSettings, LoadedConfig
-from crm_bridge.registry import load_connector
+from crm_bridge.config import LoadedConfig, config_from_tables
 from crm_bridge.session import Session
 from crm_bridge.sync.daemon import Daemon
 from crm_bridge.sync.runner import CycleReport, SyncRunner
@@ -58,24 +57,9 @@ def own_memory_kb() -> dict[str, int]:
 
 def build_config(spec: dict[str, Any]) -> LoadedConfig:
     """The same configuration ``Sandbox.loaded_config`` builds, from plain JSON."""
-    connectors = {}
-    for name, table in spec["connectors"].items():
-        cls = load_connector(table["type"])
-        values = {k: v for k, v in table.items() if k != "type"}
-        connectors[name] = ConnectorConfig(
-            name=name,
-            type_name=table["type"],
-            cls=cls,
-            settings=cls.Settings.model_validate(values),
-        )
-    settings = CrmBridgeSettings.model_validate(
-        {
-            "store": {"url": spec["store_url"]},
-            "connectors": {n: {"type": t["type"]} for n, t in spec["connectors"].items()},
-            "pairs": {PAIR: spec["pair"]},
-        }
+    return config_from_tables(
+        spec["connectors"], {"store": {"url": spec["store_url"]}, "pairs": {PAIR: spec["pair"]}}
     )
-    return LoadedConfig(settings=settings, connectors=connectors, source=None)
 
 
 class Client:

@@ -58,6 +58,7 @@ __all__ = [
     "PairSettings",
     "StoreSettings",
     "SyncSettings",
+    "config_from_tables",
     "env_var_for",
     "load_config",
 ]
@@ -222,6 +223,30 @@ def _secrets_in(value: Any) -> Iterator[str]:
     elif isinstance(value, list | tuple):
         for item in value:
             yield from _secrets_in(item)
+
+
+def config_from_tables(
+    tables: Mapping[str, Mapping[str, Any]], sections: Mapping[str, Any]
+) -> LoadedConfig:
+    """A validated configuration built in memory, for sandboxes, tests and benches.
+
+    ``tables`` are connector tables (``type`` plus settings, secrets included: they never pass
+    through a TOML file here); ``sections`` are the rest (store, pairs, ...).
+    """
+    connectors = {}
+    for name, table in tables.items():
+        cls = load_connector(str(table["type"]))
+        values = {k: v for k, v in table.items() if k != "type"}
+        connectors[name] = ConnectorConfig(
+            name=name,
+            type_name=str(table["type"]),
+            cls=cls,
+            settings=cls.Settings.model_validate(values),
+        )
+    settings = CrmBridgeSettings.model_validate(
+        {**sections, "connectors": {n: {"type": t["type"]} for n, t in tables.items()}}
+    )
+    return LoadedConfig(settings=settings, connectors=connectors, source=None)
 
 
 def load_config(

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from crm_bridge.config import ConnectorConfig, CrmBridgeSettings, LoadedConfig
+from crm_bridge.config import LoadedConfig, config_from_tables
 from crm_bridge.connectors.hubspot.emulator import (
     HubSpotEmulator,
     HubSpotEmulatorSettings,
@@ -24,7 +24,6 @@ from crm_bridge.connectors.hubspot.emulator import (
 from crm_bridge.connectors.marketo.emulator import MarketoEmulator, RunningMarketo
 from crm_bridge.connectors.salesforce.emulator import RunningSalesforce, SalesforceEmulator
 from crm_bridge.emulators.runtime import EmulatorClock
-from crm_bridge.registry import load_connector
 
 __all__ = ["NURTURE_LIST", "PAIRS", "CrmKind", "MarketoSandbox", "pair_table"]
 
@@ -148,25 +147,14 @@ class MarketoSandbox:
         tables = self.connector_settings()
         for name, override in (connector_overrides or {}).items():
             tables[name] = {**tables[name], **override}
-        connectors = {}
-        for name, table in tables.items():
-            cls = load_connector(table["type"])
-            values = {k: v for k, v in table.items() if k != "type"}
-            connectors[name] = ConnectorConfig(
-                name=name,
-                type_name=table["type"],
-                cls=cls,
-                settings=cls.Settings.model_validate(values),
-            )
-        settings = CrmBridgeSettings.model_validate(
+        return config_from_tables(
+            tables,
             {
                 "store": {"url": self.store_url},
-                "connectors": {n: {"type": t["type"]} for n, t in tables.items()},
                 "pairs": {"main": dict(pair or pair_table(self.crm))},
                 **dict(extra or {}),
-            }
+            },
         )
-        return LoadedConfig(settings=settings, connectors=connectors, source=None)
 
     def stop(self) -> None:
         """Stop every emulator started for this sandbox."""

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from crm_bridge.config import ConnectorConfig, CrmBridgeSettings, LoadedConfig
+from crm_bridge.config import LoadedConfig, config_from_tables
 from crm_bridge.connector import Connector
 from crm_bridge.connectors.hubspot.emulator import (
     HubSpotEmulator,
@@ -28,7 +28,6 @@ from crm_bridge.connectors.salesforce.emulator import (
     SalesforceEmulatorSettings,
 )
 from crm_bridge.emulators.runtime import EmulatorClock
-from crm_bridge.registry import load_connector
 from crm_bridge.session import Session
 
 __all__ = ["DEFAULT_PAIR", "Sandbox"]
@@ -124,25 +123,14 @@ class Sandbox:
         tables = self.connector_settings()
         for name, override in (connector_overrides or {}).items():
             tables[name] = {**tables[name], **override}
-        connectors = {}
-        for name, table in tables.items():
-            cls = load_connector(table["type"])
-            values = {k: v for k, v in table.items() if k != "type"}
-            connectors[name] = ConnectorConfig(
-                name=name,
-                type_name=table["type"],
-                cls=cls,
-                settings=cls.Settings.model_validate(values),
-            )
-        settings = CrmBridgeSettings.model_validate(
+        return config_from_tables(
+            tables,
             {
                 "store": {"url": self.store_url},
-                "connectors": {n: {"type": t["type"]} for n, t in tables.items()},
                 "pairs": {"main": dict(pair or DEFAULT_PAIR)},
                 **dict(extra or {}),
-            }
+            },
         )
-        return LoadedConfig(settings=settings, connectors=connectors, source=None)
 
     def session(self, config: LoadedConfig | None = None, **kwargs: Any) -> Session:
         """A session over the sandbox (``kwargs`` go to :meth:`loaded_config`)."""
