@@ -115,12 +115,7 @@ def _start_salesforce(
 
     emulator = SalesforceEmulator()
     if data is not None:
-        try:
-            emulator.load(data)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise _problem(
-                "--data", f"not a Salesforce emulator snapshot: {exc!r}", "use GET /snapshot"
-            ) from None
+        _load_snapshot(emulator, data, "Salesforce")
     if seed_leads:
         emulator.seed(leads=seed_leads, seed=0)
     running = emulator.start(host=host, port=port, tls=TlsMaterial.create(tls_dir))
@@ -200,17 +195,22 @@ def _start_salesforce(
     )
 
 
+def _load_snapshot(emulator: Any, data: dict[str, Any], vendor: str) -> None:
+    """Restore ``--data`` into a fresh emulator; a file that is no snapshot is a clear error."""
+    try:
+        emulator.load(data)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise _problem(
+            "--data", f"not a {vendor} emulator snapshot: {exc!r}", "use GET /snapshot"
+        ) from None
+
+
 def _start_hubspot(host: str, port: int, seed_leads: int, data: dict[str, Any] | None) -> _Block:
     from crm_bridge.connectors.hubspot.emulator import HubSpotEmulator, RunningHubSpot
 
     emulator = HubSpotEmulator()
     if data is not None:
-        try:
-            emulator.load(data)
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
-            raise _problem(
-                "--data", f"not a HubSpot emulator snapshot: {exc!r}", "use GET /snapshot"
-            ) from None
+        _load_snapshot(emulator, data, "HubSpot")
     if seed_leads:
         emulator.seed(contacts=seed_leads, seed=0)
     running: RunningHubSpot = emulator.start(host=host, port=port)
@@ -248,12 +248,7 @@ def _start_marketo(host: str, port: int, seed_leads: int, data: dict[str, Any] |
 
     emulator = MarketoEmulator()
     if data is not None:
-        try:
-            emulator.load(data)
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
-            raise _problem(
-                "--data", f"not a Marketo emulator snapshot: {exc!r}", "use GET /snapshot"
-            ) from None
+        _load_snapshot(emulator, data, "Marketo")
     if seed_leads:
         emulator.seed(leads=seed_leads, seed=0)
     running: RunningMarketo = emulator.start(host=host, port=port)
