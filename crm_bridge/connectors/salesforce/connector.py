@@ -271,21 +271,9 @@ class SalesforceConnector(SalesforceAdminMixin, Connector[SalesforceSettings]):
         role_fields = select_list(
             self.describe_object(_roles.ROLE_OBJECT), ["OpportunityId", "ContactId"]
         )
-        exclude = self.auth.user_id if self.settings.exclude_own_changes else None
-        prefix = f"/services/data/v{self.settings.api_version}"
-        subs = [
-            query_subrequest(
-                prefix,
-                changes_soql(obj, select, since=since, exclude_user=exclude),
-                ref=f"c{n}",
-                all_rows=True,
-                batch_size=self.settings.query_batch_size,
-            )
-            for n, (obj, select) in enumerate(
-                [(_roles.OPPORTUNITY, fields), (_roles.ROLE_OBJECT, role_fields)]
-            )
-        ]
-        first_opps, first_roles = _WriteApi(self).composite(subs, idempotent=True)
+        first_opps, first_roles = self._first_pages(
+            [(_roles.OPPORTUNITY, fields), (_roles.ROLE_OBJECT, role_fields)], since
+        )
         opportunities = self._stream(_roles.OPPORTUNITY, since, fields, first=first_opps)
         # The role stream's first page is in hand: when it is the whole stream, the opportunities
         # it names are the only ones whose cached roles may be out of date, and they are read
@@ -321,6 +309,24 @@ class SalesforceConnector(SalesforceAdminMixin, Connector[SalesforceSettings]):
             known={opp: roles for opp, (_, roles) in read.items()},
         )
 
+    def _first_pages(
+        self, streams: Sequence[tuple[str, list[str]]], since: datetime | None
+    ) -> list[Mapping[str, Any]]:
+        """The first change page of several sObjects in one Composite call (``queryAll``)."""
+        exclude = self.auth.user_id if self.settings.exclude_own_changes else None
+        prefix = f"/services/data/v{self.settings.api_version}"
+        subs = [
+            query_subrequest(
+                prefix,
+                changes_soql(obj, fields, since=since, exclude_user=exclude),
+                ref=f"c{n}",
+                all_rows=True,
+                batch_size=self.settings.query_batch_size,
+            )
+            for n, (obj, fields) in enumerate(streams)
+        ]
+        return _WriteApi(self).composite(subs, idempotent=True)
+
     def _person_changes(self, since: datetime | None) -> Iterator[Record]:
         """Leads and Contacts, merged in ``(SystemModstamp, Id)`` order.
 
@@ -328,19 +334,7 @@ class SalesforceConnector(SalesforceAdminMixin, Connector[SalesforceSettings]):
         a single object's read does; later pages follow each stream's own locator.
         """
         kinds = self._person_kinds()
-        exclude = self.auth.user_id if self.settings.exclude_own_changes else None
-        prefix = f"/services/data/v{self.settings.api_version}"
-        subs = [
-            query_subrequest(
-                prefix,
-                changes_soql(kind, fields, since=since, exclude_user=exclude),
-                ref=f"p{n}",
-                all_rows=True,
-                batch_size=self.settings.query_batch_size,
-            )
-            for n, (kind, fields, _) in enumerate(kinds)
-        ]
-        firsts = _WriteApi(self).composite(subs, idempotent=True)
+        firsts = self._first_pages([(kind, fields) for kind, fields, _ in kinds], since)
         yield from merged_stream(
             *(
                 self._person_stream(kind, since, fields, absent, first)
