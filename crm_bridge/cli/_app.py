@@ -6,6 +6,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -25,6 +26,7 @@ __all__ = [
     "guarded",
     "load",
     "out",
+    "parse_since",
 ]
 
 out = Console(highlight=False, soft_wrap=True)
@@ -98,3 +100,19 @@ def load(config: Path | None, secrets_file: Path | None) -> LoadedConfig:
     )
     configure_logging(loaded.settings.logging, secrets=loaded.secret_values(), stream=sys.stderr)
     return loaded
+
+
+def parse_since(value: str | None) -> datetime | None:
+    """``--since`` as an aware datetime: an ISO date (midnight UTC) or an ISO datetime."""
+    if value is None:
+        return None
+    try:
+        if len(value) == 10:
+            return datetime.combine(date.fromisoformat(value), datetime.min.time(), tzinfo=UTC)
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][+00:00]",
+            param_hint="--since",
+        ) from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)

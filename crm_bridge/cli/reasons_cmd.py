@@ -8,14 +8,22 @@ store is reachable, without API calls.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from crm_bridge.cli._app import ConfigOption, SecretsFileOption, app, guarded, load, out
+from crm_bridge.cli._app import (
+    ConfigOption,
+    SecretsFileOption,
+    app,
+    guarded,
+    load,
+    out,
+    parse_since,
+)
 from crm_bridge.config import LoadedConfig
 from crm_bridge.connector import Connector
 from crm_bridge.errors import ConfigError, ConfigProblem
@@ -122,21 +130,6 @@ def install(config: ConfigOption = None, secrets_file: SecretsFileOption = None)
             )
 
 
-def _cutoff(value: str | None) -> datetime | None:
-    """``--since`` as an aware datetime (a date is midnight UTC); ``None`` when not given."""
-    if value is None:
-        return None
-    try:
-        if len(value) == 10:
-            return datetime.combine(date.fromisoformat(value), datetime.min.time(), tzinfo=UTC)
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise typer.BadParameter(
-            f"{value!r} is not a date: use YYYY-MM-DD or an ISO datetime", param_hint="--since"
-        ) from None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
 @reasons_app.command("capture")
 def capture(
     config: ConfigOption = None,
@@ -162,7 +155,7 @@ def capture(
 
     Example: crm-bridge reasons capture --config config.toml --plan --since 2026-01-01
     """
-    cutoff = _cutoff(since)
+    cutoff = parse_since(since)
     with guarded():
         loaded = load(config, secrets_file)
         settings = _settings(loaded)

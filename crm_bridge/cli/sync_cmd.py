@@ -7,7 +7,7 @@ import json
 import signal
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, date, datetime
+from datetime import datetime
 from typing import Annotated, Any, cast
 
 import typer
@@ -21,6 +21,7 @@ from crm_bridge.cli._app import (
     guarded,
     load,
     out,
+    parse_since,
 )
 from crm_bridge.config import SyncSettings, env_var_for
 from crm_bridge.dead_letter_fixes import fix_for
@@ -501,22 +502,6 @@ DLQ_LIST_LIMIT = 1000
 """Rows ``dlq list`` prints at most; ``--summary`` counts every matching letter."""
 
 
-def _since(value: str | None) -> datetime | None:
-    """``--since`` as an aware datetime: an ISO date (midnight UTC) or an ISO datetime."""
-    if value is None:
-        return None
-    try:
-        if len(value) == 10:
-            return datetime.combine(date.fromisoformat(value), datetime.min.time(), tzinfo=UTC)
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise typer.BadParameter(
-            f"{value!r} is not a date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][+00:00]",
-            param_hint="--since",
-        ) from None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
 def filter_dead_letters(
     letters: Iterable[DeadLetter],
     *,
@@ -577,7 +562,7 @@ def dlq_list(
     with guarded():
         if status_filter not in ("open", "replayed", "dismissed"):
             raise typer.BadParameter("--status must be open, replayed or dismissed")
-        after = _since(since)
+        after = parse_since(since)
         loaded = load(config, secrets_file)
         with Session(loaded) as session, session.store.transaction(readonly=True) as tx:
             if pair is not None and pair != REASONS_DEAD_LETTER_PAIR:
