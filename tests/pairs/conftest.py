@@ -14,21 +14,27 @@ from tests.pairs.harness import MarketoPair
 MakePair = Callable[..., MarketoPair]
 
 
-@pytest.fixture
-def hubspot_pair(
-    hubspot: RunningHubSpot, marketo: RunningMarketo, tmp_path: Path
+def _maker(
+    crm: str, marketo: RunningMarketo, tmp_path: Path, **emulator: Any
 ) -> Iterator[MakePair]:
-    """Build ``marketo_hubspot`` pairs (HubSpot as the CRM) on the reset emulators."""
     made: list[MarketoPair] = []
 
     def build(**kwargs: Any) -> MarketoPair:
-        pair = MarketoPair("hubspot", marketo, tmp_path, hubspot=hubspot, **kwargs)
+        pair = MarketoPair(crm, marketo, tmp_path, **emulator, **kwargs)
         made.append(pair)
         return pair
 
     yield build
     for pair in made:
         pair.close()
+
+
+@pytest.fixture
+def hubspot_pair(
+    hubspot: RunningHubSpot, marketo: RunningMarketo, tmp_path: Path
+) -> Iterator[MakePair]:
+    """Build ``marketo_hubspot`` pairs (HubSpot as the CRM) on the reset emulators."""
+    yield from _maker("hubspot", marketo, tmp_path, hubspot=hubspot)
 
 
 @pytest.fixture
@@ -36,20 +42,4 @@ def salesforce_pair(
     salesforce: RunningSalesforce, marketo: RunningMarketo, tmp_path: Path
 ) -> Iterator[MakePair]:
     """Build ``marketo_salesforce`` pairs on the reset emulators."""
-    made: list[MarketoPair] = []
-
-    def build(**kwargs: Any) -> MarketoPair:
-        pair = MarketoPair("salesforce", marketo, tmp_path, salesforce=salesforce, **kwargs)
-        made.append(pair)
-        return pair
-
-    yield build
-    for pair in made:
-        pair.close()
-
-
-@pytest.fixture(params=["hubspot", "salesforce"])
-def any_pair(request: pytest.FixtureRequest) -> MakePair:
-    """Either Marketo pair: the same scenario must converge with both CRMs."""
-    name = "hubspot_pair" if request.param == "hubspot" else "salesforce_pair"
-    return request.getfixturevalue(name)  # type: ignore[no-any-return]
+    yield from _maker("salesforce", marketo, tmp_path, salesforce=salesforce)

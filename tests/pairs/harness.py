@@ -30,37 +30,16 @@ from crm_bridge.connectors.marketo.emulator import RunningMarketo
 from crm_bridge.connectors.salesforce import SalesforceConnector, SalesforceSettings
 from crm_bridge.connectors.salesforce.emulator import RunningSalesforce
 from crm_bridge.demo.marketo import CrmKind, MarketoSandbox, pair_table
-from crm_bridge.emulators.runtime import EmulatorClock
-from crm_bridge.http import FakeClock
 from crm_bridge.session import Session
 from crm_bridge.store import DeadLetter, Link
 from crm_bridge.sync.runner import CycleReport, SyncRunner
+from tests.sync.emulated import LinkedClock
 
 REP = "rick.rep@example.com"
-WRITE_COUNTS = ("created", "matched", "updated", "deleted", "linked", "merged", "dead_lettered")
 HS_PROPS = ("email", "firstname", "lastname", "company", "jobtitle", "phone", "hs_lead_status",
             "hs_analytics_source", "hubspot_owner_id", "lifecyclestage")  # fmt: skip
 SF_FIELDS = ("Id", "Email", "FirstName", "LastName", "Company", "Title", "Phone", "LeadSource",
              "Status")  # fmt: skip
-
-
-def writes(report: CycleReport) -> dict[str, int]:
-    """The write-side counts of a cycle report that are not zero."""
-    return {k: report.counts[k] for k in WRITE_COUNTS if report.counts.get(k)}
-
-
-class LinkedClock(FakeClock):
-    """A connector clock whose sleeps are instant but also move the emulators' clocks."""
-
-    def __init__(self, *emulator_clocks: EmulatorClock) -> None:
-        super().__init__()
-        self.emulator_clocks = emulator_clocks
-
-    def sleep(self, seconds: float) -> None:
-        super().sleep(seconds)
-        if seconds > 0:
-            for clock in self.emulator_clocks:
-                clock.advance(seconds)
 
 
 class MarketoPair:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from tests.pairs.conftest import MakePair
-from tests.pairs.harness import MarketoPair, writes
+from tests.pairs.harness import MarketoPair
+from tests.sync.emulated import writes
 
 # Logical field -> the CRM's name for it, per pair.
 CRM_NAMES: dict[str, dict[str, str]] = {

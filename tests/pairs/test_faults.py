@@ -17,7 +17,8 @@ import pytest
 
 from crm_bridge.emulators.runtime import Fault
 from tests.pairs.conftest import MakePair
-from tests.pairs.harness import MarketoPair, writes
+from tests.pairs.harness import MarketoPair
+from tests.sync.emulated import writes
 
 MK_RATE = {"marketo_error": "606"}  # Marketo's throttle: HTTP 200, success false, code 606
 MK_READ = r"/rest/v1/(activities|leads)"

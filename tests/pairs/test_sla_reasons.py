@@ -26,7 +26,8 @@ from crm_bridge.reasons.taxonomy import ReasonsSettings
 from crm_bridge.sla.engine import build_engine
 from crm_bridge.sla.policy import SlaSettings
 from tests.pairs.conftest import MakePair
-from tests.pairs.harness import MarketoPair, writes
+from tests.pairs.harness import MarketoPair
+from tests.sync.emulated import writes
 
 MANAGER = "maria.manager@example.com"
 HOUR = 3600.0

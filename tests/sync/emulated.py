@@ -77,6 +77,14 @@ CONTACT_PROPS = (
 )
 
 
+WRITE_COUNTS = ("created", "matched", "updated", "deleted", "linked", "merged", "dead_lettered")
+
+
+def writes(report: CycleReport) -> dict[str, int]:
+    """The write-side counts of a cycle report that are not zero."""
+    return {k: report.counts[k] for k in WRITE_COUNTS if report.counts.get(k)}
+
+
 class LinkedClock(FakeClock):
     """A connector clock whose sleeps are instant but also move the emulators' clocks."""
 

@@ -21,15 +21,7 @@ from crm_bridge.connector import FieldDefinition, PicklistValue
 from crm_bridge.connectors.hubspot.emulator import RunningHubSpot
 from crm_bridge.connectors.salesforce.emulator import RunningSalesforce
 from crm_bridge.errors import SyncAbortedError
-from crm_bridge.sync.runner import CycleReport
-from tests.sync.emulated import OTHER_REP, Make, oauth_refresh_token
-
-WRITE_COUNTS = ("created", "matched", "updated", "deleted", "linked", "merged", "dead_lettered")
-
-
-def writes(report: CycleReport) -> dict[str, int]:
-    """The write-side counts of a cycle report that are not zero."""
-    return {k: report.counts[k] for k in WRITE_COUNTS if report.counts.get(k)}
+from tests.sync.emulated import OTHER_REP, Make, oauth_refresh_token, writes
 
 
 def _without_total(counts: dict[str, int]) -> dict[str, int]:
