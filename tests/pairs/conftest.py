@@ -43,3 +43,10 @@ def salesforce_pair(
 ) -> Iterator[MakePair]:
     """Build ``marketo_salesforce`` pairs on the reset emulators."""
     yield from _maker("salesforce", marketo, tmp_path, salesforce=salesforce)
+
+
+@pytest.fixture(params=["hubspot", "salesforce"])
+def any_pair(request: pytest.FixtureRequest) -> MakePair:
+    """Either Marketo pair: the same scenario must converge with both CRMs."""
+    name = "hubspot_pair" if request.param == "hubspot" else "salesforce_pair"
+    return request.getfixturevalue(name)  # type: ignore[no-any-return]
