@@ -65,6 +65,7 @@ __all__ = [
     "PicklistValue",
     "Record",
     "Upsert",
+    "VersionCache",
     "WriteOp",
     "WriteResult",
     "describe_capabilities",
@@ -379,6 +380,7 @@ class ConnectorSettings(BaseModel):
 
 
 SettingsT = TypeVar("SettingsT", bound=ConnectorSettings)
+T = TypeVar("T")
 
 
 class Connector(ABC, Generic[SettingsT]):
@@ -572,6 +574,33 @@ class Connector(ABC, Generic[SettingsT]):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class VersionCache(Generic[T]):
+    """What a connector read *about* a record (its associations, its roles), per record version.
+
+    For data a record's own read does not carry and costs a call of its own: read again at
+    the same version, the record gets the value cached -- sound only where any change to that
+    data moves the version, or is otherwise detected (say so where it is used).  Bounded: the
+    oldest entries go past ``size``.
+    """
+
+    def __init__(self, size: int = 50_000) -> None:
+        self.size = size
+        self._entries: dict[tuple[str, str], tuple[str, T]] = {}
+
+    def get(self, record: Record) -> T | None:
+        """The value stored for ``record``'s very version, if any."""
+        entry = self._entries.get((record.object, record.id))
+        return entry[1] if entry is not None and entry[0] == record.version else None
+
+    def put(self, record: Record, value: T) -> None:
+        """Remember ``value`` as read for ``record`` at its version."""
+        key = (record.object, record.id)
+        self._entries.pop(key, None)
+        self._entries[key] = (record.version, value)
+        while len(self._entries) > self.size:
+            del self._entries[next(iter(self._entries))]
 
 
 def unimplemented_capabilities(cls: type[Connector[Any]]) -> dict[Capability, tuple[str, ...]]:

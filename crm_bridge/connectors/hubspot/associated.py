@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from crm_bridge.connector import Record, Upsert, WriteOp, WriteResult
+from crm_bridge.connector import Record, Upsert, VersionCache, WriteOp, WriteResult
 
 __all__ = [
     "ASSOCIATION_FIELDS",
@@ -43,29 +43,12 @@ Related = Callable[[str, Sequence[str], str], Mapping[str, list[str]]]
 """``(object, ids, to_object) -> {id: [associated ids]}`` (the connector's ``related``)."""
 
 
-class AssociationCache:
-    """The associated ids last read per record, keyed by the record's version.
+AssociationCache = VersionCache[dict[str, list[str]]]
+"""The association fields last read per record, keyed by the record's version.
 
-    Safe because an association change moves the record's ``hs_lastmodifieddate`` (and so its
-    version): a record read again at the same version has the same associations -- the idle
-    cycle's re-read of the records at its cursor's instant costs no associations call.
-    """
-
-    def __init__(self, size: int = 50_000) -> None:
-        self.size = size
-        self._entries: dict[tuple[str, str], tuple[str, dict[str, list[str]]]] = {}
-
-    def get(self, obj: str, record: Record) -> dict[str, list[str]] | None:
-        """The association fields read for ``record``'s very version, if any."""
-        entry = self._entries.get((obj, record.id))
-        return entry[1] if entry is not None and entry[0] == record.version else None
-
-    def put(self, obj: str, record: Record, values: dict[str, list[str]]) -> None:
-        """Remember ``values`` read for ``record`` (the oldest entries go past ``size``)."""
-        self._entries.pop((obj, record.id), None)
-        self._entries[(obj, record.id)] = (record.version, values)
-        while len(self._entries) > self.size:
-            del self._entries[next(iter(self._entries))]
+Safe because an association change moves the record's ``hs_lastmodifieddate`` (and so its
+version): a record read again at the same version has the same associations -- the idle
+cycle's re-read of the records at its cursor's instant costs no associations call."""
 
 
 def attach_associations(
@@ -96,7 +79,7 @@ def _attach(
     known = {
         r.id: hit
         for r in chunk
-        if not r.deleted and cache is not None and (hit := cache.get(obj, r)) is not None
+        if not r.deleted and cache is not None and (hit := cache.get(r)) is not None
     }
     live = list(dict.fromkeys(r.id for r in chunk if not r.deleted and r.id not in known))
     found = {name: related(obj, live, to_obj) if live else {} for name, to_obj in fields.items()}
@@ -108,7 +91,7 @@ def _attach(
         if extra is None:
             extra = {name: sorted(set(found[name].get(record.id, []))) for name in fields}
             if cache is not None:
-                cache.put(obj, record, extra)
+                cache.put(record, extra)
         yield replace(record, fields={**record.fields, **extra})
 
 

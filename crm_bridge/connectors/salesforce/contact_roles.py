@@ -23,7 +23,15 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from crm_bridge.connector import ALREADY_GONE_CODES, Delete, Record, Upsert, WriteOp, WriteResult
+from crm_bridge.connector import (
+    ALREADY_GONE_CODES,
+    Delete,
+    Record,
+    Upsert,
+    VersionCache,
+    WriteOp,
+    WriteResult,
+)
 
 from .reading import chunked, parse_sf_datetime, quote
 
@@ -110,31 +118,15 @@ def _later(a: str, b: str) -> bool:
     return parse_sf_datetime(a) > parse_sf_datetime(b)
 
 
-class RoleCache:
-    """The roles last read per opportunity, keyed by the opportunity's own stamp.
+RoleCache = VersionCache[Roles]
+"""The roles last read per opportunity, keyed by the opportunity's own stamp.
 
-    Why it is safe: a role change is a row of its own with a stamp after the read that cached
-    the roles; until the engine's cursor passes that row it is in the role stream of every
-    read, which marks its opportunity *touched* and reads its roles afresh (updating this
-    cache).  So an untouched opportunity with the same stamp has the roles cached -- and an
-    idle cycle's re-read of the records at its cursor's instant costs no roles query.
-    """
-
-    def __init__(self, size: int = 50_000) -> None:
-        self.size = size
-        self._entries: dict[str, tuple[str, Roles]] = {}
-
-    def get(self, record: Record) -> Roles | None:
-        """The roles read for ``record``'s very stamp, if any."""
-        entry = self._entries.get(record.id)
-        return entry[1] if entry is not None and entry[0] == record.version else None
-
-    def put(self, record: Record, roles: Roles) -> None:
-        """Remember ``roles`` read for ``record`` (the oldest entries go past ``size``)."""
-        self._entries.pop(record.id, None)
-        self._entries[record.id] = (record.version, roles)
-        while len(self._entries) > self.size:
-            del self._entries[next(iter(self._entries))]
+Why it is safe although a role change does not move that stamp: a role change is a row of its
+own with a stamp after the read that cached the roles; until the engine's cursor passes that
+row it is in the role stream of every read, which marks its opportunity *touched* and reads its
+roles afresh (updating the cache).  So an untouched opportunity with the same stamp has the
+roles cached -- and an idle cycle's re-read of the records at its cursor's instant costs no
+roles query."""
 
 
 def attach_roles(
