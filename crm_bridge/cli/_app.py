@@ -20,6 +20,7 @@ from crm_bridge.log import configure_logging
 
 __all__ = [
     "ConfigOption",
+    "OutputOption",
     "SecretsFileOption",
     "app",
     "err_console",
@@ -50,6 +51,10 @@ ConfigOption = Annotated[
         help="TOML configuration file (env: CRM_BRIDGE_CONFIG).",
         show_default=False,
     ),
+]
+OutputOption = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", help="Write to this file (default: standard output)."),
 ]
 SecretsFileOption = Annotated[
     Path | None,

@@ -10,12 +10,19 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
 from enum import StrEnum
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from crm_bridge.cli._app import ConfigOption, SecretsFileOption, app, guarded, load, out
+from crm_bridge.cli._app import (
+    ConfigOption,
+    OutputOption,
+    SecretsFileOption,
+    app,
+    guarded,
+    load,
+    out,
+)
 from crm_bridge.errors import ConfigError, ConfigProblem
 from crm_bridge.funnel.fill import fill_log, funnel_from_store, pair_sources
 from crm_bridge.funnel.render import render_csv, render_json, render_lines, tables
@@ -50,10 +57,7 @@ def funnel(
     fmt: Annotated[
         FunnelFormat, typer.Option("--format", "-f", help="table (terminal), csv or json.")
     ] = FunnelFormat.table,
-    output: Annotated[
-        Path | None,
-        typer.Option("--output", "-o", help="Write to this file (default: standard output)."),
-    ] = None,
+    output: OutputOption = None,
     pair: Annotated[str | None, typer.Option("--pair", help="Only this pair.")] = None,
     since: Annotated[
         str | None, typer.Option("--since", help="People who became MQL on/after YYYY-MM-DD.")

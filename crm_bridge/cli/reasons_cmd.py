@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from crm_bridge.cli._app import (
     ConfigOption,
+    OutputOption,
     SecretsFileOption,
     app,
     guarded,
@@ -207,10 +207,7 @@ def report(
     fmt: Annotated[
         ReportFormat, typer.Option("--format", "-f", help="table (terminal), csv or html.")
     ] = ReportFormat.table,
-    output: Annotated[
-        Path | None,
-        typer.Option("--output", "-o", help="Write to this file (default: standard output)."),
-    ] = None,
+    output: OutputOption = None,
 ) -> None:
     """Win/loss/rejection counts and rates by reason and segment, rep completeness, monthly trend.
 
