@@ -52,10 +52,13 @@ __all__ = [
     "MOVED_ON_CODES",
     "Activity",
     "Capability",
+    "ChangeFeed",
+    "ChangeHint",
     "Connector",
     "ConnectorSettings",
     "Conversion",
     "Delete",
+    "FeedBatch",
     "FieldChange",
     "FieldDefinition",
     "NewTask",
@@ -127,6 +130,10 @@ class Capability(enum.StrEnum):
     static lists."""
     VALIDATION_RULES = "validation_rules"
     """``ensure_validation_rule()`` installs a rule the vendor enforces on every write."""
+    CHANGE_FEED = "change_feed"
+    """``change_feed()`` opens the vendor's push channel (HubSpot's webhooks journal, Salesforce
+    Change Data Capture): :class:`ChangeHint` s that wake the engine early.  Hints are never the
+    truth -- the engine reads hinted records by id and a slow safety poll still runs."""
 
 
 CAPABILITY_METHODS: Mapping[Capability, tuple[str, ...]] = MappingProxyType(
@@ -139,6 +146,7 @@ CAPABILITY_METHODS: Mapping[Capability, tuple[str, ...]] = MappingProxyType(
         Capability.PICKLIST_ADMIN: ("field_definition", "ensure_field"),
         Capability.VALIDATION_RULES: ("ensure_validation_rule",),
         Capability.LISTS: ("ensure_list", "add_to_list", "remove_from_list", "list_members"),
+        Capability.CHANGE_FEED: ("change_feed",),
     }
 )
 """The optional methods each capability promises.  The base class's versions raise
@@ -373,6 +381,64 @@ class FieldDefinition:
 FieldChange = Literal["created", "updated", "unchanged"]
 
 
+HintKind = Literal["upsert", "delete", "merge", "gap"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeHint:
+    """A push channel's word that one record changed: a reason to read it soon, never its data.
+
+    Why only a hint: push channels drop, repeat and reorder events and forget them after a few
+    days, while the poll (``changes``) is complete and ordered.  So the engine treats a hint as
+    "read this id now" and keeps its cursors for the truth.  ``kind`` is what the vendor says
+    happened (``"gap"``: the vendor lost the details and only names the record, a Salesforce gap
+    event).  ``ours`` is set when the vendor names our own integration as the writer (HubSpot's
+    ``changeSource``/``sourceId``, Salesforce's ``changeOrigin`` client id): the engine skips
+    such a hint without reading the record back.  ``event_id`` lets a reader drop duplicates.
+    """
+
+    object: str
+    record_id: str
+    occurred_at: datetime
+    kind: HintKind = "upsert"
+    ours: bool = False
+    event_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FeedBatch:
+    """What one :meth:`ChangeFeed.poll` brought.
+
+    ``position`` is the opaque point to resume after these hints (a journal offset, a replay id);
+    the engine stores it only once the hinted records are handled, so a crash re-reads them.
+    ``lost`` says the feed could not continue from the position it was given (the offset or
+    replay id expired, the vendor overflowed): events may be missing, and the engine runs a full
+    poll cycle at once instead of trusting the feed.
+    """
+
+    hints: tuple[ChangeHint, ...] = ()
+    position: str | None = None
+    lost: bool = False
+
+
+class ChangeFeed(ABC):
+    """One open push channel of a connector, read as batches of hints.
+
+    Opened by :meth:`Connector.change_feed` for some objects; ``poll`` waits at most ``timeout``
+    seconds for events after ``position`` (``None``: start from now) and returns them oldest
+    first.  A feed never raises for a position it cannot resume -- it answers ``lost=True`` with
+    a fresh position, so the engine falls back to polling and carries on.
+    """
+
+    @abstractmethod
+    def poll(self, position: str | None, *, timeout: float) -> FeedBatch:
+        """Hints after ``position``, waiting up to ``timeout`` seconds for the first."""
+
+    def close(self) -> None:
+        """Release the channel (a stream, a connection); the default has nothing to release."""
+        return None
+
+
 class ConnectorSettings(BaseModel):
     """Base for connector settings: frozen, unknown keys refused (typos surface at once)."""
 
@@ -533,6 +599,10 @@ class Connector(ABC, Generic[SettingsT]):
     def list_members(self, list_id: str) -> Iterator[str]:
         """Ids of a static list's members (``Capability.LISTS``)."""
         raise self._lacks(Capability.LISTS)
+
+    def change_feed(self, objects: Sequence[str]) -> ChangeFeed:
+        """Open the push channel for ``objects`` (``Capability.CHANGE_FEED``)."""
+        raise self._lacks(Capability.CHANGE_FEED)
 
     @property
     def integration_user_id(self) -> str | None:

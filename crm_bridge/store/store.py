@@ -57,7 +57,7 @@ from crm_bridge.store.schema import (
     runs,
 )
 
-__all__ = ["Backend", "LinkIn", "Store", "StoreTx", "display_url"]
+__all__ = ["FEED_POSITION_OBJECT", "Backend", "LinkIn", "Store", "StoreTx", "display_url"]
 
 Backend = Literal["sqlite", "postgresql"]
 Clock = Callable[[], datetime]
@@ -139,6 +139,10 @@ def display_url(url: str | URL) -> str:
     parsed = make_url(url) if isinstance(url, str) else url
     query = {k: ("***" if "password" in k.lower() else v) for k, v in parsed.query.items()}
     return parsed.set(query=query).render_as_string(hide_password=True)
+
+
+FEED_POSITION_OBJECT = "@feed"
+"""The ``cursors.object`` under which a pair side's push-channel position is kept."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -768,6 +772,20 @@ class StoreTx:
             set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
         )
         self._conn.execute(stmt)
+
+    def get_feed_position(self, pair: str, side: Side) -> str | None:
+        """Where one side's push channel resumes (a journal offset, a replay id), if stored.
+
+        Kept in ``cursors`` under the reserved object :data:`FEED_POSITION_OBJECT`: like the SLA
+        engine's cursors it is one opaque text per pair and side, and no object is named so.
+        """
+        return self.get_cursor(pair, side, FEED_POSITION_OBJECT)
+
+    def set_feed_position(
+        self, pair: str, side: Side, position: str, *, now: datetime | None = None
+    ) -> None:
+        """Store it once the hints before it are handled, so a crash re-reads them."""
+        self.set_cursor(pair, side, FEED_POSITION_OBJECT, position, now=now)
 
     def get_change_cursor(self, pair: str, side: Side, obj: str) -> ChangeCursor | None:
         """The sync's position in one side's change stream, ``None`` before anything was read."""
