@@ -109,6 +109,23 @@ class DaemonSettings(_Section):
     """The scheduled loop around ``crm-bridge sync``."""
 
     interval_seconds: float = Field(60.0, ge=1.0, description="Seconds between cycle starts.")
+    push: bool = Field(
+        False,
+        description="Listen to the connectors' push channels (HubSpot webhooks journal, "
+        "Salesforce Change Data Capture) and sync hinted records at once.",
+    )
+    safety_poll_seconds: float = Field(
+        600.0,
+        ge=1.0,
+        description="With push, seconds between full polls of a pair whose sides all have a "
+        "channel (the poll is still the truth: deletes, and anything a channel dropped).",
+    )
+    push_debounce_seconds: float = Field(
+        1.0, ge=0.0, description="With push, quiet seconds that end a burst of hints."
+    )
+    push_max_delay_seconds: float = Field(
+        5.0, ge=0.0, description="With push, the longest a hint waits for its burst to end."
+    )
 
 
 class SyncSettings(_Section):

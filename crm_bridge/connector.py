@@ -61,6 +61,7 @@ __all__ = [
     "FeedBatch",
     "FieldChange",
     "FieldDefinition",
+    "HintKind",
     "NewTask",
     "ObjectSpec",
     "Ordering",

@@ -23,14 +23,15 @@ from crm_bridge.cli._app import (
     out,
     parse_since,
 )
-from crm_bridge.config import SyncSettings, env_var_for
+from crm_bridge.config import DaemonSettings, SyncSettings, env_var_for
 from crm_bridge.dead_letter_fixes import fix_for
 from crm_bridge.errors import CrmBridgeError, RecordRejectedError
 from crm_bridge.session import Session
 from crm_bridge.store import DeadLetter, DeadLetterStatus, Store
 from crm_bridge.sync.actions import Create, FlagDeleted, Reject, Remove, Update
 from crm_bridge.sync.daemon import WRITER_LOCK, Daemon
-from crm_bridge.sync.runner import CycleReport
+from crm_bridge.sync.push import PairFeeds
+from crm_bridge.sync.runner import CycleReport, SyncRunner
 
 PairOption = Annotated[
     str | None, typer.Option("--pair", "-p", help="Only this pair (default: every pair).")
@@ -312,7 +313,10 @@ def daemon(
             def on_job(name: str, summary: str) -> None:
                 out.print(f"  {name}: {summary}", markup=False)
 
+            feeds = _push_feeds(loaded.settings.daemon, runners, lambda: loop)
             loop = Daemon(
+                feeds=feeds,
+                safety_poll=loaded.settings.daemon.safety_poll_seconds,
                 jobs=[(name, outcomes.job(run)) for name, run in _feature_jobs(session)],
                 on_job=on_job,
                 runners=runners,
@@ -339,6 +343,35 @@ def daemon(
                 f"error: the last run of pair {names} did not succeed (exit {code})", markup=False
             )
             raise typer.Exit(code)
+
+
+def _push_feeds(
+    settings: DaemonSettings, runners: Sequence[SyncRunner], daemon: Callable[[], Daemon]
+) -> list[PairFeeds]:
+    """The pairs' push channels when ``daemon.push`` is on; their waits end on a stop signal."""
+    if not settings.push:
+        return []
+
+    def pause(seconds: float) -> None:
+        daemon().wait(seconds)
+
+    opened = (
+        PairFeeds.open(
+            runner,
+            debounce=settings.push_debounce_seconds,
+            max_delay=settings.push_max_delay_seconds,
+            pause=pause,
+        )
+        for runner in runners
+    )
+    feeds = [f for f in opened if f is not None]
+    if not feeds:
+        err_console.print(
+            "warning: daemon.push is on but no connector of these pairs has a push channel "
+            "set up; polling every daemon.interval_seconds (docs/operations.md, Push)",
+            markup=False,
+        )
+    return feeds
 
 
 class _PairOutcomes:

@@ -6,6 +6,10 @@ writer lock keeps a second daemon (or a manual ``sync``) from interleaving with 
 ``stop()`` (wired to SIGTERM/SIGINT by the CLI) lets the current write batch finish, records the
 run, and returns -- the cursors of an unfinished object are not advanced, so nothing is lost.
 
+With push channels (``feeds``, :mod:`crm_bridge.sync.push`) the daemon also runs a hinted cycle
+as soon as a channel names changed records, and a pair whose sides all have channels is polled
+only every ``safety_poll`` seconds.
+
 The daemon logs its own start, stop and job events; each pair's cycle events come from the
 runners' observer (:mod:`crm_bridge.ops.events`), so ``sync`` and the daemon log alike.
 """
@@ -14,12 +18,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from crm_bridge.connector import ChangeHint
 from crm_bridge.errors import CrmBridgeError
 from crm_bridge.log import get_logger
-from crm_bridge.store import Store
+from crm_bridge.store import Side, Store
+from crm_bridge.sync.push import PairFeeds
 from crm_bridge.sync.runner import CycleReport, SyncRunner
 
 __all__ = ["Daemon", "DaemonStats"]
@@ -35,6 +41,9 @@ class DaemonStats:
 
     cycles: int = 0
     failures: int = 0
+    hinted_cycles: int = 0
+    fallbacks: int = 0
+    """Full cycles run at once because a push channel lost its place."""
 
 
 class Daemon:
@@ -52,6 +61,8 @@ class Daemon:
         monotonic: Callable[[], float] = time.monotonic,
         jobs: Sequence[tuple[str, Callable[[], str]]] = (),
         on_job: Callable[[str, str], None] | None = None,
+        feeds: Sequence[PairFeeds] = (),
+        safety_poll: float = 600.0,
     ) -> None:
         self.runners = list(runners)
         self.store = store
@@ -62,6 +73,8 @@ class Daemon:
         self.monotonic = monotonic
         self.jobs = list(jobs)
         self.on_job = on_job
+        self.feeds = list(feeds)
+        self.safety_poll = safety_poll
         self.stats = DaemonStats()
         self._stop = threading.Event()
 
@@ -70,6 +83,10 @@ class Daemon:
         self._stop.set()
         for runner in self.runners:
             runner.request_stop()
+
+    def wait(self, seconds: float) -> None:
+        """Wait up to ``seconds``, ending early on :meth:`stop` (a push channel's idle pause)."""
+        self._stop.wait(seconds)
 
     @property
     def stopping(self) -> bool:
@@ -84,40 +101,113 @@ class Daemon:
                 pairs=[r.name for r in self.runners],
                 jobs=[name for name, _ in self.jobs],
                 interval=self.interval,
+                push=[f.runner.name for f in self.feeds],
             )
-            while not self._stop.is_set():
-                started = self.monotonic()
-                for runner in self.runners:
-                    if self._stop.is_set():
-                        break
-                    try:
-                        report = runner.run_cycle()
-                    except CrmBridgeError as exc:
-                        self.stats.failures += 1
-                        if self.on_error:
-                            self.on_error(runner.name, exc)
-                        continue
-                    if self.on_cycle:
-                        self.on_cycle(self.stats.cycles + 1, report, self.monotonic() - started)
-                for name, job in self.jobs:
-                    if self._stop.is_set():
-                        break
-                    try:
-                        summary = job()
-                    except CrmBridgeError as exc:
-                        self.stats.failures += 1
-                        _log.error("daemon.job.failed", job=name, error=exc)
-                        if self.on_error:
-                            self.on_error(name, exc)
-                        continue
-                    _log.info("daemon.job.end", job=name, summary=summary)
-                    if self.on_job:
-                        self.on_job(name, summary)
+            if self.feeds:
+                self._run_pushed()
+            else:
+                self._run_polled()
+            _log.info("daemon.stop", cycles=self.stats.cycles, failures=self.stats.failures)
+        return self.stats
+
+    def _run_polled(self) -> None:
+        while not self._stop.is_set():
+            started = self.monotonic()
+            for runner in self.runners:
+                if self._stop.is_set():
+                    break
+                self._cycle(runner, started)
+            self._run_jobs()
+            self.stats.cycles += 1
+            if self.max_cycles is not None and self.stats.cycles >= self.max_cycles:
+                break
+            remaining = self.interval - (self.monotonic() - started)
+            if remaining > 0:
+                self._stop.wait(remaining)
+
+    def _run_pushed(self) -> None:
+        """Full cycles on the poll schedule, hinted cycles whenever a channel speaks.
+
+        A pair whose every side has a channel is polled only every ``safety_poll`` seconds; a
+        pair with a side that has none keeps the ordinary ``interval`` (that side has nothing
+        else to bring its changes).  Jobs keep ``interval``.  ``max_cycles`` counts rounds of
+        full cycles, as without push.
+        """
+        by_name = {f.runner.name: f for f in self.feeds}
+        due: dict[str, float] = {r.name: self.monotonic() for r in self.runners}
+        jobs_due = self.monotonic()
+        while not self._stop.is_set():
+            now = self.monotonic()
+            polled = [r for r in self.runners if due[r.name] <= now]
+            for runner in polled:
+                if self._stop.is_set():
+                    break
+                feeds = by_name.get(runner.name)
+                begun = feeds.start() if feeds is not None else None
+                if self._cycle(runner, now) and feeds is not None and begun is not None:
+                    feeds.commit(begun)
+                due[runner.name] = self.monotonic() + self._poll_every(feeds)
+            if polled:
                 self.stats.cycles += 1
                 if self.max_cycles is not None and self.stats.cycles >= self.max_cycles:
                     break
-                remaining = self.interval - (self.monotonic() - started)
-                if remaining > 0:
-                    self._stop.wait(remaining)
-            _log.info("daemon.stop", cycles=self.stats.cycles, failures=self.stats.failures)
-        return self.stats
+            if self.monotonic() >= jobs_due:
+                self._run_jobs()
+                jobs_due = self.monotonic() + self.interval
+            for feeds in self.feeds:
+                if self._stop.is_set():
+                    break
+                wait = min([*due.values(), jobs_due]) - self.monotonic()
+                collected = feeds.collect(max(0.0, wait) / len(self.feeds))
+                if collected.lost:
+                    self.stats.fallbacks += 1
+                    if self._cycle(feeds.runner, self.monotonic()):
+                        feeds.commit(collected)
+                        due[feeds.runner.name] = self.monotonic() + self._poll_every(feeds)
+                elif not collected.empty:
+                    self.stats.hinted_cycles += 1
+                    if self._cycle(feeds.runner, self.monotonic(), hints=collected.hints):
+                        feeds.commit(collected)
+                elif collected.positions:
+                    feeds.commit(collected)
+            if not self.feeds:  # pragma: no cover - _run_pushed is only entered with feeds
+                break
+        for feeds in self.feeds:
+            feeds.close()
+
+    def _poll_every(self, feeds: PairFeeds | None) -> float:
+        return self.safety_poll if feeds is not None and feeds.complete else self.interval
+
+    def _cycle(
+        self,
+        runner: SyncRunner,
+        started: float,
+        hints: Mapping[Side, Sequence[ChangeHint]] | None = None,
+    ) -> bool:
+        """One cycle of ``runner``; whether it succeeded (failures are counted and reported)."""
+        try:
+            report = runner.run_cycle(hints=hints)
+        except CrmBridgeError as exc:
+            self.stats.failures += 1
+            if self.on_error:
+                self.on_error(runner.name, exc)
+            return False
+        if self.on_cycle:
+            self.on_cycle(self.stats.cycles + 1, report, self.monotonic() - started)
+        return True
+
+    def _run_jobs(self) -> None:
+        for name, job in self.jobs:
+            if self._stop.is_set():
+                break
+            try:
+                summary = job()
+            except CrmBridgeError as exc:
+                self.stats.failures += 1
+                _log.error("daemon.job.failed", job=name, error=exc)
+                if self.on_error:
+                    self.on_error(name, exc)
+                continue
+            _log.info("daemon.job.end", job=name, summary=summary)
+            if self.on_job:
+                self.on_job(name, summary)

@@ -15,13 +15,13 @@ planner skips versions already applied, so the overlap costs reads, never writes
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from crm_bridge.connector import Capability, Connector, Record
+from crm_bridge.connector import Capability, ChangeHint, Connector, Record
 from crm_bridge.errors import CrmBridgeError, SyncAbortedError
 from crm_bridge.ops.events import NO_OBSERVER, CycleObserver
 from crm_bridge.store import ChangeCursor, DeadLetter, Link, RunStatus, Side, Store
@@ -40,7 +40,11 @@ from crm_bridge.sync.planner import (
 from crm_bridge.sync.references import ReferenceDirectory, member_ids
 from crm_bridge.sync.values import canonical
 
-__all__ = ["CycleReport", "SyncRunner"]
+__all__ = ["HINTED_READ_LIMIT", "CycleReport", "SyncRunner"]
+
+HINTED_READ_LIMIT = 200
+"""Hinted ids per side and object above which a cursor read is cheaper than reads by id (a
+HubSpot batch read holds 100 ids, a search page 200; a Salesforce query page 2,000)."""
 
 _MAX_SURVIVOR_HOPS = 8
 """How far a chain of merges (A into B, then B into C) is followed by id in one cycle."""
@@ -122,9 +126,24 @@ class SyncRunner:
         self._stop_requested = True
 
     # -- public ---------------------------------------------------------------------------------
-    def run_cycle(self, *, plan_only: bool = False, allow_deletes: bool = False) -> CycleReport:
-        """One full cycle over every object of the pair; raises on whole-cycle failures."""
+    def run_cycle(
+        self,
+        *,
+        plan_only: bool = False,
+        allow_deletes: bool = False,
+        hints: Mapping[Side, Sequence[ChangeHint]] | None = None,
+    ) -> CycleReport:
+        """One cycle over every object of the pair; raises on whole-cycle failures.
+
+        With ``hints`` (from the connectors' push channels, :mod:`crm_bridge.sync.push`) the
+        cycle reads only the hinted records, by id, and leaves the cursors where they are: the
+        poll stays the truth and brings the same versions again later, as re-reads the planner
+        skips.  A hint the vendor attributes to our own integration is dropped unread.  Deletes
+        and merges are not in a record read by id, so a hint of one -- or more hints on a side
+        than :data:`HINTED_READ_LIMIT` -- runs that object's ordinary cursor read instead.
+        """
         report = CycleReport(pair=self.name)
+        hinted = None if hints is None else self._hinted_ids(hints, report)
         before = {s: Counter(c.calls) for s, c in self.connectors.items()}
         started = self.now()
         run_id = None
@@ -138,9 +157,17 @@ class SyncRunner:
                 if self._stop_requested:
                     break
                 objmap = self.settings.objects[obj_name]
-                self._cycle_object(obj_name, objmap, report, plan_only, allow_deletes, run_id)
+                if hinted is None:
+                    self._cycle_object(obj_name, objmap, report, plan_only, allow_deletes, run_id)
+                elif obj_name not in hinted:
+                    continue
+                elif (ids := hinted[obj_name]) is None:
+                    report.counts["hinted_polls"] += 1
+                    self._cycle_object(obj_name, objmap, report, plan_only, allow_deletes, run_id)
+                else:
+                    self._hinted_object(obj_name, objmap, ids, report, plan_only, run_id)
                 self.observer.object_finished(self, report, obj_name)
-            if not plan_only:
+            if not plan_only and hinted is None:
                 self._replay_due(report, run_id, started)
         except CrmBridgeError as exc:
             self._finish(
@@ -169,6 +196,84 @@ class SyncRunner:
         return report
 
     # -- internals ------------------------------------------------------------------------------
+    def _hinted_ids(
+        self, hints: Mapping[Side, Sequence[ChangeHint]], report: CycleReport
+    ) -> dict[str, dict[Side, list[str]] | None]:
+        """Per pair object: the ids to read by id on each side, or ``None`` for a cursor read."""
+        by_vendor = {
+            side: {
+                (objmap.crm_object if side == "crm" else objmap.map_object): name
+                for name, objmap in self.settings.objects.items()
+            }
+            for side in SIDES
+        }
+        wanted: dict[str, dict[Side, list[str]] | None] = {}
+        for side in SIDES:
+            for hint in hints.get(side, ()):
+                name = by_vendor[side].get(hint.object)
+                if name is None:
+                    continue
+                if hint.ours:
+                    report.counts["hints_ours"] += 1
+                    continue
+                report.counts["hints"] += 1
+                if name in wanted and wanted[name] is None:
+                    continue
+                if hint.kind in ("delete", "merge"):
+                    wanted[name] = None
+                    continue
+                ids = wanted.setdefault(name, {"crm": [], "map": []})
+                assert ids is not None
+                if hint.record_id not in ids[side]:
+                    ids[side].append(hint.record_id)
+                if len(ids[side]) > HINTED_READ_LIMIT:
+                    wanted[name] = None
+        return wanted
+
+    def _hinted_object(
+        self,
+        obj_name: str,
+        objmap: ObjectMap,
+        ids: dict[Side, list[str]],
+        report: CycleReport,
+        plan_only: bool,
+        run_id: int | None,
+    ) -> None:
+        """Read the hinted records by id, plan them as a replay would, and write; no cursor moves.
+
+        The context is a by-id read's (as a dead-letter replay's): neither side counts as read
+        in full, and creates are sent at once rather than waiting for a capped side.  A version
+        already applied is skipped, so a hint for a change the poll brought first costs one read.
+        """
+        objects = self._objects(objmap)
+        changes: dict[Side, list[Record]] = {"crm": [], "map": []}
+        for side in SIDES:
+            if ids[side]:
+                changes[side] = list(self.connectors[side].fetch(objects[side], ids[side]))
+                report.counts[f"read_hinted_{side}"] += len(changes[side])
+        links = self._links(obj_name, changes)
+        none: dict[Side, bool] = {"crm": False, "map": False}
+        if self._read_counterparts(objects, changes, links, none):
+            links = self._links(obj_name, changes)
+        context = self._context(obj_name, objmap, changes, links, none)
+        plan = plan_object(context, changes["crm"], changes["map"], links)
+        report.plans.append(plan)
+        report.counts["already_applied"] += plan.already_applied
+        self._guard_deletes(obj_name, plan, allow_deletes=False)
+        if plan_only:
+            return
+        outcome = Executor(
+            pair=self.name,
+            connectors=self.connectors,
+            objects=objects,
+            store=self.store,
+            now=self.now,
+            run_id=run_id,
+            max_attempts=self.settings.dead_letter_max_attempts,
+            should_stop=lambda: self._stop_requested,
+        ).execute(plan)
+        report.counts.update(outcome.counts)
+
     def _finish(
         self,
         report: CycleReport,
