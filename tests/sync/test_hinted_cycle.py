@@ -13,6 +13,7 @@ from crm_bridge.connector import ChangeHint, HintKind
 from crm_bridge.store import Side
 from crm_bridge.sync.runner import HINTED_READ_LIMIT
 from tests.sync.conftest import World
+from tests.sync.emulated import Make, writes
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -115,3 +116,20 @@ def test_hints_for_objects_the_pair_does_not_map_are_ignored(world: World) -> No
 
     assert report.counts["hints"] == 0 and not report.plans
     assert sum(world.crm_conn.calls.values()) + sum(world.map_conn.calls.values()) == calls
+
+
+def test_a_hinted_rep_edit_reaches_hubspot_through_the_real_clients(make: Make) -> None:
+    e = make()
+    lead = e.create_lead("hint@lead.example", FirstName="Hana", Title="CTO")
+    e.advance(1)
+    e.cycle()
+    e.cycle()
+    e.update_lead(lead, Title="CEO")
+    e.advance(1)
+    calls = sum(e.crm.calls.values())
+
+    report = e.runner.run_cycle(hints={"crm": [ChangeHint("Person", lead, AT, event_id="1")]})
+
+    assert e.contacts()["hint@lead.example"]["jobtitle"] == "CEO"
+    assert report.counts["read_hinted_crm"] == 1 and writes(report) == {"updated": 1}
+    assert sum(e.crm.calls.values()) - calls == 1  # one read by id, no change-stream pages
