@@ -17,7 +17,7 @@ import secrets
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from crm_bridge.connector import WriteOp, WriteResult
+from crm_bridge.connector import ChangeHint, WriteOp, WriteResult
 from crm_bridge.connectors.example_memory import MemoryBackend, MemoryConnector, MemorySettings
 from crm_bridge.errors import TransientError
 from crm_bridge.store import Store
@@ -45,6 +45,7 @@ NAMES = st.sampled_from(["Ann", "Bo", "Cy", "Di"])
 TITLES = st.sampled_from(["", "CTO", "VP"])
 SCORES = st.sampled_from(["", "1", "2.0", "3"])
 SIDES = st.sampled_from(["crm", "map"])
+_HINT_AT = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @functools.cache
@@ -284,6 +285,29 @@ class SyncMachine(RuleBasedStateMachine):
         self.conns[side].crash_after = (skip, keep)
         with contextlib.suppress(Crash):
             self.runner().run_cycle()
+        self.conns[side].crash_after = None
+
+    @rule(data=st.data(), crash=st.booleans())
+    def hinted_sync(self, data: st.DataObject, crash: bool) -> None:
+        """A cycle woken by push hints for some records of either side (changed or not).
+
+        The channel may name any record -- repeats, stale hints, a record since merged or
+        deleted -- and the hinted cycle must still leave a state the poll converges from; a
+        crash mid-write (the hinted writes are real writes) is recovered like any other.
+        """
+        hints: dict[str, list[ChangeHint]] = {"crm": [], "map": []}
+        for side in ("crm", "map"):
+            known = sorted(self.conns[side].backend.tables.get("contacts", {}))
+            if not known:
+                continue
+            for rid in data.draw(st.lists(st.sampled_from(known), max_size=4)):
+                kind = data.draw(st.sampled_from(["upsert", "upsert", "gap", "delete"]))
+                hints[side].append(ChangeHint("contacts", rid, _HINT_AT, kind=kind))
+        side = data.draw(SIDES)
+        if crash:
+            self.conns[side].crash_after = (0, data.draw(st.integers(0, 1)))
+        with contextlib.suppress(Crash):
+            self.runner().run_cycle(hints=hints)  # type: ignore[arg-type]
         self.conns[side].crash_after = None
 
     @rule(cap=st.integers(1, 3))
