@@ -291,10 +291,16 @@ def daemon(
         loaded = load(config, secrets_file)
         with Session(loaded) as session:
             runners = [session.runner(n) for n in session.pair_names(pair)]
+            feeds = _push_feeds(loaded.settings.daemon, runners, lambda: loop)
+            # A pair polled only for safety between hinted cycles may be quiet that long.
+            slowest = max(
+                [loaded.settings.daemon.interval_seconds]
+                + [loaded.settings.daemon.safety_poll_seconds for f in feeds if f.complete]
+            )
             ops = serve_ops(
                 session,
                 [r.name for r in runners],
-                interval=loaded.settings.daemon.interval_seconds,
+                interval=slowest,
                 port=metrics_port,
                 host=metrics_host,
                 unhealthy_after=unhealthy_after,
@@ -313,7 +319,6 @@ def daemon(
             def on_job(name: str, summary: str) -> None:
                 out.print(f"  {name}: {summary}", markup=False)
 
-            feeds = _push_feeds(loaded.settings.daemon, runners, lambda: loop)
             loop = Daemon(
                 feeds=feeds,
                 safety_poll=loaded.settings.daemon.safety_poll_seconds,
