@@ -139,8 +139,9 @@ class SyncRunner:
         cycle reads only the hinted records, by id, and leaves the cursors where they are: the
         poll stays the truth and brings the same versions again later, as re-reads the planner
         skips.  A hint the vendor attributes to our own integration is dropped unread.  Deletes
-        and merges are not in a record read by id, so a hint of one -- or more hints on a side
-        than :data:`HINTED_READ_LIMIT` -- runs that object's ordinary cursor read instead.
+        and merges are not in a record read by id, and a new record's create needs the other
+        side's stream (see ``_hinted_object``), so a hint of one -- or more hints on a side than
+        :data:`HINTED_READ_LIMIT` -- runs that object's ordinary cursor read instead.
         """
         report = CycleReport(pair=self.name)
         hinted = None if hints is None else self._hinted_ids(hints, report)
@@ -164,8 +165,9 @@ class SyncRunner:
                 elif (ids := hinted[obj_name]) is None:
                     report.counts["hinted_polls"] += 1
                     self._cycle_object(obj_name, objmap, report, plan_only, allow_deletes, run_id)
-                else:
-                    self._hinted_object(obj_name, objmap, ids, report, plan_only, run_id)
+                elif not self._hinted_object(obj_name, objmap, ids, report, plan_only, run_id):
+                    report.counts["hinted_polls"] += 1
+                    self._cycle_object(obj_name, objmap, report, plan_only, allow_deletes, run_id)
                 self.observer.object_finished(self, report, obj_name)
             if not plan_only and hinted is None:
                 self._replay_due(report, run_id, started)
@@ -238,13 +240,20 @@ class SyncRunner:
         report: CycleReport,
         plan_only: bool,
         run_id: int | None,
-    ) -> None:
+    ) -> bool:
         """Read the hinted records by id, plan them as a replay would, and write; no cursor moves.
 
-        The context is a by-id read's (as a dead-letter replay's): neither side counts as read
-        in full, and creates are sent at once rather than waiting for a capped side.  A version
+        Only for records linked already: ``False`` (nothing read) when a hinted id has no active
+        link.  A new record is a create, and only the other side's stream can show whether its
+        twin there was deleted before any cycle paired them -- a create from a read by id would
+        bring such a person back -- so that object takes the cursor read instead.  A version
         already applied is skipped, so a hint for a change the poll brought first costs one read.
         """
+        with self.store.transaction(readonly=True) as tx:
+            for side in SIDES:
+                found = tx.links_by_ids(self.name, obj_name, side, ids[side]) if ids[side] else {}
+                if any(rid not in found or not found[rid].active for rid in ids[side]):
+                    return False
         objects = self._objects(objmap)
         changes: dict[Side, list[Record]] = {"crm": [], "map": []}
         for side in SIDES:
@@ -261,7 +270,7 @@ class SyncRunner:
         report.counts["already_applied"] += plan.already_applied
         self._guard_deletes(obj_name, plan, allow_deletes=False)
         if plan_only:
-            return
+            return True
         outcome = Executor(
             pair=self.name,
             connectors=self.connectors,
@@ -273,6 +282,7 @@ class SyncRunner:
             should_stop=lambda: self._stop_requested,
         ).execute(plan)
         report.counts.update(outcome.counts)
+        return True
 
     def _finish(
         self,

@@ -1247,3 +1247,34 @@ def test_regression_a_merge_survivor_whose_twin_waits_in_a_held_back_create() ->
         m.converges()
     finally:
         m.teardown()
+
+
+def test_regression_a_hint_for_a_new_record_does_not_bring_back_its_deleted_twin() -> None:
+    """Deleted on the CRM before any link, the person's platform twin is hinted (state machine).
+
+    A create planned from a read by id cannot see the CRM's delete, which only its stream
+    shows; the hinted cycle must take the cursor read for a record that has no link yet.
+    """
+    m = SyncMachine()
+    m.setup()
+    try:
+        m.delete_before_the_first_link(same="Ann", side="crm")
+        m.hinted_sync(data=_Draws([], ["m1"], "upsert", "crm"), crash=False)
+        m.converges()
+        assert m.live("crm") == {}
+    finally:
+        m.teardown()
+
+
+def test_regression_a_hint_for_one_of_two_unlinked_twins_links_them_and_keeps_every_field() -> None:
+    """The same person on both sides, unlinked; one is hinted and the write crashes."""
+    m = SyncMachine()
+    m.setup()
+    try:
+        m.same_person_created_on_both_sides(name1="Ann", name2="Ann", score="3")
+        m.hinted_sync(data=_Draws(["c1"], "upsert", [], "map", 0), crash=True)
+        m.converges()
+        (crm,) = m.live("crm").values()
+        assert crm.get("score") == "3"
+    finally:
+        m.teardown()

@@ -66,13 +66,14 @@ def test_a_hint_of_our_own_write_is_dropped_unread(world: World) -> None:
     assert world.crm_conn.calls["changes"] + world.map_conn.calls["changes"] == 4
 
 
-def test_a_hinted_new_record_is_created_once(world: World) -> None:
+def test_a_hinted_new_record_takes_the_cursor_read_and_is_created_once(world: World) -> None:
     _linked(world)
     new = world.map.create("contacts", {"email": "bob@x.io", "name": "Bob", "score": "7"})
 
     first = world.sync(hints={"map": [_hint(new), _hint(new)]})
 
-    assert first.counts["created"] == 1
+    # a record with no link is a create: the cursor read shows whether its twin was deleted
+    assert first.counts["hinted_polls"] == 1 and first.counts["created"] == 1
     assert set(world.by_email("crm")) == {"ann@x.io", "bob@x.io"}
     world.sync()
     world.sync()
