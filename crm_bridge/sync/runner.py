@@ -162,10 +162,11 @@ class SyncRunner:
                     self._cycle_object(obj_name, objmap, report, plan_only, allow_deletes, run_id)
                 elif obj_name not in hinted:
                     continue
-                elif (ids := hinted[obj_name]) is None:
-                    report.counts["hinted_polls"] += 1
-                    self._cycle_object(obj_name, objmap, report, plan_only, allow_deletes, run_id)
-                elif not self._hinted_object(obj_name, objmap, ids, report, plan_only, run_id):
+                elif not self._hinted_object(
+                    obj_name, objmap, hinted[obj_name], report, plan_only, run_id
+                ):
+                    # Too many ids, a delete/merge/gap, or a record not linked yet: the cursor
+                    # read is the one that cannot miss anything.
                     report.counts["hinted_polls"] += 1
                     self._cycle_object(obj_name, objmap, report, plan_only, allow_deletes, run_id)
                 self.observer.object_finished(self, report, obj_name)
@@ -236,12 +237,15 @@ class SyncRunner:
         self,
         obj_name: str,
         objmap: ObjectMap,
-        ids: dict[Side, list[str]],
+        ids: dict[Side, list[str]] | None,
         report: CycleReport,
         plan_only: bool,
         run_id: int | None,
     ) -> bool:
         """Read the hinted records by id, plan them as a replay would, and write; no cursor moves.
+
+        ``ids`` is ``None`` when the hints asked for the cursor read (delete, merge, gap, or more
+        ids than a read by id is worth): ``False`` at once.
 
         Only for records linked already: ``False`` (nothing read) when a hinted id has no active
         link.  A new record is a create, and only the other side's stream can show whether its
@@ -249,6 +253,8 @@ class SyncRunner:
         bring such a person back -- so that object takes the cursor read instead.  A version
         already applied is skipped, so a hint for a change the poll brought first costs one read.
         """
+        if ids is None:
+            return False
         with self.store.transaction(readonly=True) as tx:
             for side in SIDES:
                 found = tx.links_by_ids(self.name, obj_name, side, ids[side]) if ids[side] else {}
