@@ -38,6 +38,7 @@ from . import activities as _activities
 from . import contact_roles as _roles
 from .admin import SalesforceAdminMixin
 from .auth import SalesforceAuth
+from .bulk_read import BulkSnapshot, csv_rows
 from .errors import SALESFORCE_POLICY
 from .people import (
     CONVERSION_FIELDS,
@@ -74,6 +75,7 @@ _IDENTITY: Mapping[str, tuple[str, ...]] = {
 }
 _MAX_LOCATOR_RESTARTS = 3
 _CSV = "text/csv; charset=UTF-8"
+_TERMINAL_QUERY = ("Failed", "Aborted")
 
 
 class SalesforceConnector(SalesforceAdminMixin, Connector[SalesforceSettings]):
@@ -119,6 +121,7 @@ class SalesforceConnector(SalesforceAdminMixin, Connector[SalesforceSettings]):
         self._auth: SalesforceAuth | None = None
         self._descriptions: dict[str, ObjectDescription] = {}
         self._role_cache = _roles.RoleCache()
+        self._snapshots: dict[str, BulkSnapshot] = {}
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -363,17 +366,97 @@ class SalesforceConnector(SalesforceAdminMixin, Connector[SalesforceSettings]):
     ) -> Iterator[Record]:
         """One sObject's change stream (``first``: its first page, already read in a Composite).
 
+        A large read (more rows than ``bulk_query_threshold`` by the first page's
+        ``totalSize``) goes on from a Bulk 2.0 snapshot instead of REST pages (:mod:`.bulk_read`).
+        """
+        snapshot = self._snapshots.get(obj)
+        if snapshot is not None and not snapshot.serves(fields, since):
+            snapshot.close()
+            del self._snapshots[obj]
+            snapshot = None
+        if snapshot is None and self._bulk_reads(fields):
+            if first is None:
+                page = self._query(self._changes_soql(obj, fields, since), all_rows=True)
+                first = {"httpStatusCode": 200, "body": page}
+            body = first.get("body")
+            if (
+                isinstance(body, Mapping)
+                and not body.get("done", True)
+                and int(body.get("totalSize") or 0) > self.settings.bulk_query_threshold
+            ):
+                snapshot = self._take_snapshot(obj, fields, since)
+        if snapshot is not None:
+            yield from self._snapshot_stream(snapshot, since)
+            return
+        yield from self._rest_stream(obj, since, fields, first=first)
+
+    def _changes_soql(
+        self, obj: str, fields: Sequence[str], since: datetime | None, *, ordered: bool = True
+    ) -> str:
+        exclude = self.auth.user_id if self.settings.exclude_own_changes else None
+        return changes_soql(obj, fields, since=since, exclude_user=exclude, ordered=ordered)
+
+    def _bulk_reads(self, fields: Sequence[str]) -> bool:
+        """Whether a large read may use Bulk (not for relationship paths: CSV flattens them)."""
+        return self.settings.bulk_query_threshold > 0 and not any("." in f for f in fields)
+
+    def _take_snapshot(self, obj: str, fields: list[str], since: datetime | None) -> BulkSnapshot:
+        """Run one Bulk queryAll job for the read and spool its rows (one page in memory)."""
+        api = _WriteApi(self)
+        soql = self._changes_soql(obj, fields, since, ordered=False)
+        job = api.query_job_create(soql)
+        job_id = str(job["id"])
+        info = api.query_job_wait(job_id, self.settings.bulk_timeout_seconds)
+        created = info.get("createdDate") or job.get("createdDate")
+        cut = parse_sf_datetime(str(created)) if created else self.clock.now()
+        snapshot = BulkSnapshot(obj, fields, since, cut)
+        try:
+            description = self.describe_object(obj)
+            for page in api.query_job_pages(job_id, self.settings.bulk_query_page):
+                snapshot.add(csv_rows(page, description))
+        except BaseException:
+            snapshot.close()
+            raise
+        self._snapshots[obj] = snapshot
+        return snapshot
+
+    def _snapshot_stream(self, snapshot: BulkSnapshot, since: datetime | None) -> Iterator[Record]:
+        """The snapshot's rows from ``since`` merged with the REST changes after its cut-off.
+
+        The REST part is read first (it is what changed while the load ran: few rows), so a
+        record in both is served once, as its newer REST row.
+        """
+        obj = snapshot.obj
+        description = self.describe_object(obj)
+        later = list(self._rest_stream(obj, snapshot.cut, list(snapshot.fields)))
+        newer = {record.id for record in later}
+        spooled = (
+            to_record(obj, row, description)
+            for row in snapshot.rows_from(since)
+            if str(row["Id"]) not in newer
+        )
+        yield from merged_stream(spooled, later)
+
+    def _rest_stream(
+        self,
+        obj: str,
+        since: datetime | None,
+        fields: list[str],
+        *,
+        first: Mapping[str, Any] | None = None,
+    ) -> Iterator[Record]:
+        """One sObject's change stream through REST ``queryAll`` pages.
+
         If Salesforce forgets the query locator mid-stream (``INVALID_QUERY_LOCATOR``: it idled
         past 15 minutes while the engine worked), the query is re-issued from the last modstamp
         seen and rows already yielded are skipped, so the stream neither repeats nor loses rows.
         """
         description = self.describe_object(obj)
-        exclude = self.auth.user_id if self.settings.exclude_own_changes else None
         last: tuple[datetime, str] | None = None
         restarts = 0
         start = since
         while True:
-            soql = changes_soql(obj, fields, since=start, exclude_user=exclude)
+            soql = self._changes_soql(obj, fields, start)
             rows: Iterable[Mapping[str, Any]] = (
                 query_rows(first, self._query_more)
                 if first is not None
@@ -634,7 +717,10 @@ class SalesforceConnector(SalesforceAdminMixin, Connector[SalesforceSettings]):
         return _activities.create_tasks(self, obj, tasks)
 
     def close(self) -> None:
-        """Close the HTTP session and the token client."""
+        """Close the HTTP session and the token client, and drop any Bulk read snapshot."""
+        for snapshot in self._snapshots.values():
+            snapshot.close()
+        self._snapshots.clear()
         if self._auth is not None:
             self._auth.close()
             self._auth = None
@@ -718,6 +804,62 @@ class _WriteApi:
             lambda: c.auth.client.restful(f"jobs/ingest/{job_id}"), idempotent=True
         )
         return result
+
+    def query_job_create(self, soql: str) -> Mapping[str, Any]:
+        # Creating a query job changes no data: a retried create at worst leaves a spare job.
+        c = self.connector
+        body = {"operation": "queryAll", "query": soql}
+        result: Mapping[str, Any] = c._call(
+            lambda: c.auth.client.restful("jobs/query", method="POST", json=body),
+            idempotent=True,
+        )
+        return result
+
+    def query_job_wait(self, job_id: str, timeout: float) -> Mapping[str, Any]:
+        """Poll the job until ``JobComplete`` (first poll at once, then doubling waits)."""
+        c = self.connector
+        deadline = self.clock.monotonic() + timeout
+        delay = c.settings.bulk_poll_seconds
+        while True:
+            info: Mapping[str, Any] = c._call(
+                lambda: c.auth.client.restful(f"jobs/query/{job_id}"), idempotent=True
+            )
+            state = str(info.get("state"))
+            if state == "JobComplete":
+                return info
+            if state in _TERMINAL_QUERY:
+                raise CrmBridgeError(
+                    f"Bulk query job {job_id} ended {state}: {info.get('errorMessage') or ''}"
+                )
+            if self.clock.monotonic() + delay > deadline:
+                raise TransientError(f"Bulk query job {job_id} still {state} after {timeout:g}s")
+            self.clock.sleep(delay)
+            delay = min(30.0, max(0.5, delay * 2))
+
+    def query_job_pages(self, job_id: str, page_rows: int) -> Iterator[str]:
+        """The job's CSV results, one ``maxRecords`` page per call, following ``Sforce-Locator``."""
+        c = self.connector
+        locator: str | None = None
+        while True:
+
+            def fetch(locator: str | None = locator) -> tuple[str, str]:
+                client = c.auth.client
+                params = {"maxRecords": str(page_rows)}
+                if locator:
+                    params["locator"] = locator
+                response = call_salesforce(
+                    url=f"{client.bulk2_url}query/{job_id}/results",
+                    method="GET",
+                    session=client.session,
+                    headers={**client.headers, "Accept": _CSV},
+                    params=params,
+                )
+                return str(response.text), str(response.headers.get("Sforce-Locator") or "null")
+
+            text, locator = c._call(fetch, idempotent=True)
+            yield text
+            if not locator or locator == "null":
+                return
 
     def bulk_results(self, job_id: str, kind: str) -> str:
         c = self.connector

@@ -184,15 +184,20 @@ def changes_soql(
     *,
     since: datetime | None,
     exclude_user: str | None,
+    ordered: bool = True,
 ) -> str:
-    """``SELECT ... FROM obj [WHERE SystemModstamp >= since ...] ORDER BY SystemModstamp, Id``."""
+    """``SELECT ... FROM obj [WHERE SystemModstamp >= since ...] ORDER BY SystemModstamp, Id``.
+
+    ``ordered=False`` leaves the ``ORDER BY`` out, for a Bulk query (which must not sort).
+    """
     where: list[str] = []
     if since is not None:
         where.append(f"SystemModstamp >= {format_soql_datetime(since)}")
     if exclude_user is not None:
         where.append(f"LastModifiedById != {quote(exclude_user)}")
     clause = f" WHERE {' AND '.join(where)}" if where else ""
-    return f"SELECT {', '.join(fields)} FROM {obj}{clause} ORDER BY SystemModstamp, Id"
+    order = " ORDER BY SystemModstamp, Id" if ordered else ""
+    return f"SELECT {', '.join(fields)} FROM {obj}{clause}{order}"
 
 
 def by_ids_soql(obj: str, fields: Sequence[str], ids: Sequence[str]) -> str:

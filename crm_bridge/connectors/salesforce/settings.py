@@ -140,6 +140,20 @@ class SalesforceSettings(ConnectorSettings):
         description="Largest write batch the engine hands in when Bulk is enabled "
         "(one Bulk job's CSV must stay under 100 MB).",
     )
+    bulk_query_threshold: int = Field(
+        50_000,
+        ge=0,
+        description="A change read whose first page reports more rows than this (an initial "
+        "load, a backfill, a mass update) is read with one Bulk API 2.0 queryAll job instead of "
+        "REST pages of 2,000; 0 keeps every read on REST.",
+    )
+    bulk_query_page: int = Field(
+        25_000,
+        ge=100,
+        le=1_000_000,
+        description="Rows per Bulk query results call (maxRecords): fewer calls against more "
+        "memory for one page of CSV.",
+    )
     bulk_poll_seconds: float = Field(
         2.0, ge=0, description="First wait between Bulk job status polls (doubles, max 30 s)."
     )

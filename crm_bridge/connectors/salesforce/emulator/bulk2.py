@@ -120,9 +120,12 @@ def _csv(job: BulkJob, header: list[str], rows: list[list[str]]) -> bytes:
     return buf.getvalue().encode()
 
 
-def _csv_value(value: Any) -> str:
+def _csv_value(value: Any, stamp: bool = False) -> str:
+    """One CSV cell: null is empty; a dateTime is ``...000Z`` in CSV, not REST's ``+0000``."""
     if value is None:
         return ""
+    if stamp and isinstance(value, str) and value.endswith("+0000"):
+        return value[: -len("+0000")] + "Z"
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
@@ -402,11 +405,11 @@ def query_results(ctx: Ctx) -> Resp:
     if limit <= 0 or start < 0 or start > len(job.rows):
         raise ApiError(400, "INVALIDLOCATOR", "Invalid locator or maxRecords")
     page = job.rows[start : start + limit]
-    getters = [p.getter for p in job.paths]
+    cells = [(p.getter, p.leaf.type == "datetime") for p in job.paths]
     data = _csv(
         job,
         [".".join(p.names) for p in job.paths],
-        [[_csv_value(g(r)) for g in getters] for r in page],
+        [[_csv_value(g(r), stamp) for g, stamp in cells] for r in page],
     )
     end = start + len(page)
     next_locator = (
