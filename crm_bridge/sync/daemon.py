@@ -144,9 +144,10 @@ class Daemon:
                     break
                 feeds = by_name.get(runner.name)
                 begun = feeds.start() if feeds is not None else None
-                if self._cycle(runner, now) and feeds is not None and begun is not None:
+                report = self._cycle(runner, now)
+                if report is not None and feeds is not None and begun is not None:
                     feeds.commit(begun)
-                due[runner.name] = self.monotonic() + self._poll_every(feeds)
+                due[runner.name] = self.monotonic() + self._poll_every(feeds, report)
             if polled:
                 self.stats.cycles += 1
                 if self.max_cycles is not None and self.stats.cycles >= self.max_cycles:
@@ -161,12 +162,16 @@ class Daemon:
                 collected = feeds.collect(max(0.0, wait) / len(self.feeds))
                 if collected.lost:
                     self.stats.fallbacks += 1
-                    if self._cycle(feeds.runner, self.monotonic()):
+                    report = self._cycle(feeds.runner, self.monotonic())
+                    if report is not None:
                         feeds.commit(collected)
-                        due[feeds.runner.name] = self.monotonic() + self._poll_every(feeds)
+                        due[feeds.runner.name] = self.monotonic() + self._poll_every(feeds, report)
                 elif not collected.empty:
                     self.stats.hinted_cycles += 1
-                    if self._cycle(feeds.runner, self.monotonic(), hints=collected.hints):
+                    if (
+                        self._cycle(feeds.runner, self.monotonic(), hints=collected.hints)
+                        is not None
+                    ):
                         feeds.commit(collected)
                 elif collected.positions:
                     feeds.commit(collected)
@@ -175,7 +180,15 @@ class Daemon:
         for feeds in self.feeds:
             feeds.close()
 
-    def _poll_every(self, feeds: PairFeeds | None) -> float:
+    def _poll_every(self, feeds: PairFeeds | None, report: CycleReport | None) -> float:
+        """When the pair's next full cycle is due.
+
+        Every ``interval`` while a read was capped (an initial load, a backlog after an outage):
+        the channels only name records changed from now on, and the backlog is behind the
+        cursor.  Otherwise a fully fed pair waits ``safety_poll``.
+        """
+        if report is not None and report.counts["capped_reads"]:
+            return self.interval
         return self.safety_poll if feeds is not None and feeds.complete else self.interval
 
     def _cycle(
@@ -183,18 +196,18 @@ class Daemon:
         runner: SyncRunner,
         started: float,
         hints: Mapping[Side, Sequence[ChangeHint]] | None = None,
-    ) -> bool:
-        """One cycle of ``runner``; whether it succeeded (failures are counted and reported)."""
+    ) -> CycleReport | None:
+        """One cycle of ``runner``; its report, or ``None`` if it failed (counted, reported)."""
         try:
             report = runner.run_cycle(hints=hints)
         except CrmBridgeError as exc:
             self.stats.failures += 1
             if self.on_error:
                 self.on_error(runner.name, exc)
-            return False
+            return None
         if self.on_cycle:
             self.on_cycle(self.stats.cycles + 1, report, self.monotonic() - started)
-        return True
+        return report
 
     def _run_jobs(self) -> None:
         for name, job in self.jobs:

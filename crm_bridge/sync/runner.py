@@ -606,6 +606,8 @@ class SyncRunner:
         report.plans.append(plan)
         for side in SIDES:
             report.counts[f"read_{side}"] += len(reads[side].records)
+            if reads[side].capped:
+                report.counts["capped_reads"] += 1  # a backlog: the daemon polls again soon
             if extra := len(changes[side]) - len(reads[side].records):
                 report.counts[f"read_by_id_{side}"] += extra
         report.counts["already_applied"] += plan.already_applied

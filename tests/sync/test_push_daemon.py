@@ -7,8 +7,10 @@ are tested against their emulators.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -178,3 +180,28 @@ def test_a_burst_of_hints_becomes_one_cycle_within_the_maximum_delay(
 
     # hints every 0.5 s never leave a quiet second; the 5 s cap cuts a long burst
     assert stats.hinted_cycles == (1 if burst * 0.5 <= 5.0 else 2)
+
+
+def test_a_backlog_is_polled_every_interval_until_it_is_drained(tmp_path: Path) -> None:
+    """A capped read (an initial load) is behind the cursor, where no channel looks."""
+    world = World(tmp_path, max_records_per_cycle=2)
+    try:
+        for i in range(5):
+            world.crm.create("contacts", {"email": f"p{i}@x.io", "name": f"P{i}", "score": "1"})
+        clock = Monotonic()
+        feeds = _feeds(
+            world, clock, {"crm": ScriptedFeed(clock, []), "map": ScriptedFeed(clock, [])}
+        )
+        times: list[float] = []
+        daemon = _daemon(world, clock, feeds, on_cycle=lambda n, r, s: times.append(clock.now))
+        daemon.max_cycles = 8
+        daemon.run()
+        assert len(world.people("map")) == 5
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        # Capped reads (the load, then its echoes on the other side) come back every interval;
+        # once no read is capped the pair waits for the safety poll.
+        fast = list(itertools.takewhile(lambda gap: gap < 100, gaps))
+        assert len(fast) >= 2 and all(gap == pytest.approx(60.0, abs=1.5) for gap in fast)
+        assert gaps[len(fast) :] and all(gap >= 599.0 for gap in gaps[len(fast) :])
+    finally:
+        world.store.close()
