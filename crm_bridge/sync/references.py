@@ -115,8 +115,14 @@ class ReferenceDirectory:
         found = self.lookup(obj, side, ids) if self.lookup is not None else {}
         other: Side = "map" if side == "crm" else "crm"
         for record_id in ids:
-            link = self._survivor(found.get(record_id))
-            self._known[(obj, side, record_id)] = None if link is None else link.id_on(other)
+            direct = found.get(record_id)
+            link = self._survivor(direct)
+            other_id = None if link is None else link.id_on(other)
+            self._known[(obj, side, record_id)] = other_id
+            if link is direct and other_id is not None:
+                # The way back is the same active link: a value translated one way is read
+                # back the other way when the planner works out what a write leaves behind.
+                self._known.setdefault((obj, other, other_id), record_id)
 
     def _survivor(self, link: Link | None) -> Link | None:
         for _ in range(_MAX_MERGE_HOPS):
