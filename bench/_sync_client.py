@@ -11,9 +11,12 @@ protocol channel stays clean.
 
 * ``{"cmd": "cycle"}`` -- one ``SyncRunner.run_cycle()``; replies with counts, calls per
   connector and endpoint family, wall-clock start/end and duration.
-* ``{"cmd": "daemon", "interval": s}`` -- start :class:`~crm_bridge.sync.daemon.Daemon` in a
-  thread; every finished cycle is sent as ``{"event": "cycle", ...}``.
-  ``{"cmd": "stop"}`` stops it; the reply comes once the daemon has returned.
+* ``{"cmd": "daemon", "interval": s, "push": bool, "safety_poll": s}`` -- start
+  :class:`~crm_bridge.sync.daemon.Daemon` in a thread (with ``push``, on the connectors' push
+  channels, as ``daemon.push = true`` does; the reply says ``"push": false`` when no connector
+  has one); every finished cycle is sent as ``{"event": "cycle", ...}``.
+  ``{"cmd": "stop"}`` stops it; the reply comes once the daemon has returned, with the calls
+  spent while it ran.
 * ``{"cmd": "memory", "top": n}`` -- the largest live allocation sites (``tracemalloc``, only
   when the spec asks for it) and the most numerous live object types (``gc``).
 * ``{"cmd": "quit"}`` -- also writes the cProfile stats of all ``cycle`` commands when the spec
@@ -40,6 +43,7 @@ from typing import Any, TextIO
 from crm_bridge.config import LoadedConfig, config_from_tables
 from crm_bridge.session import Session
 from crm_bridge.sync.daemon import Daemon
+from crm_bridge.sync.push import PairFeeds
 from crm_bridge.sync.runner import CycleReport, SyncRunner
 
 PAIR = "main"
@@ -73,6 +77,7 @@ class Client:
         self.daemon: Daemon | None = None
         self.daemon_thread: threading.Thread | None = None
         self.last_calls = self._calls()
+        self.daemon_calls = self.last_calls
         self.last_cpu = time.process_time()
         self.baseline: tracemalloc.Snapshot | None = None
         self.profile_path: str | None = spec.get("profile")
@@ -133,31 +138,52 @@ class Client:
                 self.profiler.disable()
         return self.describe(report, started)
 
-    def start_daemon(self, interval: float) -> dict[str, Any]:
+    def start_daemon(
+        self, interval: float, *, push: bool = False, safety_poll: float = 600.0
+    ) -> dict[str, Any]:
+        self.runner.resume()
         self.last_calls = self._calls()
+        self.daemon_calls = self._calls()
         self.last_cpu = time.process_time()
 
         def on_cycle(n: int, report: CycleReport, elapsed: float) -> None:
             self.send({"event": "cycle", "n": n, **self.describe(report, time.time() - elapsed)})
 
+        def pause(seconds: float) -> None:
+            if self.daemon is not None:
+                self.daemon.wait(seconds)
+
+        feeds = (
+            PairFeeds.open(self.runner, debounce=1.0, max_delay=5.0, pause=pause) if push else None
+        )
         self.daemon = Daemon(
             runners=[self.runner],
             store=self.session.store,
             interval=interval,
             on_cycle=on_cycle,
             on_error=lambda name, exc: self.send({"event": "error", "error": str(exc)}),
+            feeds=[feeds] if feeds is not None else [],
+            safety_poll=safety_poll,
         )
         self.daemon_thread = threading.Thread(target=self.daemon.run, name="daemon", daemon=True)
         self.daemon_thread.start()
-        return {"interval": interval}
+        sides = sorted(feeds.feeds) if feeds is not None else []
+        return {"interval": interval, "push": feeds is not None, "fed_sides": sides}
 
     def stop_daemon(self) -> dict[str, Any]:
         if self.daemon is None or self.daemon_thread is None:
             return {"cycles": 0}
         self.daemon.stop()
         self.daemon_thread.join()
-        # Daemon.stop() also asks the runner to stop, for good: the latency phase is the last.
-        return {"cycles": self.daemon.stats.cycles}
+        stats = self.daemon.stats
+        spent = self._calls() - self.daemon_calls
+        self.daemon = None
+        return {
+            "cycles": stats.cycles,
+            "hinted_cycles": stats.hinted_cycles,
+            "fallbacks": stats.fallbacks,
+            "calls": dict(spent),
+        }
 
     def memory(self, top: int, baseline: bool) -> dict[str, Any]:
         gc.collect()
@@ -248,7 +274,11 @@ def main() -> None:
             if cmd == "cycle":
                 body = client.cycle()
             elif cmd == "daemon":
-                body = client.start_daemon(float(request["interval"]))
+                body = client.start_daemon(
+                    float(request["interval"]),
+                    push=bool(request.get("push")),
+                    safety_poll=float(request.get("safety_poll", 600.0)),
+                )
             elif cmd == "stop":
                 body = client.stop_daemon()
             elif cmd == "memory":

@@ -401,6 +401,31 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
+def idle_window(
+    client: ClientProcess, *, poll: float, push: bool, safety_poll: float, seconds: float
+) -> dict[str, Any] | None:
+    """API calls of a daemon left alone for ``seconds`` (no edits): the price of staying current.
+
+    ``None`` when ``push`` finds no channel.
+    """
+    started = client.request("daemon", interval=poll, push=push, safety_poll=safety_poll)
+    if push and not started.get("push"):
+        client.request("stop")
+        return None
+    time.sleep(seconds)
+    stopped = client.request("stop")
+    calls = {k: v for k, v in stopped.get("calls", {}).items() if not k.endswith("auth")}
+    total = sum(calls.values())
+    return {
+        "push": push,
+        "seconds": seconds,
+        "calls": total,
+        "per_minute": total * 60.0 / seconds,
+        "by_family": calls,
+        "cycles": stopped.get("cycles", 0),
+    }
+
+
 def latency_phase(
     sb: Sandbox,
     client: ClientProcess,
@@ -409,8 +434,16 @@ def latency_phase(
     poll: float,
     seconds: float,
     rng: random.Random,
+    push: bool = False,
+    safety_poll: float = 600.0,
+    tag: str = "555",
 ) -> dict[str, Any]:
-    """Edits at random moments while the daemon polls every ``poll`` seconds."""
+    """Edits at random moments while the daemon polls every ``poll`` seconds.
+
+    With ``push`` the daemon also listens to the connectors' push channels and polls only every
+    ``safety_poll``; ``tag`` keeps each phase's values new (an edit to the value a field holds
+    already would be "visible" at once).  ``None`` when ``push`` finds no channel.
+    """
     sf = sb.salesforce.simple_salesforce(username=REP)
     hs_contacts = sb.hubspot.client(access_token=sb.hubspot.emulator.as_user(MARKETER))
     from hubspot.crm.contacts import SimplePublicObjectInput
@@ -423,13 +456,17 @@ def latency_phase(
     watcher.start()
     client.events.clear()
     client.reset_peak()
-    client.request("daemon", interval=poll)
+    started = client.request("daemon", interval=poll, push=push, safety_poll=safety_poll)
+    if push and not started.get("push"):
+        watcher.done.set()
+        watcher.join()
+        return None
     t0 = time.monotonic()
     for i, (at, side, lead, contact) in enumerate(plan):
         time.sleep(max(0.0, t0 + at - time.monotonic()))
-        edit = Edit(side=side, lead_id=lead, contact_id=contact, value=f"+1 555 {i:07d}")
+        edit = Edit(side=side, lead_id=lead, contact_id=contact, value=f"+1 {tag} {i:07d}")
         if side == "crm":
-            edit.value = f"Bench latency {i}"
+            edit.value = f"Bench latency {tag} {i}"
             edit_salesforce(sf, lead, edit.value)
         else:
             hs_contacts.crm.contacts.basic_api.update(
@@ -454,6 +491,12 @@ def latency_phase(
     errors = [e for e in client.events if e.get("event") == "error"]
     return {
         "poll": poll,
+        "push": push,
+        "fed_sides": started.get("fed_sides", []),
+        "hinted_cycles": stopped.get("hinted_cycles", 0),
+        "fallbacks": stopped.get("fallbacks", 0),
+        "calls": sum(v for k, v in stopped.get("calls", {}).items() if not k.endswith("auth")),
+        "seconds": seconds,
         "edits": len(plan),
         "visible": len(seen),
         "cycles": stopped["cycles"],
@@ -671,6 +714,7 @@ def phases(
     }
 
     # Latency at the poll interval: the daemon runs, reps and marketers edit at random moments.
+    peaks_extra: list[int] = []
     lat = latency_phase(
         sb,
         client,
@@ -679,6 +723,7 @@ def phases(
         seconds=args.latency_seconds or 6 * args.poll,
         rng=rng,
     )
+    assert lat is not None  # a polled phase always runs
     print(
         f"N={n}: change-to-visible at poll interval {args.poll:.0f}s: {lat['visible']}/{lat['edits']} "
         f"visible, p50={lat['p50']:.2f}s p95={lat['p95']:.2f}s max={lat['max']:.2f}s "
@@ -688,7 +733,50 @@ def phases(
         f"client peak RSS={lat['peak_kb'] / 1024:.0f} MB"
     )
     out["latency"] = lat
+    if args.push:
+        pushed = latency_phase(
+            sb,
+            client,
+            lat_links,
+            poll=args.poll,
+            seconds=args.latency_seconds or 6 * args.poll,
+            rng=rng,
+            push=True,
+            safety_poll=args.safety_poll,
+            tag="556",
+        )
+        if pushed is None:
+            print(f"N={n}: push: no connector of the pair has a push channel set up")
+        else:
+            print(
+                f"N={n}: change-to-visible with push (fed sides {pushed['fed_sides']}, safety "
+                f"poll {args.safety_poll:.0f}s): {pushed['visible']}/{pushed['edits']} visible, "
+                f"p50={pushed['p50']:.2f}s p95={pushed['p95']:.2f}s max={pushed['max']:.2f}s "
+                f"(SF->HS p50/p95={fmt_pair(pushed['crm_to_map_p50_p95'])}, HS->SF p50/p95="
+                f"{fmt_pair(pushed['map_to_crm_p50_p95'])}); hinted cycles="
+                f"{pushed['hinted_cycles']} full cycles={pushed['cycles']} fallbacks="
+                f"{pushed['fallbacks']} calls={pushed['calls']}"
+            )
+            out["push_latency"] = pushed
+            peaks_extra.append(pushed["peak_kb"])
+        for mode in (False, True):
+            idle_run = idle_window(
+                client,
+                poll=args.poll,
+                push=mode,
+                safety_poll=args.safety_poll,
+                seconds=args.idle_seconds,
+            )
+            if idle_run is None:
+                continue
+            label = "push" if mode else f"poll {args.poll:.0f}s"
+            print(
+                f"N={n}: idle {args.idle_seconds:.0f}s, {label}: calls={idle_run['calls']} "
+                f"({idle_run['per_minute']:.1f}/min) by family={idle_run['by_family']}"
+            )
+            out[f"idle_{'push' if mode else 'poll'}"] = idle_run
     peaks = [
+        *peaks_extra,
         out["startup_peak_kb"],
         whole.peak_kb,
         idle.peak_kb,
@@ -753,6 +841,13 @@ def main() -> None:
     parser.add_argument("--poll", type=float, default=10.0, help="daemon interval, seconds")
     parser.add_argument("--latency-seconds", type=float, default=0.0, help="default 6 x poll")
     parser.add_argument("--latency-edits", type=int, default=120, help="both sides together")
+    parser.add_argument(
+        "--push", action="store_true", help="also a push-mode latency phase and idle windows"
+    )
+    parser.add_argument("--safety-poll", type=float, default=600.0, help="push mode, seconds")
+    parser.add_argument(
+        "--idle-seconds", type=float, default=60.0, help="push: each idle window's length"
+    )
     parser.add_argument("--max-cycles", type=int, default=200)
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--trace-memory", action="store_true", help="tracemalloc in the client")

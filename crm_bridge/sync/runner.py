@@ -125,6 +125,10 @@ class SyncRunner:
         """Finish the write batch in flight, then end the cycle without advancing cursors."""
         self._stop_requested = True
 
+    def resume(self) -> None:
+        """Take back :meth:`request_stop`, so a runner kept alive can serve a new daemon run."""
+        self._stop_requested = False
+
     # -- public ---------------------------------------------------------------------------------
     def run_cycle(
         self,
