@@ -1,0 +1,254 @@
+"""HubSpotJournalFeed against the emulator's webhooks journal, over the socket.
+
+People edit through hubspot-api-client with a portal user's token; crm-bridge writes through the
+connector (a private-app token).  The connector's clock is a FakeClock linked to the emulator's,
+so the feed's idle wait and a three-day expiry pass without sleeping.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hubspot.crm.contacts import (
+    BatchInputSimplePublicObjectBatchInputForCreate,
+    PublicMergeInput,
+    SimplePublicObjectBatchInputForCreate,
+    SimplePublicObjectInput,
+    SimplePublicObjectInputForCreate,
+)
+from hubspot.crm.deals import SimplePublicObjectInputForCreate as DealInput
+from pydantic import SecretStr
+
+from crm_bridge.connector import Capability, FeedBatch, Upsert
+from crm_bridge.connectors.hubspot import HubSpotConnector
+from crm_bridge.connectors.hubspot.emulator import RunningHubSpot
+from crm_bridge.connectors.hubspot.journal import START, HubSpotJournalFeed
+from crm_bridge.errors import ConfigError
+from tests.connectors.hubspot.conftest import MakeConnector, assert_counts_match
+
+MARKETER = "mark.marketer@example.com"
+WAIT = 10.0  # longer than journal_poll_seconds: every poll below really asks the journal
+
+
+def journal_settings(hubspot: RunningHubSpot, **extra: Any) -> dict[str, Any]:
+    return {
+        "portal_id": hubspot.portal_id,
+        "app_id": hubspot.app_id,
+        "private_app_id": hubspot.private_app_id,
+        "journal_client_id": hubspot.client_id,
+        "journal_client_secret": SecretStr(hubspot.client_secret),
+        **extra,
+    }
+
+
+@pytest.fixture
+def conn(make_connector: MakeConnector, hubspot: RunningHubSpot) -> HubSpotConnector:
+    return make_connector(**journal_settings(hubspot))
+
+
+def opened(conn: HubSpotConnector, *objects: str) -> tuple[HubSpotJournalFeed, str]:
+    feed = conn.change_feed(list(objects or ("contacts",)))
+    assert isinstance(feed, HubSpotJournalFeed)
+    start = feed.poll(None, timeout=0.0)
+    assert start.position is not None and not start.hints and not start.lost
+    return feed, start.position
+
+
+def person(hubspot: RunningHubSpot) -> Any:
+    return hubspot.client(access_token=hubspot.emulator.as_user(MARKETER))
+
+
+def kinds(batch: FeedBatch) -> list[tuple[str, str, str, bool]]:
+    return [(h.object, h.record_id, h.kind, h.ours) for h in batch.hints]
+
+
+def test_the_connector_announces_the_feed_and_refuses_it_unconfigured(
+    make_connector: MakeConnector,
+) -> None:
+    plain = make_connector()
+
+    assert Capability.CHANGE_FEED in plain.capabilities
+    with pytest.raises(ConfigError) as refused:
+        plain.change_feed(["contacts"])
+    for name in ("portal_id", "app_id", "journal_client_id", "journal_client_secret"):
+        assert name in str(refused.value)
+    assert sum(plain.calls.values()) == 0
+
+
+def test_peoples_creates_updates_deletes_and_merges_become_hints(
+    conn: HubSpotConnector, hubspot: RunningHubSpot
+) -> None:
+    feed, position = opened(conn, "contacts", "deals")
+    api = person(hubspot).crm.contacts.basic_api
+    keep = api.create(SimplePublicObjectInputForCreate(properties={"email": "k@x.io"})).id
+    lose = api.create(SimplePublicObjectInputForCreate(properties={"email": "l@x.io"})).id
+    api.update(keep, SimplePublicObjectInput(properties={"firstname": "Kim"}))
+    api.merge(PublicMergeInput(primary_object_id=keep, object_id_to_merge=lose))
+    gone = api.create(SimplePublicObjectInputForCreate(properties={"email": "g@x.io"})).id
+    api.archive(gone)
+    deal = person(hubspot).crm.deals.basic_api.create(DealInput(properties={"dealname": "D"})).id
+
+    batch = feed.poll(position, timeout=WAIT)
+
+    assert kinds(batch) == [
+        ("contacts", keep, "upsert", False),
+        ("contacts", lose, "upsert", False),
+        ("contacts", keep, "upsert", False),
+        ("contacts", keep, "merge", False),
+        ("contacts", lose, "merge", False),
+        ("contacts", gone, "upsert", False),
+        ("contacts", gone, "delete", False),
+        ("deals", deal, "upsert", False),
+    ]
+    assert not batch.lost and batch.position not in (None, position)
+    assert len({h.event_id for h in batch.hints}) == len(batch.hints)
+    assert feed.poll(batch.position, timeout=WAIT).hints == ()
+
+
+def test_a_restore_from_the_recycle_bin_is_an_upsert_hint(
+    conn: HubSpotConnector, hubspot: RunningHubSpot
+) -> None:
+    rid = (
+        person(hubspot)
+        .crm.contacts.basic_api.create(
+            SimplePublicObjectInputForCreate(properties={"email": "r@x.io"})
+        )
+        .id
+    )
+    person(hubspot).crm.contacts.basic_api.archive(rid)
+    feed, position = opened(conn)
+    hubspot.control("POST", "restore", {"objectType": "contacts", "id": rid})
+
+    assert kinds(feed.poll(position, timeout=WAIT)) == [("contacts", rid, "upsert", False)]
+
+
+def test_our_own_writes_come_back_as_ours_and_a_batch_is_one_entry(
+    conn: HubSpotConnector, hubspot: RunningHubSpot
+) -> None:
+    feed, position = opened(conn)
+    results = conn.write(
+        "contacts", [Upsert(key=str(i), fields={"email": f"o{i}@x.io"}) for i in range(3)]
+    )
+    before = dict(conn.calls)
+
+    batch = feed.poll(position, timeout=WAIT)
+
+    assert [h.record_id for h in batch.hints] == [str(r.id) for r in results]
+    assert all(h.ours and h.kind == "upsert" for h in batch.hints)
+    spent = {k: v - before.get(k, 0) for k, v in conn.calls.items() if v != before.get(k, 0)}
+    # one entry: its "next" and its file, then the "next" that says nothing newer
+    assert spent == {"journal": 2, "journal_files": 1}
+    assert_counts_match(conn, hubspot)
+
+
+def test_an_idle_poll_costs_one_call_per_interval(
+    conn: HubSpotConnector, hubspot: RunningHubSpot
+) -> None:
+    feed, position = opened(conn)
+    before = conn.calls["journal"]
+
+    quick = [feed.poll(position, timeout=0.5) for _ in range(9)]  # 4.5 s: inside the interval
+    assert conn.calls["journal"] == before
+    late = feed.poll(position, timeout=0.5)  # 5 s since the last check: one call
+
+    assert all(b.position == position and not b.hints for b in [*quick, late])
+    assert conn.calls["journal"] == before + 1
+    assert_counts_match(conn, hubspot)
+
+
+def test_repeated_entries_and_reordered_events_give_each_hint_once_oldest_first(
+    conn: HubSpotConnector, hubspot: RunningHubSpot
+) -> None:
+    feed, position = opened(conn)
+    hubspot.control("POST", "journal", {"duplicate_next": 1, "reorder_next": 1})
+    api = person(hubspot).crm.contacts
+    made = api.batch_api.create(
+        BatchInputSimplePublicObjectBatchInputForCreate(
+            inputs=[
+                SimplePublicObjectBatchInputForCreate(properties={"email": f"d{i}@x.io"})
+                for i in range(3)
+            ]
+        )
+    )
+
+    batch = feed.poll(position, timeout=WAIT)
+
+    assert sorted(h.record_id for h in batch.hints) == sorted(str(r.id) for r in made.results)
+    ids = [int(h.event_id) for h in batch.hints]
+    assert ids == sorted(ids)  # the entry held them newest first
+    assert conn.calls["journal_files"] == 2  # both copies were read; the second added nothing
+
+
+def test_an_expired_offset_is_lost_then_the_feed_resumes_from_the_newest_entry(
+    conn: HubSpotConnector, hubspot: RunningHubSpot
+) -> None:
+    api = person(hubspot).crm.contacts.basic_api
+    feed = conn.change_feed(["contacts"])
+    feed.poll(None, timeout=0.0)  # subscribes
+    api.create(SimplePublicObjectInputForCreate(properties={"email": "e0@x.io"}))
+    position = feed.poll(None, timeout=0.0).position  # the offset of that entry
+    assert position not in (None, START)
+    api.create(SimplePublicObjectInputForCreate(properties={"email": "e1@x.io"}))
+    hubspot.emulator.clock.advance(3 * 86400 + 60)  # the app token expired too: one refresh
+    later = api.create(SimplePublicObjectInputForCreate(properties={"email": "e2@x.io"})).id
+
+    lost = feed.poll(str(position), timeout=WAIT)
+    assert lost.lost and not lost.hints
+    assert lost.position not in (None, START, position)
+    newest = api.create(SimplePublicObjectInputForCreate(properties={"email": "e3@x.io"})).id
+    resumed = feed.poll(lost.position, timeout=WAIT)
+
+    assert [h.record_id for h in resumed.hints] == [newest] and not resumed.lost
+    assert later not in [h.record_id for h in resumed.hints]  # the poll carries that one
+    assert conn.calls["auth"] == 2
+    server = hubspot.emulator.calls.snapshot()  # people's writes count there too: compare ours
+    assert (conn.calls["journal"], conn.calls["journal_files"], conn.calls["auth"]) == (
+        server["journal"],
+        server["journal_files"],
+        server["oauth"],
+    )
+
+
+def test_an_emptied_journal_resumes_from_its_earliest_entry(
+    conn: HubSpotConnector, hubspot: RunningHubSpot
+) -> None:
+    feed, position = opened(conn)
+    assert position == START  # nothing journaled yet
+    api = person(hubspot).crm.contacts.basic_api
+    first = api.create(SimplePublicObjectInputForCreate(properties={"email": "s1@x.io"})).id
+    batch = feed.poll(position, timeout=WAIT)
+    assert [h.record_id for h in batch.hints] == [first]
+    hubspot.control("POST", "journal", {"expire_all": True})
+
+    lost = feed.poll(batch.position, timeout=WAIT)
+    second = api.create(SimplePublicObjectInputForCreate(properties={"email": "s2@x.io"})).id
+    resumed = feed.poll(lost.position, timeout=WAIT)
+
+    assert lost.lost and lost.position == START
+    assert [h.record_id for h in resumed.hints] == [second]
+
+
+def test_subscriptions_are_made_once_and_kept_across_restarts(
+    make_connector: MakeConnector, hubspot: RunningHubSpot
+) -> None:
+    first = make_connector(**journal_settings(hubspot))
+    opened(first, "contacts", "deals")
+    again = make_connector(**journal_settings(hubspot))
+    opened(again, "contacts", "deals")
+
+    subs = hubspot.control("GET", "journal")["subscriptions"]
+    assert sorted(s["objectTypeId"] for s in subs) == ["0-1", "0-3"]
+    assert all(
+        set(s["actions"]) == {"CREATE", "UPDATE", "DELETE", "MERGE", "RESTORE"} for s in subs
+    )
+    # list + two creates + latest, then list + latest: a restart writes nothing
+    assert first.calls["journal"] == 4 and again.calls["journal"] == 2
+    assert first.calls["auth"] == again.calls["auth"] == 1
+
+
+def test_the_app_secret_never_shows(conn: HubSpotConnector, hubspot: RunningHubSpot) -> None:
+    feed, _ = opened(conn)
+
+    for shown in (repr(conn.settings), str(conn.settings), repr(feed.tokens), repr(feed)):
+        assert hubspot.client_secret not in shown
