@@ -98,7 +98,7 @@ class HubSpotSettings(ConnectorSettings):
         None, description="Client secret of the journal app; default: client_secret."
     )
     journal_poll_seconds: float = Field(
-        5.0,
+        10.0,
         gt=0,
         description="Shortest time between two journal checks while it has nothing new; each "
         "idle check is one call.",

@@ -25,10 +25,14 @@ from crm_bridge.connectors.hubspot import HubSpotConnector
 from crm_bridge.connectors.hubspot.emulator import RunningHubSpot
 from crm_bridge.connectors.hubspot.journal import START, HubSpotJournalFeed
 from crm_bridge.errors import ConfigError
-from tests.connectors.hubspot.conftest import MakeConnector, assert_counts_match
+from tests.connectors.hubspot.conftest import (
+    MakeConnector,
+    assert_counts_match,
+    oauth_refresh_token,
+)
 
 MARKETER = "mark.marketer@example.com"
-WAIT = 10.0  # longer than journal_poll_seconds: every poll below really asks the journal
+WAIT = 15.0  # longer than journal_poll_seconds (10): every poll below really asks the journal
 
 
 def journal_settings(hubspot: RunningHubSpot, **extra: Any) -> dict[str, Any]:
@@ -148,9 +152,9 @@ def test_an_idle_poll_costs_one_call_per_interval(
     feed, position = opened(conn)
     before = conn.calls["journal"]
 
-    quick = [feed.poll(position, timeout=0.5) for _ in range(9)]  # 4.5 s: inside the interval
+    quick = [feed.poll(position, timeout=0.5) for _ in range(19)]  # 9.5 s: inside the interval
     assert conn.calls["journal"] == before
-    late = feed.poll(position, timeout=0.5)  # 5 s since the last check: one call
+    late = feed.poll(position, timeout=0.5)  # 10 s since the last check: one call
 
     assert all(b.position == position and not b.hints for b in [*quick, late])
     assert conn.calls["journal"] == before + 1
@@ -252,3 +256,30 @@ def test_the_app_secret_never_shows(conn: HubSpotConnector, hubspot: RunningHubS
 
     for shown in (repr(conn.settings), str(conn.settings), repr(feed.tokens), repr(feed)):
         assert hubspot.client_secret not in shown
+
+
+def test_in_oauth_mode_the_app_reads_its_journal_and_knows_its_own_writes(
+    make_connector: MakeConnector, hubspot: RunningHubSpot
+) -> None:
+    conn = make_connector(
+        access_token=None,
+        client_id=hubspot.client_id,
+        client_secret=SecretStr(hubspot.client_secret),
+        refresh_token=SecretStr(oauth_refresh_token(hubspot)),
+        portal_id=hubspot.portal_id,
+        app_id=hubspot.app_id,  # no journal_client_*: the OAuth app's credentials are used
+    )
+    feed, position = opened(conn)
+    (ours,) = conn.write("contacts", [Upsert(key="a", fields={"email": "oauth@x.io"})])
+    theirs = (
+        person(hubspot)
+        .crm.contacts.basic_api.create(
+            SimplePublicObjectInputForCreate(properties={"email": "ui@x.io"})
+        )
+        .id
+    )
+
+    batch = feed.poll(position, timeout=WAIT)
+
+    assert [(h.record_id, h.ours) for h in batch.hints] == [(ours.id, True), (theirs, False)]
+    assert conn.calls["auth"] == 2  # the install's token and the app's own
