@@ -201,6 +201,7 @@ class HubSpotClient:
         json_body: Any = None,
         accept: Collection[int] = (),
         paced: bool = True,
+        limiter: RollingWindowLimiter | None = None,
     ) -> Response:
         """One request over httpx, paced, counted and retried like :meth:`send`.
 
@@ -208,15 +209,18 @@ class HubSpotClient:
         ``Authorization`` at all, as a pre-signed URL requires); ``accept`` lists error statuses
         the caller handles itself (returned, not raised: the journal's 404 for an expired offset
         is an answer, not a failure); ``paced=False`` for requests outside HubSpot's API limits
-        (storage downloads), which are still counted.
+        (storage downloads), which are still counted.  ``limiter`` paces it instead of the
+        burst limiter: another app's token (the journal's) spends another app's budget, and its
+        ``X-HubSpot-RateLimit-*`` headers describe that budget, not ours.
         """
         http = self.http
+        window = limiter if limiter is not None else self.burst
 
         def attempt() -> Response:
             headers = {"Accept": "application/json"}
             if tokens is not None:
                 headers["Authorization"] = f"Bearer {tokens.token().get_secret_value()}"
-            with self.burst.paced() if paced else contextlib.nullcontext():
+            with window.paced() if paced else contextlib.nullcontext():
                 with self._counting:
                     self.calls[family] += 1
                 answer = http.request(
@@ -228,7 +232,7 @@ class HubSpotClient:
                 )
             got = lower_headers(answer.headers)
             if paced:
-                observe_burst_headers(self.burst, got)
+                observe_burst_headers(window, got)
             if answer.status_code >= 400 and answer.status_code not in accept:
                 answer.raise_for_status()
             body: Any = None

@@ -38,6 +38,7 @@ from crm_bridge.connectors.hubspot.settings import HubSpotSettings
 from crm_bridge.errors import ConfigError, ConfigProblem
 from crm_bridge.http.clock import Clock
 from crm_bridge.http.oauth import OAuthTokenProvider
+from crm_bridge.http.ratelimit import RollingWindowLimiter
 
 __all__ = [
     "ACTIONS",
@@ -154,6 +155,13 @@ class HubSpotJournalFeed(ChangeFeed):
             token_url=settings.resolved_token_url,
             http=client.http,
             clock=client.clock,
+        )
+        # The journal app's own budget: HubSpot's burst limit is per app, and this is another app.
+        self.limiter = RollingWindowLimiter(
+            settings.burst_limit,
+            settings.burst_window_seconds,
+            client.clock,
+            name="hubspot journal burst",
         )
         self._base = f"{settings.host.rstrip('/')}/webhooks-journal"
         self._subscribed = False
@@ -339,6 +347,7 @@ class HubSpotJournalFeed(ChangeFeed):
             idempotent=idempotent,
             json_body=body,
             accept=accept,
+            limiter=self.limiter,
         )
 
     def close(self) -> None:

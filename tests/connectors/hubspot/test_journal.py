@@ -206,12 +206,7 @@ def test_an_expired_offset_is_lost_then_the_feed_resumes_from_the_newest_entry(
     assert [h.record_id for h in resumed.hints] == [newest] and not resumed.lost
     assert later not in [h.record_id for h in resumed.hints]  # the poll carries that one
     assert conn.calls["auth"] == 2
-    server = hubspot.emulator.calls.snapshot()  # people's writes count there too: compare ours
-    assert (conn.calls["journal"], conn.calls["journal_files"], conn.calls["auth"]) == (
-        server["journal"],
-        server["journal_files"],
-        server["oauth"],
-    )
+    assert_counts_match_families(conn, hubspot)
 
 
 def test_an_emptied_journal_resumes_from_its_earliest_entry(
@@ -283,3 +278,53 @@ def test_in_oauth_mode_the_app_reads_its_journal_and_knows_its_own_writes(
 
     assert [(h.record_id, h.ours) for h in batch.hints] == [(ours.id, True), (theirs, False)]
     assert conn.calls["auth"] == 2  # the install's token and the app's own
+
+
+def test_an_expired_file_url_is_asked_for_again_and_a_503_is_retried(
+    conn: HubSpotConnector, hubspot: RunningHubSpot
+) -> None:
+    feed, position = opened(conn)
+    rid = (
+        person(hubspot)
+        .crm.contacts.basic_api.create(
+            SimplePublicObjectInputForCreate(properties={"email": "u@x.io"})
+        )
+        .id
+    )
+    hubspot.control("POST", "faults", {"path": "/webhooks-journal/files/.*", "status": 403})
+    hubspot.control(
+        "POST", "faults", {"path": "/webhooks-journal/journal/", "status": 503, "skip": 1}
+    )
+    before = dict(conn.calls)
+
+    batch = feed.poll(position, timeout=WAIT)
+
+    assert [h.record_id for h in batch.hints] == [rid] and not batch.lost
+    spent = {k: v - before.get(k, 0) for k, v in conn.calls.items() if v != before.get(k, 0)}
+    # earliest (the journal was empty at the start), file (403), earliest again for a fresh URL
+    # (503, then resent), file, next (204)
+    assert spent == {"journal": 4, "journal_files": 2}
+    assert_counts_match_families(conn, hubspot)
+
+
+def test_a_journal_429_waits_for_the_window_and_counts_every_send(
+    conn: HubSpotConnector, hubspot: RunningHubSpot
+) -> None:
+    feed, position = opened(conn)
+    hubspot.control("POST", "faults", {"path": "/webhooks-journal/journal/.*", "status": 429})
+    slept = conn.client.clock.slept  # type: ignore[attr-defined]
+
+    batch = feed.poll(position, timeout=WAIT)
+
+    assert batch.hints == () and not batch.lost
+    assert conn.client.clock.slept - slept >= 10.0  # type: ignore[attr-defined]
+    assert_counts_match_families(conn, hubspot)
+
+
+def assert_counts_match_families(conn: HubSpotConnector, hubspot: RunningHubSpot) -> None:
+    server = hubspot.emulator.calls.snapshot()  # people's writes count there too: compare ours
+    assert (conn.calls["journal"], conn.calls["journal_files"], conn.calls["auth"]) == (
+        server.get("journal", 0),
+        server.get("journal_files", 0),
+        server.get("oauth", 0),
+    )
