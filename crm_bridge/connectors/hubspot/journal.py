@@ -16,7 +16,10 @@ Events become :class:`~crm_bridge.connector.ChangeHint` s: create / update / res
 event whose ``sourceId`` is the app crm-bridge writes as (``own_source_ids``) is ``ours``.
 Entries repeat (a delivery retried) and events come in any order, so event ids already seen are
 dropped and each batch is sorted by time.  An offset the journal no longer has (404: older than
-three days) is never raised: the batch says ``lost`` and resumes from the newest entry.
+three days) is never raised: the batch says ``lost`` and resumes from the newest entry.  So does
+a backlog of more than ``journal_max_entries`` entries (a bulk edit in the UI, a daemon back
+after a pause): the engine's full cycle reads those changes by the page, cheaper than two calls
+an entry.
 
 Doc: https://developers.hubspot.com/docs/api-reference/latest/webhooks-journal/guide
 """
@@ -207,7 +210,11 @@ class HubSpotJournalFeed(ChangeFeed):
             hints.extend(self._hints(events))
             current = str(answer.body["currentOffset"])
         else:
-            self._last_idle = None  # more entries wait: the next poll reads on at once
+            # A backlog: reading on costs two calls an entry, while the full cycle a lost feed
+            # asks for reads the same changes 200 to a search page.  Skip to the newest entry.
+            newest = self._newest()
+            if newest != current:
+                return FeedBatch(tuple(self._ordered(hints)), position=newest, lost=True)
         return FeedBatch(tuple(self._ordered(hints)), position=current)
 
     def _entry_after(self, position: str) -> Response:

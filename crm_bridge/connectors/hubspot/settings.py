@@ -104,7 +104,11 @@ class HubSpotSettings(ConnectorSettings):
         "idle check is one call.",
     )
     journal_max_entries: int = Field(
-        50, ge=1, description="Journal entries read per poll at most (two calls each)."
+        50,
+        ge=1,
+        description="Journal entries read per poll at most (two calls each); past that the "
+        "feed skips to the newest entry and asks for a full cycle, which reads the backlog by "
+        "the page.",
     )
 
     @model_validator(mode="after")

@@ -328,3 +328,42 @@ def assert_counts_match_families(conn: HubSpotConnector, hubspot: RunningHubSpot
         server.get("journal_files", 0),
         server.get("oauth", 0),
     )
+
+
+def test_a_backlog_past_max_entries_skips_to_the_newest_and_asks_for_a_full_cycle(
+    make_connector: MakeConnector, hubspot: RunningHubSpot
+) -> None:
+    conn = make_connector(**journal_settings(hubspot, journal_max_entries=2))
+    api = person(hubspot).crm.contacts.basic_api
+    feed = conn.change_feed(["contacts"])
+    feed.poll(None, timeout=0.0)
+    api.create(SimplePublicObjectInputForCreate(properties={"email": "b0@x.io"}))
+    position = str(feed.poll(None, timeout=0.0).position)
+    made = [
+        api.create(SimplePublicObjectInputForCreate(properties={"email": f"b{i}@x.io"})).id
+        for i in range(1, 6)
+    ]
+    before = conn.calls["journal"] + conn.calls["journal_files"]
+
+    batch = feed.poll(position, timeout=WAIT)
+
+    assert batch.lost and [h.record_id for h in batch.hints] == made[:2]
+    # two entries (next + file each), then one "latest" instead of three more entries
+    assert conn.calls["journal"] + conn.calls["journal_files"] - before == 5
+    after = feed.poll(str(batch.position), timeout=WAIT)
+    assert after.hints == () and not after.lost and after.position == batch.position
+
+
+def test_a_dropped_entry_is_a_gap_the_feed_cannot_see_and_later_ones_still_come(
+    conn: HubSpotConnector, hubspot: RunningHubSpot
+) -> None:
+    feed, position = opened(conn)
+    hubspot.control("POST", "journal", {"drop_next": 1})
+    api = person(hubspot).crm.contacts.basic_api
+    api.create(SimplePublicObjectInputForCreate(properties={"email": "lost@x.io"}))
+    kept = api.create(SimplePublicObjectInputForCreate(properties={"email": "kept@x.io"})).id
+
+    batch = feed.poll(position, timeout=WAIT)
+
+    # no offset shows the gap: only the safety poll brings the dropped create
+    assert [h.record_id for h in batch.hints] == [kept] and not batch.lost
