@@ -7,6 +7,7 @@ so the feed's idle wait and a three-day expiry pass without sleeping.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,8 +21,9 @@ from hubspot.crm.contacts import (
 from hubspot.crm.deals import SimplePublicObjectInputForCreate as DealInput
 from pydantic import SecretStr
 
+from crm_bridge.config import load_config
 from crm_bridge.connector import Capability, FeedBatch, Upsert
-from crm_bridge.connectors.hubspot import HubSpotConnector
+from crm_bridge.connectors.hubspot import HubSpotConnector, HubSpotSettings
 from crm_bridge.connectors.hubspot.emulator import RunningHubSpot
 from crm_bridge.connectors.hubspot.journal import START, HubSpotJournalFeed
 from crm_bridge.errors import ConfigError
@@ -367,3 +369,30 @@ def test_a_dropped_entry_is_a_gap_the_feed_cannot_see_and_later_ones_still_come(
 
     # no offset shows the gap: only the safety poll brings the dropped create
     assert [h.record_id for h in batch.hints] == [kept] and not batch.lost
+
+
+def test_the_journal_secret_comes_from_the_environment_never_the_toml(tmp_path: Path) -> None:
+    toml = (
+        '[connectors.hubspot]\ntype = "hubspot"\nportal_id = 1\napp_id = 2\n'
+        'journal_client_id = "app"\n'
+    )
+    plain = tmp_path / "plain.toml"
+    plain.write_text(toml + 'journal_client_secret = "SENTINEL-journal"\n')
+    with pytest.raises(ConfigError) as refused:
+        load_config(plain)
+    (problem,) = [p for p in refused.value.problems if p.key.endswith("journal_client_secret")]
+    assert problem.env_var == "CRM_BRIDGE_CONNECTORS__HUBSPOT__JOURNAL_CLIENT_SECRET"
+    assert "SENTINEL-journal" not in str(refused.value)
+
+    good = tmp_path / "good.toml"
+    good.write_text(toml)
+    secrets = tmp_path / "secrets.env"
+    secrets.write_text(
+        "CRM_BRIDGE_CONNECTORS__HUBSPOT__ACCESS_TOKEN=pat-x\n"
+        "CRM_BRIDGE_CONNECTORS__HUBSPOT__JOURNAL_CLIENT_SECRET=SENTINEL-journal\n"
+    )
+    loaded = load_config(good, secrets_file=secrets)
+    settings = loaded.connectors["hubspot"].settings
+    assert isinstance(settings, HubSpotSettings) and settings.journal_missing() == []
+    assert "SENTINEL-journal" in loaded.secret_values()
+    assert "SENTINEL-journal" not in repr(settings)
