@@ -19,14 +19,19 @@ Design choices, with the pitfalls they avoid (docs/connectors/hubspot.md has the
   model deserialisation that dominates the client's CPU time.
 * The OAuth token endpoint is called through our own ``httpx.Client`` whose request hook counts
   every token request under ``calls["auth"]``.
+* Endpoints hubspot-api-client does not have (the webhooks journal) go through
+  :meth:`HubSpotClient.send_http` over that same ``httpx.Client``: same limiter, retries and
+  counting, with the token source the endpoint needs (an app's client-credentials token, or none
+  for a pre-signed storage URL).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -34,7 +39,11 @@ import httpx
 import urllib3
 from pydantic import SecretStr
 
-from crm_bridge.connectors.hubspot.errors import HUBSPOT_POLICY, describe_hubspot
+from crm_bridge.connectors.hubspot.errors import (
+    HUBSPOT_POLICY,
+    describe_hubspot,
+    describe_hubspot_httpx,
+)
 from crm_bridge.connectors.hubspot.limit_headers import observe_burst_headers
 from crm_bridge.connectors.hubspot.oauth import HubSpotTokenProvider
 from crm_bridge.connectors.hubspot.settings import HubSpotSettings
@@ -48,10 +57,12 @@ from crm_bridge.http import (
 )
 from crm_bridge.http.headers import lower_headers
 
-__all__ = ["HubSpotClient", "Response"]
+__all__ = ["HubSpotClient", "Response", "TokenSource"]
 
 
-class _TokenSource(Protocol):
+class TokenSource(Protocol):
+    """What :meth:`HubSpotClient.send_http` needs of a token provider (static or OAuth)."""
+
     @property
     def can_refresh(self) -> bool: ...
 
@@ -98,7 +109,7 @@ class HubSpotClient:
         self._hs: Any = None
         self._own_http = False
         self._http: httpx.Client | None = None
-        self._tokens: _TokenSource
+        self._tokens: TokenSource
         if settings.access_token is not None:
             self._tokens = StaticTokenProvider(settings.access_token)
         else:
@@ -106,7 +117,7 @@ class HubSpotClient:
             if http is None:
                 http = httpx.Client(timeout=httpx.Timeout(settings.timeout_seconds))
                 self._own_http = True
-            http.event_hooks.setdefault("request", []).append(self._count_auth)
+            self._hook(http)
             self._http = http
             self._tokens = HubSpotTokenProvider(
                 client_id=settings.client_id,
@@ -179,6 +190,87 @@ class HubSpotClient:
             on_refresh=self._refresh if self._tokens.can_refresh else None,
         )
 
+    def send_http(
+        self,
+        family: str,
+        method: str,
+        url: str,
+        *,
+        tokens: TokenSource | None,
+        idempotent: bool,
+        json_body: Any = None,
+        accept: Collection[int] = (),
+        paced: bool = True,
+        limiter: RollingWindowLimiter | None = None,
+    ) -> Response:
+        """One request over httpx, paced, counted and retried like :meth:`send`.
+
+        For endpoints hubspot-api-client lacks.  ``tokens`` authenticates it (``None``: no
+        ``Authorization`` at all, as a pre-signed URL requires); ``accept`` lists error statuses
+        the caller handles itself (returned, not raised: the journal's 404 for an expired offset
+        is an answer, not a failure); ``paced=False`` for requests outside HubSpot's API limits
+        (storage downloads), which are still counted.  ``limiter`` paces it instead of the
+        burst limiter: another app's token (the journal's) spends another app's budget, and its
+        ``X-HubSpot-RateLimit-*`` headers describe that budget, not ours.
+        """
+        http = self.http
+        window = limiter if limiter is not None else self.burst
+
+        def attempt() -> Response:
+            headers = {"Accept": "application/json"}
+            if tokens is not None:
+                headers["Authorization"] = f"Bearer {tokens.token().get_secret_value()}"
+            with window.paced() if paced else contextlib.nullcontext():
+                with self._counting:
+                    self.calls[family] += 1
+                answer = http.request(
+                    method,
+                    url,
+                    json=json_body,
+                    headers=headers,
+                    timeout=self.settings.timeout_seconds,
+                )
+            got = lower_headers(answer.headers)
+            if paced:
+                observe_burst_headers(window, got)
+            if answer.status_code >= 400 and answer.status_code not in accept:
+                answer.raise_for_status()
+            body: Any = None
+            if answer.content:
+                try:  # storage may label a JSON file octet-stream: read it as JSON regardless
+                    body = answer.json()
+                except ValueError:
+                    body = None
+            return Response(answer.status_code, body, got)
+
+        def refresh() -> None:
+            assert tokens is not None
+            tokens.refresh()
+
+        return call_with_retries(
+            attempt,
+            idempotent=idempotent,
+            describe=describe_hubspot_httpx,
+            policy=HUBSPOT_POLICY,
+            clock=self.clock,
+            max_attempts=self.settings.max_attempts,
+            max_wait=self.settings.max_wait_seconds,
+            on_refresh=refresh if tokens is not None and tokens.can_refresh else None,
+        )
+
+    @property
+    def http(self) -> httpx.Client:
+        """The connector's ``httpx.Client`` (the OAuth one, or made on first use)."""
+        with self._lock:
+            if self._http is None:
+                self._http = httpx.Client(timeout=httpx.Timeout(self.settings.timeout_seconds))
+                self._own_http = True
+                self._hook(self._http)
+            return self._http
+
+    def _hook(self, http: httpx.Client) -> None:
+        http.event_hooks.setdefault("request", []).append(self._count_auth)
+
     # -- the client and its cached api objects ---------------------------------------------------
 
     def api(self, path: str) -> Any:
@@ -225,6 +317,9 @@ class HubSpotClient:
                 api.api_client.configuration.access_token = token
 
     def _count_auth(self, request: httpx.Request) -> None:
+        """Count token requests (others on this client are counted where they are sent)."""
+        if request.url.path != httpx.URL(self.settings.resolved_token_url).path:
+            return
         with self._counting:
             self.calls["auth"] += 1
 

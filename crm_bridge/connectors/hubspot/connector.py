@@ -17,6 +17,7 @@ import httpx
 from crm_bridge.connector import (
     Activity,
     Capability,
+    ChangeFeed,
     Connector,
     ConnectorSettings,
     NewTask,
@@ -31,6 +32,7 @@ from crm_bridge.connectors.hubspot import activities as _activities
 from crm_bridge.connectors.hubspot import associated as _associated
 from crm_bridge.connectors.hubspot.admin import HubSpotAdminMixin
 from crm_bridge.connectors.hubspot.client import HubSpotClient, require_dict
+from crm_bridge.connectors.hubspot.journal import HubSpotJournalFeed
 from crm_bridge.connectors.hubspot.reading import CURSOR_FIELDS, IDENTITY_FIELDS, Reader
 from crm_bridge.connectors.hubspot.settings import HubSpotSettings
 from crm_bridge.connectors.hubspot.writing import BATCH_MAX, Writer
@@ -61,6 +63,8 @@ class HubSpotConnector(HubSpotAdminMixin, Connector[HubSpotSettings]):
             Capability.PICKLIST_ADMIN,
             Capability.LISTS,
             Capability.RELATIONS,
+            # push hints (.journal): the webhooks journal, once its app is configured
+            Capability.CHANGE_FEED,
         }
     )
     description: ClassVar[str] = "HubSpot CRM v3: contacts, companies, deals (search + batch)."
@@ -231,6 +235,14 @@ class HubSpotConnector(HubSpotAdminMixin, Connector[HubSpotSettings]):
     def create_tasks(self, obj: str, tasks: Sequence[NewTask]) -> list[str | None]:
         """Batched :meth:`create_task`, 100 per call instead of one call per task."""
         return _activities.create_tasks(self, obj, tasks)
+
+    def change_feed(self, objects: Sequence[str]) -> ChangeFeed:
+        """The webhooks journal for ``objects``; ``ConfigError`` naming what is not set up.
+
+        Why the journal: it is pulled, so a daemon behind a firewall needs no public endpoint.
+        Its calls are counted in :attr:`calls` (``journal``, ``journal_files``, ``auth``).
+        """
+        return HubSpotJournalFeed(self.client, self.settings, objects)
 
     def close(self) -> None:
         """Release the connection pools."""

@@ -77,6 +77,39 @@ class HubSpotSettings(ConnectorSettings):
     max_wait_seconds: float = Field(
         60.0, gt=0, description="Longest server-requested wait slept inside one call."
     )
+    # -- the webhooks journal (push hints for ``daemon.push``; docs/connectors/hubspot.md) -------
+    portal_id: int | None = Field(
+        None, description="The portal (hub) id; the journal's subscriptions are made for it."
+    )
+    app_id: int | None = Field(
+        None,
+        description="Id of the developer-platform app installed in the portal whose client "
+        "credentials read the journal (in OAuth mode, the app crm-bridge writes as).",
+    )
+    private_app_id: int | None = Field(
+        None,
+        description="Id of the private app behind access_token, so the journal's events of "
+        "crm-bridge's own writes are recognised (sourceId) and skipped unread.",
+    )
+    journal_client_id: str | None = Field(
+        None, description="Client id of the journal app; default: client_id (OAuth mode)."
+    )
+    journal_client_secret: SecretStr | None = Field(
+        None, description="Client secret of the journal app; default: client_secret."
+    )
+    journal_poll_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Shortest time between two journal checks while it has nothing new; each "
+        "idle check is one call.",
+    )
+    journal_max_entries: int = Field(
+        50,
+        ge=1,
+        description="Journal entries read per poll at most (two calls each); past that the "
+        "feed skips to the newest entry and asks for a full cycle, which reads the backlog by "
+        "the page.",
+    )
 
     @model_validator(mode="after")
     def _one_auth_mode(self) -> HubSpotSettings:
@@ -99,6 +132,21 @@ class HubSpotSettings(ConnectorSettings):
     def oauth(self) -> bool:
         """True when the connector authenticates with the OAuth refresh-token grant."""
         return self.access_token is None
+
+    def journal_missing(self) -> list[str]:
+        """The settings the webhooks journal still needs (empty: it can be opened)."""
+        missing = [name for name in ("portal_id", "app_id") if getattr(self, name) is None]
+        if (self.journal_client_id or self.client_id) is None:
+            missing.append("journal_client_id")
+        if (self.journal_client_secret or self.client_secret) is None:
+            missing.append("journal_client_secret")
+        return missing
+
+    @property
+    def own_source_ids(self) -> frozenset[str]:
+        """The journal ``sourceId`` s of crm-bridge's own writes (the app it writes as)."""
+        writer = self.private_app_id if not self.oauth else self.app_id
+        return frozenset() if writer is None else frozenset({str(writer)})
 
     @property
     def resolved_token_url(self) -> str:

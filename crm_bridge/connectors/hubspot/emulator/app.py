@@ -33,13 +33,17 @@ __all__ = ["build_app", "classify", "fault_headers", "render_fault"]
 _FAMILIES = ("properties", "lists", "owners", "pipelines")
 # The families whose real answers carry the X-HubSpot-RateLimit-* burst headers: every API call
 # but search (its own per-second bucket, no headers) and OAuth (outside the API limits).
-_BURST_FAMILIES = frozenset({"objects", "batch", "associations", *_FAMILIES})
+_BURST_FAMILIES = frozenset({"objects", "batch", "associations", "journal", *_FAMILIES})
 
 
 def classify(method: str, path: str) -> str | None:
     """The endpoint family a call counts against (``None``: not counted)."""
     if path.startswith("/oauth/"):
         return "oauth"
+    if path.startswith("/webhooks-journal/files/"):
+        return "journal_files"  # pre-signed storage: counted, but no API call
+    if path.startswith("/webhooks-journal/"):
+        return "journal"
     if path.startswith("/crm/v3/objects/"):
         parts = path.split("/")
         if len(parts) > 5 and parts[5] in ("batch", "search"):

@@ -18,7 +18,7 @@ from crm_bridge.connectors.hubspot.emulator.errors import HubSpotError
 from crm_bridge.connectors.hubspot.emulator.settings import HubSpotEmulatorSettings
 from crm_bridge.emulators.runtime import EmulatorClock
 
-__all__ = ["OAuthError", "Principal", "TokenRegistry"]
+__all__ = ["CLIENT_CREDENTIALS_SCOPES", "OAuthError", "Principal", "TokenRegistry"]
 
 DEFAULT_SCOPES = (
     "oauth",
@@ -35,6 +35,15 @@ DEFAULT_SCOPES = (
     "crm.lists.write",
 )
 
+CLIENT_CREDENTIALS_SCOPES = (
+    "developer.webhooks_journal.read",
+    "developer.webhooks_journal.subscriptions.read",
+    "developer.webhooks_journal.subscriptions.write",
+    "developer.webhooks_journal.snapshots.read",
+    "developer.webhooks_journal.snapshots.write",
+)
+"""What a client-credentials token may carry beyond the CRM scopes (the journal's)."""
+
 _NO_CREDENTIALS = (
     "Authentication credentials not found. This API supports OAuth 2.0 authentication and you "
     "can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview"
@@ -46,11 +55,12 @@ class Principal:
     """What a token stands for."""
 
     token: str
-    kind: str  # "private_app" | "oauth" | "user"
+    kind: str  # "private_app" | "oauth" | "user" | "app" (client credentials)
     user_id: int | None = None  # set for "user" (and the installing user of "oauth")
     user_email: str | None = None
     expires_at: float | None = None
     scopes: tuple[str, ...] = DEFAULT_SCOPES
+    app_id: int | None = None  # the app behind an app token (journal ``sourceId``)
 
     @property
     def actor(self) -> str | None:
@@ -93,7 +103,9 @@ class TokenRegistry:
             self._refresh: dict[str, _Grant] = {}
 
     def _private_app(self) -> Principal:
-        return Principal(self.settings.private_app_token, "private_app")
+        return Principal(
+            self.settings.private_app_token, "private_app", app_id=self.settings.private_app_id
+        )
 
     def authenticate(self, header: str | None) -> Principal:
         """The principal behind an ``Authorization`` header, or the documented 401."""
@@ -145,6 +157,8 @@ class TokenRegistry:
         if form.get("client_secret") != s.client_secret:
             raise OAuthError("BAD_CLIENT_SECRET", "missing or invalid client_secret")
         grant_type = form.get("grant_type")
+        if grant_type == "client_credentials":
+            return self._client_credentials(form)
         with self._lock:
             if grant_type == "authorization_code":
                 grant = self._codes.pop(form.get("code", ""), None)
@@ -170,6 +184,7 @@ class TokenRegistry:
                 user_email=grant.user_email,
                 expires_at=self.clock.time() + s.token_ttl_seconds,
                 scopes=grant.scopes,
+                app_id=s.app_id,
             )
         return {
             "access_token": access,
@@ -177,6 +192,29 @@ class TokenRegistry:
             "expires_in": s.token_ttl_seconds,
             "token_type": "bearer",
         }
+
+    def _client_credentials(self, form: dict[str, str]) -> dict[str, object]:
+        """The app's own token (no user, no refresh token), with the scopes it asked for.
+
+        Why it exists: the webhooks journal is read with an app's client-credentials token, not
+        with an install's.  Scopes outside what the app may ask for are refused as HubSpot does.
+        """
+        s = self.settings
+        asked = tuple((form.get("scope") or "").split())
+        allowed = {*DEFAULT_SCOPES, *CLIENT_CREDENTIALS_SCOPES}
+        bad = [scope for scope in asked if scope not in allowed]
+        if bad:
+            raise OAuthError("BAD_SCOPES", f"invalid scopes: {' '.join(bad)}")
+        access = "CC" + secrets.token_urlsafe(48)
+        with self._lock:
+            self._tokens[access] = Principal(
+                access,
+                "app",
+                expires_at=self.clock.time() + s.token_ttl_seconds,
+                scopes=asked,
+                app_id=s.app_id,
+            )
+        return {"access_token": access, "expires_in": s.token_ttl_seconds, "token_type": "bearer"}
 
     def describe(self, token: str) -> dict[str, object] | None:
         """``GET /oauth/v1/access-tokens/{token}`` metadata, or None when unknown or expired."""
@@ -224,9 +262,9 @@ class TokenRegistry:
             return self._refresh.pop(token, None) is not None
 
     def expire_all(self) -> None:
-        """Every issued OAuth access token is now expired (user tokens never expire)."""
+        """Every issued OAuth and app access token is now expired (user tokens never expire)."""
         now = self.clock.time()
         with self._lock:
             for p in self._tokens.values():
-                if p.kind == "oauth":
+                if p.kind in ("oauth", "app"):
                     p.expires_at = min(p.expires_at or now, now)

@@ -20,6 +20,7 @@ from crm_bridge.connectors.hubspot.emulator.controlplane import (
     extra_control_routes,
     issue_user_token,
 )
+from crm_bridge.connectors.hubspot.emulator.journal import Journal
 from crm_bridge.connectors.hubspot.emulator.ratelimit import RateLimiter
 from crm_bridge.connectors.hubspot.emulator.search import SearchEngine
 from crm_bridge.connectors.hubspot.emulator.seed import seed_portal
@@ -40,6 +41,7 @@ __all__ = ["HubSpotEmulator", "RunningHubSpot"]
 
 def _api_routes(ctx: Ctx) -> list[BaseRoute]:
     from crm_bridge.connectors.hubspot.emulator.api_associations import association_routes
+    from crm_bridge.connectors.hubspot.emulator.api_journal import journal_routes
     from crm_bridge.connectors.hubspot.emulator.api_lists import list_routes
     from crm_bridge.connectors.hubspot.emulator.api_oauth import oauth_routes
     from crm_bridge.connectors.hubspot.emulator.api_schema import schema_routes
@@ -50,6 +52,7 @@ def _api_routes(ctx: Ctx) -> list[BaseRoute]:
         *schema_routes(ctx),
         *list_routes(ctx),
         *oauth_routes(ctx),
+        *journal_routes(ctx),
     ]
 
 
@@ -71,8 +74,16 @@ class HubSpotEmulator:
         self.search_engine = SearchEngine(self.portal, cache_size=self.settings.search_cache_size)
         self.tokens = TokenRegistry(self.settings, self.clock)
         self.limiter = RateLimiter(self.settings, self.clock)
+        self.journal = Journal(self.settings, self.clock)
+        self.portal.observer = self.journal
         self.ctx = Ctx(
-            self.settings, self.clock, self.portal, self.search_engine, self.tokens, self.limiter
+            self.settings,
+            self.clock,
+            self.portal,
+            self.search_engine,
+            self.tokens,
+            self.limiter,
+            self.journal,
         )
         hooks = ControlHooks(
             reset_state=self._reset_state,
@@ -122,6 +133,7 @@ class HubSpotEmulator:
         self.portal.reset()
         self.search_engine.clear()
         self.tokens.reset()
+        self.journal.reset()
         for key, value in self._baseline.items():
             if getattr(self.settings, key) != value:
                 setattr(self.settings, key, value)
@@ -157,6 +169,8 @@ class RunningHubSpot:
         self.client_id = emulator.settings.client_id
         self.client_secret = emulator.settings.client_secret
         self.portal_id = emulator.settings.portal_id
+        self.app_id = emulator.settings.app_id
+        self.private_app_id = emulator.settings.private_app_id
 
     def client(self, *, access_token: str | None = None, **config: Any) -> Any:
         """A real ``hubspot.HubSpot`` client pointed at this emulator (extra config: retry=...)."""
@@ -172,6 +186,8 @@ class RunningHubSpot:
             "HUBSPOT_CLIENT_ID": self.client_id,
             "HUBSPOT_CLIENT_SECRET": self.client_secret,
             "HUBSPOT_PORTAL_ID": str(self.portal_id),
+            "HUBSPOT_APP_ID": str(self.app_id),
+            "HUBSPOT_PRIVATE_APP_ID": str(self.private_app_id),
         }
 
     def control(self, method: str, path: str, json: Any = None) -> Any:

@@ -30,6 +30,7 @@ class HubSpotEmulatorSettings(BaseModel):
 
     portal_id: int = 62515
     app_id: int = 1_000_001
+    private_app_id: int = 1_000_002  # the journal's sourceId for private-app-token writes
     hub_domain: str = "crm-bridge-emulator.hubspot.test"
     private_app_token: str = "pat-na1-emulator"
     client_id: str = "emulator-client-id"

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_left, insort
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Protocol
 
 from crm_bridge.connectors.hubspot.emulator.associations import AssociationGraph
 from crm_bridge.connectors.hubspot.emulator.catalog import (
@@ -36,7 +36,7 @@ from crm_bridge.connectors.hubspot.emulator.properties import (
 from crm_bridge.connectors.hubspot.emulator.timefmt import iso_ms
 from crm_bridge.emulators.runtime import EmulatorClock
 
-__all__ = ["ObjectStore", "Portal", "Record"]
+__all__ = ["ChangeObserver", "ObjectStore", "Portal", "Record"]
 
 SNAPSHOT_FORMAT = "crm-bridge-hubspot/1"
 _EXTERNAL = frozenset({"hubspot_owner_id", "pipeline", "dealstage"})
@@ -148,13 +148,33 @@ PRIMARY_COMPANY = "associatedcompanyid"
 writing it moves that association (how a contact's company is set without the associations API)."""
 
 
+class ChangeObserver(Protocol):
+    """Told of every record write (the webhooks journal, :mod:`.journal`)."""
+
+    def changed(
+        self,
+        action: str,
+        obj: str,
+        object_id: int,
+        changes: Mapping[str, str] | None = None,
+        merged: Sequence[int] = (),
+    ) -> None:
+        """``action`` is CREATE / UPDATE / DELETE / MERGE / RESTORE; ``changes`` what moved."""
+
+
 class Portal:
-    """One HubSpot account's data."""
+    """One HubSpot account's data.
+
+    ``observer`` (set once, kept across resets) hears of every record write made through the
+    methods below, whichever API made it: that is how the journal sees writes without each
+    endpoint having to remember to tell it.
+    """
 
     def __init__(self, clock: EmulatorClock, portal_id: int) -> None:
         self.clock = clock
         self.portal_id = portal_id
         self.lock = threading.RLock()
+        self.observer: ChangeObserver | None = None
         self.reset()
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -282,27 +302,34 @@ class Portal:
         self.stores[obj].add(rec)
         if company:
             self._set_primary_company(rec, int(company))
+        if self.observer is not None:
+            self.observer.changed(
+                "CREATE",
+                obj,
+                rec.id,
+                {**props, **({} if not company else {PRIMARY_COMPANY: company})},
+            )
         return rec
 
     def update(self, obj: str, rec: Record, changes: dict[str, str], actor: str | None) -> bool:
         """Apply a validated change; returns False (and touches nothing) when nothing changed."""
         props = rec.props
         old_email = props.get("email")
-        changed = False
+        moved: dict[str, str] = {}
         if obj == "contacts" and PRIMARY_COMPANY in changes:
             changes = dict(changes)
             company = changes.pop(PRIMARY_COMPANY)
             if (company or None) != self._primary_company(rec.id):
                 self._set_primary_company(rec, int(company) if company else None)
-                changed = True
+                moved[PRIMARY_COMPANY] = company
         for k, v in changes.items():
             if v == "":
                 if props.pop(k, None) is not None:
-                    changed = True
+                    moved[k] = v
             elif props.get(k) != v:
                 props[k] = v
-                changed = True
-        if not changed:
+                moved[k] = v
+        if not moved:
             return False
         store = self.stores[obj]
         rec.updated = max(self.now_ms(), rec.updated)
@@ -310,6 +337,8 @@ class Portal:
         if "email" in changes:
             store._index_email(rec, old_email)
         store.touch(rec)
+        if self.observer is not None:
+            self.observer.changed("UPDATE", obj, rec.id, moved)
         return True
 
     def _derive(
@@ -402,6 +431,28 @@ class Portal:
         store.archived[rec.id] = rec
         self.associations.drop_record(obj, rec.id)
         self.lists.forget_record(store.type.type_id, rec.id, None)
+        if self.observer is not None:
+            self.observer.changed("DELETE", obj, rec.id)
+
+    def restore(self, obj: str, rid: int, actor: str | None) -> Record | None:
+        """Bring an archived record back from the recycle bin (as the UI's "Restore" does).
+
+        Its associations stay dropped, as HubSpot's do; ``None`` when no such archived record
+        (or its email now belongs to another contact).
+        """
+        store = self.stores[obj]
+        rec = store.archived.get(rid)
+        email = rec.props.get("email") if rec is not None else None
+        if rec is None or (email and store.by_email.get(email.lower()) not in (None, rid)):
+            return None
+        del store.archived[rid]
+        rec.archived_at = 0
+        rec.updated = max(self.now_ms(), rec.updated)
+        self._derive(obj, rec, {}, actor)
+        store.add(rec)
+        if self.observer is not None:
+            self.observer.changed("RESTORE", obj, rec.id)
+        return rec
 
     def merge(self, obj: str, primary: Record, other: Record, actor: str | None) -> Record:
         """Merge ``other`` into ``primary``: blanks filled, ids recorded, links moved."""
@@ -435,6 +486,8 @@ class Portal:
         primary.updated = max(self.now_ms(), primary.updated)
         self._derive(obj, primary, {}, actor)
         store.touch(primary)
+        if self.observer is not None:
+            self.observer.changed("MERGE", obj, primary.id, merged=[other.id])
         return primary
 
     # -- rendering --------------------------------------------------------------------------

@@ -7,6 +7,7 @@ error envelope and sends the ``X-HubSpot-RateLimit-*`` headers; handlers stay pl
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from starlette.responses import Response
 
 from crm_bridge.connectors.hubspot.emulator.auth import Principal, TokenRegistry
 from crm_bridge.connectors.hubspot.emulator.errors import HubSpotError, bad_request
+from crm_bridge.connectors.hubspot.emulator.journal import Journal
 from crm_bridge.connectors.hubspot.emulator.ratelimit import RateLimiter
 from crm_bridge.connectors.hubspot.emulator.search import SearchEngine
 from crm_bridge.connectors.hubspot.emulator.settings import HubSpotEmulatorSettings
@@ -38,6 +40,7 @@ class Ctx:
     search: SearchEngine
     tokens: TokenRegistry
     limiter: RateLimiter
+    journal: Journal | None = None
 
 
 @dataclass
@@ -153,7 +156,12 @@ def endpoint(
             headers = ctx.limiter.admit(principal.token, search=search)
             body = await _read_json(request) if request.method in ("POST", "PUT", "PATCH") else None
             call = Call(request, principal, body)
-            with ctx.portal.lock:
+            # One journal entry per call: the changes the handler makes are collected and
+            # appended together when it returns (or fails part-way).
+            journaled = (
+                ctx.journal.call(principal) if ctx.journal is not None else contextlib.nullcontext()
+            )
+            with ctx.portal.lock, journaled:
                 reply = handler(ctx, call)
         except HubSpotError as err:
             return error_response(err, headers)
