@@ -532,6 +532,16 @@ def run(n: int, args: argparse.Namespace) -> dict[str, Any]:
         )
         connectors = sb.connector_settings()
         connectors["hubspot"]["burst_limit"] = args.tier
+        if args.push:
+            hs = sb.hubspot
+            connectors["hubspot"].update(
+                portal_id=hs.portal_id,
+                app_id=hs.app_id,
+                private_app_id=hs.private_app_id,
+                journal_client_id=hs.client_id,
+                journal_client_secret=hs.client_secret,
+                journal_poll_seconds=args.journal_poll,
+            )
         if args.connector_overrides:
             for name, table in json.loads(args.connector_overrides.read_text()).items():
                 connectors[name].update(table)
@@ -843,6 +853,9 @@ def main() -> None:
     parser.add_argument("--latency-edits", type=int, default=120, help="both sides together")
     parser.add_argument(
         "--push", action="store_true", help="also a push-mode latency phase and idle windows"
+    )
+    parser.add_argument(
+        "--journal-poll", type=float, default=2.0, help="push: HubSpot journal poll, seconds"
     )
     parser.add_argument("--safety-poll", type=float, default=600.0, help="push mode, seconds")
     parser.add_argument(
