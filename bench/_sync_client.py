@@ -105,12 +105,7 @@ class Client:
         ended = time.time()
         cpu = time.process_time()
         cpu_spent, self.last_cpu = cpu - self.last_cpu, cpu
-        per_object = {}
-        for plan in report.plans:
-            kinds: Counter[str] = Counter(
-                f"{type(a).__name__}:{getattr(a, 'target', '')}".rstrip(":") for a in plan.actions
-            )
-            per_object[plan.obj] = dict(kinds)
+        per_object = {obj: dict(kinds) for obj, kinds in report.actions.items()}
         return {
             "counts": dict(report.counts),
             "calls": self._spent(),

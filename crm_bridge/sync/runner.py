@@ -58,7 +58,21 @@ class CycleReport:
     counts: Counter[str] = field(default_factory=Counter)
     calls: dict[str, int] = field(default_factory=dict)
     plans: list[Plan] = field(default_factory=list)
+    """Each object's whole plan, kept only by a ``plan_only`` cycle (``sync --plan`` prints it):
+    a cycle that writes lets each plan go once it is executed, so a cycle's memory is one
+    object's batch, not the sum of all of them."""
+    actions: dict[str, Counter[str]] = field(default_factory=dict)
+    """Per object, how many actions of each kind were planned (``Create:map``, ``Update:crm``)."""
     run_id: int | None = None
+
+    def note_plan(self, plan: Plan, *, keep: bool) -> None:
+        """Count ``plan``'s actions; keep the plan itself only when asked to."""
+        kinds = self.actions.setdefault(plan.obj, Counter())
+        for action in plan.actions:
+            target = getattr(action, "target", "")
+            kinds[f"{type(action).__name__}:{target}" if target else type(action).__name__] += 1
+        if keep:
+            self.plans.append(plan)
 
 
 def _utcnow() -> datetime:
@@ -276,7 +290,7 @@ class SyncRunner:
             links = self._links(obj_name, changes)
         context = self._context(obj_name, objmap, changes, links, none)
         plan = plan_object(context, changes["crm"], changes["map"], links)
-        report.plans.append(plan)
+        report.note_plan(plan, keep=plan_only)
         report.counts["already_applied"] += plan.already_applied
         self._guard_deletes(obj_name, plan, allow_deletes=False)
         if plan_only:
@@ -607,7 +621,7 @@ class SyncRunner:
             capped={s: reads[s].capped for s in SIDES},
         )
         plan = plan_object(context, changes["crm"], changes["map"], links)
-        report.plans.append(plan)
+        report.note_plan(plan, keep=plan_only)
         for side in SIDES:
             report.counts[f"read_{side}"] += len(reads[side].records)
             if reads[side].capped:
