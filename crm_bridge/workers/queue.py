@@ -37,12 +37,22 @@ __all__ = [
     "ensure_schema",
     "make_app",
     "pair_jobs",
+    "pair_queue",
     "retry_strategy",
 ]
 
 SYNC_TASK = "crm_bridge.sync_pair"
 """The task name in ``procrastinate_jobs.task_name``."""
 QUEUE = "crm_bridge"
+
+
+def pair_queue(pair: str) -> str:
+    """The queue of one pair's jobs: ``crm_bridge:<pair>``.
+
+    Why a queue per pair: a worker started with ``--pair`` listens only to its pairs' queues,
+    so it is never handed a job it cannot run.
+    """
+    return f"{QUEUE}:{pair}"
 
 
 def conninfo_for(store_url: str) -> str:
@@ -128,7 +138,7 @@ async def defer_pair(
             SYNC_TASK,
             lock=pair,
             queueing_lock=pair,
-            queue=QUEUE,
+            queue=pair_queue(pair),
             schedule_at=at,
             priority=priority,
         ).defer_async(pair=pair)

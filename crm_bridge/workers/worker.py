@@ -51,6 +51,7 @@ from crm_bridge.workers.queue import (
     ensure_schema,
     make_app,
     pair_jobs,
+    pair_queue,
     retry_strategy,
 )
 
@@ -270,7 +271,7 @@ class PairWorker:
             self._worker_task = asyncio.create_task(
                 self.app.run_worker_async(
                     name=self.options.name,
-                    queues=[QUEUE],
+                    queues=[pair_queue(p) for p in self.options.pairs],
                     concurrency=1,
                     wait=True,
                     install_signal_handlers=False,
