@@ -112,6 +112,7 @@ def worker(
         require_postgres(loaded.settings.store.url)
         try:
             from crm_bridge.workers.budgets import SharedBudgets
+            from crm_bridge.workers.metrics import WorkerMetrics
             from crm_bridge.workers.worker import PairWorker, WorkerOptions, default_worker_name
         except ImportError as exc:
             raise ConfigError(
@@ -134,10 +135,13 @@ def worker(
             budgets = SharedBudgets(session.store.engine, holder=label)
             previous = use_budgets(budgets)
             interval = loaded.settings.daemon.interval_seconds
+            tally: WorkerMetrics | None = None
 
             def on_job(
                 who: str, job_pair: str, report: CycleReport | None, exc: CrmBridgeError | None
             ) -> None:
+                if tally is not None:
+                    tally.job(job_pair, exc is None)
                 if exc is not None:
                     err_console.print(
                         f"job pair={job_pair} worker={who} failed: {exc}", markup=False
@@ -169,6 +173,7 @@ def worker(
                     session, pairs, interval=interval, port=metrics_port, host=metrics_host
                 )
                 with ops as served:
+                    tally = WorkerMetrics(served.metrics.registry, label)
                     if served.server is not None:
                         out.print(f"serving {served.url}/metrics and /healthz", markup=False)
                     out.print(f"worker {label} serving pairs {', '.join(pairs)}", markup=False)

@@ -28,7 +28,7 @@ from crm_bridge.workers.budgets import SharedBudgets, SharedDailyBudget, window_
 pytestmark = pytest.mark.postgres
 
 LIMIT, WINDOW = 20, 2.0
-PROCESSES, THREADS, CALLS = 3, 4, 30
+PROCESSES, THREADS, CALLS = 3, 4, 24
 
 
 @pytest.fixture
