@@ -20,6 +20,7 @@ from crm_bridge.cli import (  # noqa: F401  (registers the verbs)
     reasons_cmd,
     sla_cmd,
     sync_cmd,
+    worker_cmd,
 )
 from crm_bridge.cli._app import app
 

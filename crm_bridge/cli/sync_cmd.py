@@ -26,10 +26,12 @@ from crm_bridge.cli._app import (
 from crm_bridge.config import DaemonSettings, SyncSettings, env_var_for
 from crm_bridge.dead_letter_fixes import fix_for
 from crm_bridge.errors import CrmBridgeError, RecordRejectedError
+from crm_bridge.ops.workers_status import workers_table
 from crm_bridge.session import Session
 from crm_bridge.store import DeadLetter, DeadLetterStatus, Store
+from crm_bridge.store.locking import pair_lock_name
 from crm_bridge.sync.actions import Create, FlagDeleted, Reject, Remove, Update
-from crm_bridge.sync.daemon import WRITER_LOCK, Daemon
+from crm_bridge.sync.daemon import Daemon
 from crm_bridge.sync.push import PairFeeds
 from crm_bridge.sync.runner import CycleReport, SyncRunner
 
@@ -202,6 +204,15 @@ def sync(
             show_default=False,
         ),
     ] = None,
+    lock_wait: Annotated[
+        float,
+        typer.Option(
+            "--lock-wait",
+            min=0.0,
+            help="Wait up to this many seconds for a pair's writer lock (held by a daemon or "
+            "worker running that pair) instead of exiting 9 at once.",
+        ),
+    ] = 0.0,
 ) -> None:
     """Run one sync cycle for each pair (or --pair NAME) and exit.
 
@@ -222,7 +233,7 @@ def sync(
                 if plan:
                     _print_plan(runner.run_cycle(plan_only=True))
                     continue
-                with session.store.writer_lock(WRITER_LOCK):
+                with session.store.writer_lock(pair_lock_name(name), wait=lock_wait):
                     report = runner.run_cycle(allow_deletes=allow_deletes)
                 share = dead_letter_share(report, limits)
                 line = _summary(report)
@@ -478,6 +489,9 @@ def status(
                 open_dl = len(tx.dead_letters(pair=name, status="open", limit=100_000))
                 out.print(f"pair {name}: {open_dl} open dead letters", markup=False)
             out.print(table)
+            workers = workers_table(session.store)  # PostgreSQL with `crm-bridge worker` only
+            if workers is not None:
+                out.print(workers)
     if unsuccessful:
         err_console.print(
             f"error: the last run of pair {', '.join(unsuccessful)} did not succeed",
@@ -523,7 +537,7 @@ def state_reset(
                 raise typer.BadParameter("--pair is required")
             if not yes:
                 typer.confirm(f"Forget all sync state of pair {name!r}?", abort=True)
-            with session.store.writer_lock(WRITER_LOCK), session.store.transaction() as tx:
+            with session.store.writer_lock(pair_lock_name(name)), session.store.transaction() as tx:
                 removed = tx.reset_pair(name)
             out.print(f"reset {name}: {removed}", markup=False)
 
@@ -694,7 +708,7 @@ def dlq_replay(
                     else tx.dead_letters(pair=pair, status="open", limit=100_000)
                 )
             chosen = [dl for dl in items if dl is not None and dl.status == "open"]
-            with session.store.writer_lock(WRITER_LOCK):
+            with session.store.pair_locks(dl.pair for dl in chosen):
                 for name in {dl.pair for dl in chosen}:
                     report = session.runner(name).replay([dl for dl in chosen if dl.pair == name])
                     out.print(

@@ -12,7 +12,17 @@ transactions, and is released automatically when the holder process dies:
   do; the kernel drops the lock when the process exits, however it exits.
 * In-memory SQLite (tests, demos): a process-local lock.
 
-The lock never waits: a second writer gets :class:`StoreLockedError` at once.
+The lock itself never waits: a second writer gets :class:`StoreLockedError` at once.
+:meth:`Store.writer_lock(name, wait=...) <crm_bridge.store.Store.writer_lock>` polls it for a
+bounded time instead (a manual ``crm-bridge sync`` while workers run).
+
+Lock names: each pair has its own writer lock, :func:`pair_lock_name` (``writer:<pair>``), taken
+by everything that writes a pair's links, cursors or dead letters -- ``sync``, the daemon, the
+workers, ``state reset`` and ``dlq replay``.  Why per pair and not one per store: with several
+worker processes (``crm-bridge worker``) pairs run in parallel, and the exclusion that matters
+is "one writer per pair"; the job queue's own lock gives that to jobs, and this lock is the
+defence in depth against everything that does not go through the queue.  The store-wide jobs
+lock (:data:`crm_bridge.sync.daemon.WRITER_LOCK`) still guards the SLA and reason jobs.
 """
 
 from __future__ import annotations
@@ -32,7 +42,22 @@ from sqlalchemy.engine import Engine
 from crm_bridge.store.errors import StoreLockedError
 from crm_bridge.store.migrate import pg_lock_key, pg_scope
 
-__all__ = ["lock_file_path", "memory_writer_lock", "pg_writer_lock", "sqlite_writer_lock"]
+__all__ = [
+    "PAIR_LOCK_PREFIX",
+    "lock_file_path",
+    "memory_writer_lock",
+    "pair_lock_name",
+    "pg_writer_lock",
+    "sqlite_writer_lock",
+]
+
+PAIR_LOCK_PREFIX = "writer:"
+
+
+def pair_lock_name(pair: str) -> str:
+    """The writer lock of one pair: ``writer:<pair>``."""
+    return f"{PAIR_LOCK_PREFIX}{pair}"
+
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 

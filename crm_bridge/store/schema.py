@@ -34,7 +34,10 @@ __all__ = [
     "links",
     "metadata",
     "person_events",
+    "rate_daily",
+    "rate_leases",
     "runs",
+    "workers",
 ]
 
 SIDES = ("crm", "map")
@@ -485,3 +488,45 @@ person_events = sa.Table(
     sa.Index("ix_person_events_at", "at"),
     sqlite_autoincrement=True,
 )
+
+
+rate_leases = sa.Table(
+    "rate_leases",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("account", sa.String(255), nullable=False),
+    sa.Column("size", sa.Integer(), nullable=False),
+    sa.Column("used", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("granted_at", UtcDateTime(), nullable=False),
+    sa.Column("expires_at", UtcDateTime(), nullable=False),
+    sa.Column("released_at", UtcDateTime()),
+    sa.Column("holder", sa.String(255), nullable=False),
+    sa.Index("ix_rate_leases_account_expires_at", "account", "expires_at"),
+    sqlite_autoincrement=True,
+)
+"""Blocks of calls granted out of a vendor account's rolling window (PostgreSQL workers only)."""
+
+rate_daily = sa.Table(
+    "rate_daily",
+    metadata,
+    sa.Column("account", sa.String(255), primary_key=True),
+    sa.Column("day", sa.String(10), primary_key=True),
+    sa.Column("used", sa.Integer(), nullable=False),
+)
+"""Calls taken from a vendor account's daily allocation, per day (PostgreSQL workers only)."""
+
+workers = sa.Table(
+    "workers",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer(), nullable=False),
+    sa.Column("started_at", UtcDateTime(), nullable=False),
+    sa.Column("heartbeat_at", UtcDateTime(), nullable=False),
+    sa.Column("stopped_at", UtcDateTime()),
+    sa.Column("pair", sa.String(100)),
+    sa.Column("pair_since", UtcDateTime()),
+    sa.Column("cycles", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("failures", sa.Integer(), nullable=False, server_default="0"),
+)
+"""One row per ``crm-bridge worker``: its heartbeat and the pair it runs now (``status``)."""

@@ -17,6 +17,7 @@ import contextlib
 import functools
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,7 +32,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
 
 from crm_bridge.store import locking, migrate
-from crm_bridge.store.errors import StoreConflictError, StoreError, StoreNotFoundError
+from crm_bridge.store.errors import (
+    StoreConflictError,
+    StoreError,
+    StoreLockedError,
+    StoreNotFoundError,
+)
 from crm_bridge.store.models import (
     AuditEntry,
     ChangeCursor,
@@ -67,6 +73,8 @@ IN_CHUNK = 500
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 STREAM_BATCH = 1000
+WRITER_LOCK_POLL_SECONDS = 0.2
+"""How often :meth:`Store.writer_lock` retries a held lock while it may wait."""
 
 _LINK_FIELDS = frozenset(
     {
@@ -1363,21 +1371,45 @@ class Store:
             self._local.depth = 0
 
     @contextlib.contextmanager
-    def writer_lock(self, name: str) -> Iterator[None]:
+    def writer_lock(
+        self, name: str, *, wait: float = 0.0, poll: float = WRITER_LOCK_POLL_SECONDS
+    ) -> Iterator[None]:
         """Hold the single-writer lock ``name`` for the ``with`` block.
 
-        Raises :class:`~crm_bridge.store.StoreLockedError` at once if someone else holds it.
+        Raises :class:`~crm_bridge.store.StoreLockedError` if someone else holds it -- at once,
+        or after trying every ``poll`` seconds for ``wait`` seconds.  Why polling and not a
+        blocking lock: a blocked ``flock`` or ``pg_advisory_lock`` cannot be interrupted by a
+        deadline or a stop signal, and a writer waits at most one poll longer than it must.
 
         Not re-entrant: a second acquisition from the same process also fails.  See
         :mod:`crm_bridge.store.locking` for how it works on each backend.
         """
-        if self.backend == "postgresql":
-            cm = locking.pg_writer_lock(self._engine, name, self.url_for_display)
-        elif self._sqlite_path is not None:
-            cm = locking.sqlite_writer_lock(self._sqlite_path, name, self.url_for_display)
-        else:
-            cm = locking.memory_writer_lock(self, name, self.url_for_display)
-        with _unavailable(self.url_for_display), cm:
+        deadline = time.monotonic() + max(0.0, wait)
+        with _unavailable(self.url_for_display), contextlib.ExitStack() as stack:
+            while True:
+                if self.backend == "postgresql":
+                    cm = locking.pg_writer_lock(self._engine, name, self.url_for_display)
+                elif self._sqlite_path is not None:
+                    cm = locking.sqlite_writer_lock(self._sqlite_path, name, self.url_for_display)
+                else:
+                    cm = locking.memory_writer_lock(self, name, self.url_for_display)
+                try:
+                    stack.enter_context(cm)
+                except StoreLockedError:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise
+                    time.sleep(min(poll, left))
+                    continue
+                break
+            yield
+
+    @contextlib.contextmanager
+    def pair_locks(self, pairs: Iterable[str], *, wait: float = 0.0) -> Iterator[None]:
+        """Hold the writer lock of every pair in ``pairs`` (sorted, so two holders never deadlock)."""
+        with contextlib.ExitStack() as stack:
+            for pair in sorted(set(pairs)):
+                stack.enter_context(self.writer_lock(locking.pair_lock_name(pair), wait=wait))
             yield
 
     def schema_revision(self) -> str | None:

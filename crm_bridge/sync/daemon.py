@@ -1,8 +1,9 @@
 """The daemon: the same cycle ``crm-bridge sync`` runs, on a schedule, with one writer per store.
 
 Why a loop around the one-shot cycle rather than a separate engine: there is one code path to
-test, and an admin can always reproduce what the daemon did with ``crm-bridge sync``.  The store's
-writer lock keeps a second daemon (or a manual ``sync``) from interleaving with a running one.
+test, and an admin can always reproduce what the daemon did with ``crm-bridge sync``.  The
+pairs' writer locks (``writer:<pair>``) keep a second daemon, a worker or a manual ``sync`` of
+the same pair from interleaving with a running one.
 ``stop()`` (wired to SIGTERM/SIGINT by the CLI) lets the current write batch finish, records the
 run, and returns -- the cursors of an unfinished object are not advanced, so nothing is lost.
 
@@ -16,9 +17,10 @@ runners' observer (:mod:`crm_bridge.ops.events`), so ``sync`` and the daemon log
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from crm_bridge.connector import ChangeHint
@@ -31,6 +33,7 @@ from crm_bridge.sync.runner import CycleReport, SyncRunner
 __all__ = ["Daemon", "DaemonStats"]
 
 WRITER_LOCK = "crm-bridge-writer"
+"""The store-wide lock of the feature jobs (SLA, reasons); pairs have their own, ``writer:<pair>``."""
 
 _log = get_logger("crm_bridge.daemon")
 
@@ -95,7 +98,7 @@ class Daemon:
 
     def run(self) -> DaemonStats:
         """Hold the store's writer lock and run cycles until stopped or ``max_cycles``."""
-        with self.store.writer_lock(WRITER_LOCK):
+        with self._writer_locks():
             _log.info(
                 "daemon.start",
                 pairs=[r.name for r in self.runners],
@@ -109,6 +112,21 @@ class Daemon:
                 self._run_polled()
             _log.info("daemon.stop", cycles=self.stats.cycles, failures=self.stats.failures)
         return self.stats
+
+    @contextlib.contextmanager
+    def _writer_locks(self) -> Iterator[None]:
+        """Each pair's writer lock, plus the store-wide one when the daemon runs feature jobs.
+
+        Per pair so that a daemon for some pairs and workers for others (or two daemons with
+        ``--pair``) write side by side; the SLA and reason jobs are not per pair, so they keep
+        :data:`WRITER_LOCK` (which ``crm-bridge sla run`` also takes).
+        """
+        with self.store.pair_locks(r.name for r in self.runners):
+            if self.jobs:
+                with self.store.writer_lock(WRITER_LOCK):
+                    yield
+            else:
+                yield
 
     def _run_polled(self) -> None:
         while not self._stop.is_set():

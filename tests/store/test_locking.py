@@ -97,3 +97,52 @@ def test_memory_store_lock(tmp_path: object) -> None:
             assert tx.get_cursor("p", "crm", "contact") == "x"
     finally:
         s.close()
+
+
+def test_pair_locks_serialise_one_pair_not_two(open_store: Callable[..., Store]) -> None:
+    """Two writers of one pair exclude each other; writers of different pairs do not."""
+    from crm_bridge.store.locking import pair_lock_name
+
+    first, second = open_store(), open_store()
+    assert pair_lock_name("main") == "writer:main"
+    with first.pair_locks(["main", "eu"]):
+        with pytest.raises(StoreLockedError, match="writer:main"), second.pair_locks(["main"]):
+            pytest.fail("a second writer of pair main got its lock")
+        with second.pair_locks(["us"]):  # another pair writes side by side
+            pass
+    with second.pair_locks(["main", "eu"]):  # all released on exit
+        pass
+
+
+def test_lock_wait_gets_the_lock_once_it_is_released(open_store: Callable[..., Store]) -> None:
+    """``wait=`` polls until the holder lets go (a manual sync while a worker runs the pair)."""
+    import threading
+    import time
+
+    first, second = open_store(), open_store()
+    held = threading.Event()
+    release = threading.Event()
+
+    def holder() -> None:
+        with first.writer_lock("writer:main"):
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    try:
+        assert held.wait(10)
+        # the deadline passes while it is held
+        with (
+            pytest.raises(StoreLockedError),
+            second.writer_lock("writer:main", wait=0.3, poll=0.05),
+        ):
+            pytest.fail("got a held lock")
+        threading.Timer(0.3, release.set).start()
+        started = time.monotonic()
+        with second.writer_lock("writer:main", wait=10, poll=0.05):
+            waited = time.monotonic() - started
+        assert 0.2 <= waited < 5, waited
+    finally:
+        release.set()
+        thread.join(10)

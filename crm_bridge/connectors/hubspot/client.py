@@ -50,11 +50,11 @@ from crm_bridge.connectors.hubspot.settings import HubSpotSettings
 from crm_bridge.errors import CrmBridgeError
 from crm_bridge.http import (
     Clock,
-    RollingWindowLimiter,
     StaticTokenProvider,
     SystemClock,
     call_with_retries,
 )
+from crm_bridge.http.budgets import account_key, budgets
 from crm_bridge.http.headers import lower_headers
 
 __all__ = ["HubSpotClient", "Response", "TokenSource"]
@@ -96,11 +96,25 @@ class HubSpotClient:
         self.name = name
         self.calls = calls
         self.clock: Clock = clock or SystemClock()
-        self.burst = RollingWindowLimiter(
-            settings.burst_limit, settings.burst_window_seconds, self.clock, name="hubspot burst"
+        # Per account, so several worker processes share one count (crm_bridge.http.budgets).
+        credential = (
+            settings.access_token.get_secret_value()
+            if settings.access_token is not None
+            else settings.client_id
         )
-        self.search_limiter = RollingWindowLimiter(
-            settings.search_per_second, 1.0, self.clock, name="hubspot search"
+        self.burst = budgets().window(
+            account_key("hubspot", settings.host, credential, "burst"),
+            max_calls=settings.burst_limit,
+            window_seconds=settings.burst_window_seconds,
+            clock=self.clock,
+            name="hubspot burst",
+        )
+        self.search_limiter = budgets().window(
+            account_key("hubspot", settings.host, credential, "search"),
+            max_calls=settings.search_per_second,
+            window_seconds=1.0,
+            clock=self.clock,
+            name="hubspot search",
         )
         self.last_headers: dict[str, str] = {}
         self._lock = threading.Lock()

@@ -37,7 +37,8 @@ from crm_bridge.connectors.marketo.errors import MARKETO_POLICY, MarketoApiError
 from crm_bridge.connectors.marketo.oauth import MarketoTokenProvider
 from crm_bridge.connectors.marketo.settings import MarketoSettings
 from crm_bridge.errors import CrmBridgeError
-from crm_bridge.http import Clock, DailyBudget, RollingWindowLimiter, SystemClock
+from crm_bridge.http import Clock, SystemClock
+from crm_bridge.http.budgets import account_key, budgets
 from crm_bridge.http.retry import call_with_retries
 
 __all__ = [
@@ -88,16 +89,21 @@ class InstanceBudget:
 
     def __init__(self, settings: MarketoSettings, clock: Clock) -> None:
         self.clock = clock
-        self.window = RollingWindowLimiter(
-            settings.rate_limit_calls,
-            settings.rate_limit_window_seconds,
-            clock,
+        # Per instance, so several worker processes share one count (crm_bridge.http.budgets).
+        self.window = budgets().window(
+            account_key("marketo", settings.base_url, None, "window"),
+            max_calls=settings.rate_limit_calls,
+            window_seconds=settings.rate_limit_window_seconds,
+            clock=clock,
             name="marketo window",
         )
         self.slots = threading.BoundedSemaphore(settings.max_concurrent)
         self.max_concurrent = settings.max_concurrent
-        self.daily = DailyBudget(
-            reserve_fraction=settings.daily_reserve_fraction, name="Marketo daily API"
+        self.daily = budgets().daily(
+            account_key("marketo", settings.base_url, None, "daily"),
+            reserve_fraction=settings.daily_reserve_fraction,
+            name="Marketo daily API",
+            day=lambda: clock.now().astimezone(_CENTRAL).date().isoformat(),
         )
         self.daily_limit = settings.daily_call_limit
         self._lock = threading.Lock()

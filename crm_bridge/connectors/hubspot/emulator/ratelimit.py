@@ -38,6 +38,10 @@ class RateLimiter:
             self._search: deque[float] = deque()
             self._day = ""
             self._daily_used = 0
+            # What a test of several clients sharing one token checks: answers refused for the
+            # burst window, and the most calls ever counted in one window.
+            self._refused = 0
+            self._peak_burst = 0
 
     def set_daily_used(self, used: int) -> None:
         """Pretend ``used`` calls were already made today (to reach the daily limit cheaply)."""
@@ -78,11 +82,13 @@ class RateLimiter:
                 wait = self._seconds_to_midnight(now)
                 raise self._limited("DAILY", "daily", wait, self._headers(len(bucket)))
             if enforce and len(bucket) >= s.burst_limit:
+                self._refused += 1
                 wait = bucket[0] + s.burst_window_seconds - now
                 raise self._limited(
                     "TEN_SECONDLY_ROLLING", "ten_secondly_rolling", wait, self._headers(len(bucket))
                 )
             bucket.append(now)
+            self._peak_burst = max(self._peak_burst, len(bucket))
             self._daily_used += 1
             return self._headers(len(bucket))
 
@@ -149,6 +155,8 @@ class RateLimiter:
                 "daily_limit": s.daily_limit,
                 "daily_used": self._daily_used,
                 "send_retry_after": s.send_retry_after,
+                "burst_refused": self._refused,
+                "peak_burst": self._peak_burst,
             }
 
 

@@ -33,6 +33,8 @@ class RateLimiter:
         self._window: deque[float] = deque()
         self._day: date | None = None
         self._daily_used = 0
+        self._refused = 0
+        self._peak = 0
 
     def reset(self) -> None:
         """Empty the window and today's count."""
@@ -40,6 +42,8 @@ class RateLimiter:
             self._window.clear()
             self._day = None
             self._daily_used = 0
+            self._refused = 0
+            self._peak = 0
 
     def set_daily_used(self, used: int) -> None:
         """Pretend ``used`` calls were already made today (to reach the quota cheaply)."""
@@ -65,6 +69,7 @@ class RateLimiter:
             if self._daily_used >= s.daily_quota:
                 raise MarketoError(607, "Daily quota reached")
             if len(self._window) >= s.rate_limit_calls:
+                self._refused += 1
                 raise MarketoError(
                     606,
                     f"Max rate limit '{s.rate_limit_calls}' exceeded with in "
@@ -77,6 +82,7 @@ class RateLimiter:
         with self._lock:
             self._roll(at)
             self._window.append(at)
+            self._peak = max(self._peak, len(self._window))
             self._daily_used += 1
 
     def status(self) -> dict[str, object]:
@@ -95,6 +101,8 @@ class RateLimiter:
                 "daily_quota": s.daily_quota,
                 "daily_used": self._daily_used,
                 "day": self._day.isoformat() if self._day else None,
+                "window_refused": self._refused,
+                "peak_in_window": self._peak,
             }
 
 
