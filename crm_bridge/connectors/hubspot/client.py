@@ -50,6 +50,7 @@ from crm_bridge.connectors.hubspot.settings import HubSpotSettings
 from crm_bridge.errors import CrmBridgeError
 from crm_bridge.http import (
     Clock,
+    RollingWindowLimiter,
     StaticTokenProvider,
     SystemClock,
     call_with_retries,
