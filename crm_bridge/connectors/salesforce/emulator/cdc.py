@@ -161,6 +161,7 @@ class EventBus:
         self.events: list[BusEvent] = []
         self.floor = self._next
         """Replay ids below this can no longer be resumed from (purged, or from before a reset)."""
+        self._floor_purged = False  # the floor is a purged event's id: refused too
         org.write_hooks.append(self._on_put)
 
     # ------------------------------------------------------------------ lifecycle
@@ -173,6 +174,7 @@ class EventBus:
             self.overflow_limit = OVERFLOW_LIMIT
             self._step()
             self.floor = self._next
+            self._floor_purged = False
             self.cond.notify_all()
 
     def close(self) -> None:
@@ -438,14 +440,16 @@ class EventBus:
                 keep += 1
             if keep:
                 self.floor = self.events[keep - 1].replay
+                self._floor_purged = True
                 del self.events[:keep]
 
     def start_cursor(self, preset: str, replay_id: bytes) -> int:
         """The replay value a new subscription starts after (it gets the events past it).
 
         ``LATEST``: the newest id issued; ``EARLIEST``: before the oldest retained event;
-        ``CUSTOM``: ``replay_id`` itself, which must be one this bus issued and not purged
-        (:class:`ReplayExpired` otherwise).
+        ``CUSTOM``: ``replay_id`` itself, which must be one this bus issued and not purged: an
+        event older than 72 h is refused even when nothing after it was lost, as the service
+        refuses an id outside the retention window (:class:`ReplayExpired`).
         """
         with self.cond:
             self.purge()
@@ -456,7 +460,8 @@ class EventBus:
             if len(replay_id) != _REPLAY_BYTES:
                 raise ReplayExpired("malformed replay id")
             wanted = int.from_bytes(replay_id, "big")
-            if wanted < self.floor or wanted > self._next:
+            purged = wanted < self.floor or (wanted == self.floor and self._floor_purged)
+            if purged or wanted > self._next:
                 raise ReplayExpired(f"replay id {replay_id.hex()} is not retained")
             return wanted
 
