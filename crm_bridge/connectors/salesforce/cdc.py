@@ -203,6 +203,8 @@ class SalesforceCdcFeed(ChangeFeed):
         self._stub = pb2_grpc.PubSubStub(self._channel)
         self._stream: _Stream | None = None
         self._position: str | None = None
+        self._opened_from: str | None = None
+        self._handed_out = False
         self._schemas: dict[str, Any] = {}
         self._seen: OrderedDict[str, None] = OrderedDict()
         self.duplicates = 0
@@ -211,11 +213,15 @@ class SalesforceCdcFeed(ChangeFeed):
     # -- the ChangeFeed API --------------------------------------------------------------------
 
     def poll(self, position: str | None, *, timeout: float) -> FeedBatch:
-        """Hints after ``position``; waits up to ``timeout`` for the first, then drains."""
+        """Hints after ``position``; waits up to ``timeout`` for the first, then drains.
+
+        With ``position=None`` (start from now) it also returns once the stream has named its
+        starting replay id, so the caller has a position to store before its first full cycle.
+        """
         deadline = self.monotonic() + max(0.0, timeout)
         hints: list[ChangeHint] = []
         lost = False
-        if self._stream is None or position != self._position:
+        if self._stream is None or not self._continues(position):
             lost = not self._open(position)
         refreshed = False
         ends = 0
@@ -223,8 +229,11 @@ class SalesforceCdcFeed(ChangeFeed):
             stream = self._stream
             assert stream is not None
             wait = deadline - self.monotonic()
+            # A caller starting from now (or after a lost position) wants a position: it is
+            # answered as soon as the stream names one, as a caller with hints is.
+            placed = (position is None or lost) and self._position is not None
             try:
-                if hints or (lost and self._position is not None) or wait <= 0:
+                if hints or placed or wait <= 0:
                     kind, item = stream.responses.get_nowait()
                 else:
                     kind, item = stream.responses.get(timeout=wait)
@@ -254,7 +263,21 @@ class SalesforceCdcFeed(ChangeFeed):
             if code in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
                 raise AuthError(f"Salesforce Pub/Sub refused the session: {details}")
             raise TransientError(f"Salesforce Pub/Sub stream failed ({code}): {details}")
+        if self._position is not None:
+            self._handed_out = True
         return FeedBatch(hints=tuple(hints), position=self._position, lost=lost)
+
+    def _continues(self, position: str | None) -> bool:
+        """Whether a poll from ``position`` goes on with the open stream.
+
+        Yes from where the last poll left off, and from the position the stream was opened
+        with while no poll has handed out a newer one (a caller that started from now before
+        the stream named its start).  Anything else -- an older position after a cycle that
+        did not commit, a restart -- subscribes again from there, so its hints come again.
+        """
+        if position == self._position:
+            return True
+        return position == self._opened_from and not self._handed_out
 
     def close(self) -> None:
         """End the stream and close the channel."""
@@ -281,6 +304,8 @@ class SalesforceCdcFeed(ChangeFeed):
             num_requested=self.batch_size,
         )
         self._position = position if readable and replay else None
+        self._opened_from = position
+        self._handed_out = False
         metadata = self.credentials().metadata()
         self.calls["pubsub.subscribe"] += 1
         self.calls["pubsub.fetch"] += 1
