@@ -682,7 +682,7 @@ class SalesforceConnector(SalesforceAdminMixin, Connector[SalesforceSettings]):
             objects=objects,
             client_id=self.settings.call_options_client,
             credentials=credentials,
-            refresh=self.auth.refresh,
+            refresh=lambda: self.auth.refresh(),
             calls=self.calls,
             ca_bundle=self.settings.ca_bundle,
             batch_size=self.settings.cdc_batch_size,

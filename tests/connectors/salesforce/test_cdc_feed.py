@@ -7,6 +7,8 @@ feed's own ``timeout``; nothing sleeps.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -239,3 +241,30 @@ def test_a_start_that_got_no_position_yet_keeps_its_stream(
 
     assert [h.record_id for h in hints] == [lead]
     assert connector.calls["pubsub.subscribe"] == 1  # one stream throughout, never a new "now"
+
+
+def test_without_the_extra_the_feed_names_it_and_the_connector_still_loads() -> None:
+    # A fresh interpreter where grpc cannot be imported, as after a plain `pip install`.
+    script = """
+import importlib.abc, sys
+class NoGrpc(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "grpc" or name.startswith("grpc."):
+            raise ImportError("No module named 'grpc'")
+        return None
+sys.meta_path.insert(0, NoGrpc())
+from crm_bridge.connectors.salesforce import SalesforceConnector, SalesforceSettings
+from crm_bridge.errors import ConfigError
+settings = SalesforceSettings(instance_url="https://x.example", token_url="https://x.example/t",
+                              client_id="c", cdc=True)
+connector = SalesforceConnector(settings, name="sf")
+try:
+    connector.change_feed(["Lead"])
+except ConfigError as exc:
+    print("refused:", exc)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "refused:" in done.stdout and "salesforce-cdc" in done.stdout
+    assert "grpc" not in done.stderr
