@@ -7,6 +7,7 @@ feed's own ``timeout``; nothing sleeps.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -268,3 +269,24 @@ except ConfigError as exc:
     )
     assert "refused:" in done.stdout and "salesforce-cdc" in done.stdout
     assert "grpc" not in done.stderr
+
+
+def test_one_event_naming_several_records_gives_a_hint_per_record(
+    salesforce: RunningSalesforce, open_feed: OpenFeed
+) -> None:
+    rep = salesforce.simple_salesforce()
+    ids = [rep.Lead.create({"LastName": n, "Company": "Acme"})["id"] for n in ("a", "b")]
+    _, feed = open_feed(objects=["Lead"])
+    position = _start(feed)
+    body = {
+        "allOrNone": False,
+        "records": [
+            {"attributes": {"type": "Lead"}, "id": i, "Status": "Working - Contacted"} for i in ids
+        ],
+    }
+    rep.restful("composite/sobjects", method="PATCH", data=json.dumps(body))
+
+    hints, _ = _until(feed, position, 2)
+
+    assert sorted(h.record_id for h in hints) == sorted(ids)
+    assert len({h.event_id for h in hints}) == 2 and len({h.occurred_at for h in hints}) == 1

@@ -296,3 +296,42 @@ def test_the_fault_plane_strikes_rpcs_and_they_are_counted(
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
     pubsub.stub.GetTopic(request, metadata=pubsub.metadata)  # one call only
     assert salesforce.emulator.calls.snapshot().get("pubsub.GetTopic") == 2
+
+
+def test_the_same_change_to_several_records_in_one_request_is_one_event(
+    salesforce: RunningSalesforce, subscribe: Any
+) -> None:
+    sf = salesforce.simple_salesforce()
+    a, b = _lead(sf, "a"), _lead(sf, "b")
+    sub = subscribe("/data/LeadChangeEvent")
+    body = {
+        "allOrNone": False,
+        "records": [{"attributes": {"type": "Lead"}, "id": i, "Title": "Same"} for i in (a, b)],
+    }
+    sf.restful("composite/sobjects", method="PATCH", data=json.dumps(body))
+
+    (header,) = sub.headers(1)
+    assert header["changeType"] == "UPDATE" and sorted(header["recordIds"]) == sorted([a, b])
+    assert sub.quiet()
+
+
+def test_the_bus_drops_its_oldest_events_past_its_cap_as_if_purged(
+    salesforce: RunningSalesforce, pubsub: PubSubClient, subscribe: Any
+) -> None:
+    salesforce.emulator.bus.max_events = 2
+    sf = salesforce.simple_salesforce()
+    sub = subscribe("/data/LeadChangeEvent")
+    for name in ("a", "b", "c"):
+        _lead(sf, name)
+    first, *_ = sub.events(3)
+
+    again = pubsub.subscribe(
+        "/data/LeadChangeEvent", preset=pb2.ReplayPreset.CUSTOM, replay_id=first.replay_id
+    )
+    try:
+        with pytest.raises(grpc.RpcError) as err:
+            again.next()
+    finally:
+        again.close()
+    assert error_code(err.value) == REPLAY_CORRUPTED
+    assert len(salesforce.emulator.bus.events) == 2

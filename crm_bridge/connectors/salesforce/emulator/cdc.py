@@ -26,12 +26,12 @@ Docs: https://developer.salesforce.com/docs/atlas.en-us.change_data_capture.meta
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 import io
 import json
 import random
 import threading
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -70,6 +70,9 @@ CHANGE_TYPES = (
     "GAP_UNDELETE",
     "GAP_OVERFLOW",
 )
+MAX_EVENTS = 200_000
+"""Events the bus keeps at most (oldest dropped first, as if purged): bounds the emulator's
+memory on bulk benches; a real org's limit is only the 72 h retention."""
 OVERFLOW_LIMIT = 100_000
 """Changes of one entity in one transaction past which a real org sends one GAP_OVERFLOW."""
 _NOT_IN_EVENTS = frozenset({"Id", "IsDeleted", "SystemModstamp"})
@@ -96,18 +99,44 @@ class ReplayExpired(Exception):
     """A CUSTOM replay id the bus cannot resume from (purged past 72 h, or never issued)."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class BusEvent:
-    """One published change event as the bus keeps it (payload already Avro-encoded)."""
+    """One published change event as the bus keeps it.
+
+    The Avro payload is encoded on first delivery and kept: encoding is most of an event's
+    cost, and a bulk load that nobody subscribes to should not pay it for every row.
+    """
 
     replay: int
     event_id: str
     entity: str
     change_type: str
     record_ids: tuple[str, ...]
-    schema_id: str
-    payload: bytes
+    schema: _Schema
+    header: dict[str, Any]
+    values: dict[str, Any]
+    """The fields the event carries, as the org stores them (converted to Avro when encoded)."""
     published_at: float
+    _payload: bytes | None = None
+
+    @property
+    def schema_id(self) -> str:
+        """The id ``GetSchema`` serves this event's schema under."""
+        return self.schema.schema_id
+
+    @property
+    def payload(self) -> bytes:
+        """The Avro-encoded event (schemaless: the schema is served by ``GetSchema``)."""
+        if self._payload is None:
+            types = self.schema.types
+            record: dict[str, Any] = dict.fromkeys(types)
+            for name, value in self.values.items():
+                record[name] = _avro_value(types[name], value)
+            record["ChangeEventHeader"] = self.header
+            out = io.BytesIO()
+            fastavro.schemaless_writer(out, self.schema.parsed, record)
+            self._payload = out.getvalue()
+        return self._payload
 
     @property
     def replay_id(self) -> bytes:
@@ -121,6 +150,12 @@ class _Schema:
     json: str
     parsed: Any
     fields: list[tuple[str, str]]  # (field name, emulator field type), in schema order
+    positions: dict[str, int] = field(default_factory=dict)  # name -> index in the record
+    types: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.positions = {name: i + 1 for i, (name, _) in enumerate(self.fields)}
+        self.types = dict(self.fields)
 
 
 @dataclass
@@ -150,10 +185,13 @@ class EventBus:
         self.cond = threading.Condition(threading.RLock())
         self.faults = BusFaults()
         self.overflow_limit = OVERFLOW_LIMIT
+        self.max_events = MAX_EVENTS
         self.closed = False
         self._random = random.Random(seed)
+        self._ids = random.Random()  # event ids and transaction keys: unique across emulators
         self._schemas: dict[str, _Schema] = {}
         self._schema_for: dict[tuple[str, tuple[tuple[str, str], ...]], _Schema] = {}
+        self._current: dict[str, tuple[Any, _Schema]] = {}
         self._tx: _Transaction | None = None
         self._held: list[BusEvent] = []
         self._commit_number = 0
@@ -201,11 +239,16 @@ class EventBus:
     def schema_of(self, entity: str) -> _Schema:
         """The current Avro schema of an entity's change events (new id when fields change)."""
         t: SObjectType = self.org.schema[entity]
+        rules = t.rules  # rebuilt whenever the object's fields change: a cheap validity check
+        current = self._current.get(entity)
+        if current is not None and current[0] is rules:
+            return current[1]
         fields = tuple((f.name, f.type) for f in t.fields.values() if f.name not in _NOT_IN_EVENTS)
         key = (entity, fields)
         with self.cond:
             known = self._schema_for.get(key)
             if known is not None:
+                self._current[entity] = (rules, known)
                 return known
             doc = _avro_schema(entity, fields)
             text = json.dumps(doc, separators=(",", ":"))
@@ -213,6 +256,7 @@ class EventBus:
             made = _Schema(schema_id, text, fastavro.parse_schema(doc), list(fields))
             self._schemas[schema_id] = made
             self._schema_for[key] = made
+            self._current[entity] = (rules, made)
             return made
 
     def schema_json(self, schema_id: str) -> str | None:
@@ -288,7 +332,7 @@ class EventBus:
             return
         with self.cond:
             self._commit_number += self._random.randrange(1, 50)
-            key = str(uuid.uuid4())
+            key = self._uuid()
             seq = 0
             built: list[BusEvent] = []
             for entity, change_type, rids, values, changed, user in groups.values():
@@ -347,7 +391,7 @@ class EventBus:
                 {},
                 [],
                 origin="",
-                transaction_key=str(uuid.uuid4()),
+                transaction_key=self._uuid(),
                 sequence=1,
                 commit_ms=int(self.clock.time() * 1000),
                 user="",
@@ -355,6 +399,11 @@ class EventBus:
             self._append(event)
 
     # ------------------------------------------------------------------ the log
+    def _uuid(self) -> str:
+        """A random version-4 UUID string (cheaper than ``uuid.uuid4()`` for bulk loads)."""
+        h = f"{self._ids.getrandbits(128) & ~(0xF << 76) & ~(0x3 << 62) | (4 << 76) | (2 << 62):032x}"
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
     def _step(self) -> int:
         self._next += self._random.randrange(1, 8)
         return self._next
@@ -377,18 +426,11 @@ class EventBus:
         if self.faults.gap > 0 and not change_type.startswith("GAP_"):
             self.faults.gap -= 1
             change_type, values, changed = f"GAP_{change_type}", {}, []
-        positions = {name: i + 1 for i, (name, _) in enumerate(schema.fields)}
-        types = dict(schema.fields)
-        body: dict[str, Any] = {name: None for name, _ in schema.fields}
-        nulled: list[int] = []
-        for name, value in values.items():
-            if name not in positions:
-                continue
-            if value is None:
-                nulled.append(positions[name])
-            body[name] = _avro_value(types[name], value)
+        positions = schema.positions
+        carried = {name: value for name, value in values.items() if name in positions}
         update = change_type == "UPDATE"
-        body["ChangeEventHeader"] = {
+        nulled = [positions[n] for n, v in carried.items() if v is None] if update else []
+        header = {
             "entityName": entity,
             "recordIds": list(record_ids),
             "changeType": change_type,
@@ -398,22 +440,21 @@ class EventBus:
             "commitTimestamp": commit_ms,
             "commitNumber": self._commit_number,
             "commitUser": user,
-            "nulledFields": bitmap(nulled) if update else [],
+            "nulledFields": bitmap(nulled),
             "diffFields": [],
             "changedFields": bitmap([positions[n] for n in changed if n in positions])
             if update
             else [],
         }
-        out = io.BytesIO()
-        fastavro.schemaless_writer(out, schema.parsed, body)
         return BusEvent(
             replay=0,
-            event_id=str(uuid.uuid4()),
+            event_id=self._uuid(),
             entity=entity,
             change_type=change_type,
             record_ids=tuple(record_ids),
-            schema_id=schema.schema_id,
-            payload=out.getvalue(),
+            schema=schema,
+            header=header,
+            values=carried,
             published_at=self.clock.time(),
         )
 
@@ -428,7 +469,13 @@ class EventBus:
         else:
             pending = [event]
         for item in pending:
-            self.events.append(_with_replay(item, self._step()))
+            item.replay = self._step()  # not shared yet: ids are given in publishing order
+            self.events.append(item)
+        excess = len(self.events) - self.max_events
+        if excess > 0:
+            self.floor = self.events[excess - 1].replay
+            self._floor_purged = True
+            del self.events[:excess]
         self.cond.notify_all()
 
     def purge(self) -> None:
@@ -484,19 +531,6 @@ class EventBus:
                 self.faults.duplicate -= 1
                 return True
             return False
-
-
-def _with_replay(event: BusEvent, replay: int) -> BusEvent:
-    return BusEvent(
-        replay=replay,
-        event_id=event.event_id,
-        entity=event.entity,
-        change_type=event.change_type,
-        record_ids=event.record_ids,
-        schema_id=event.schema_id,
-        payload=event.payload,
-        published_at=event.published_at,
-    )
 
 
 def _classify(before: Record | None, after: Record | None) -> tuple[str, list[str]] | None:
@@ -570,13 +604,19 @@ def _avro_schema(entity: str, fields: tuple[tuple[str, str], ...]) -> dict[str, 
     }
 
 
+@functools.lru_cache(maxsize=4096)
+def _epoch_ms(stamp: str) -> int:
+    """A wire datetime as epoch milliseconds (memoised: one transaction shares its stamps)."""
+    return int(parse_datetime(stamp).timestamp() * 1000)
+
+
 def _avro_value(field_type: str, value: Any) -> Any:
     """An emulator wire value as the Avro type its field maps to."""
     if value is None:
         return None
     kind = _AVRO_TYPES.get(field_type, "string")
     if kind == "long":
-        return int(parse_datetime(str(value)).timestamp() * 1000)
+        return _epoch_ms(str(value))
     if kind == "int" and field_type == "date":
         return (date.fromisoformat(str(value)[:10]) - date(1970, 1, 1)).days
     if kind == "int":
