@@ -96,3 +96,33 @@ def test_our_own_write_to_salesforce_comes_back_as_ours_and_is_dropped_unread(
         assert _rest_calls(e) == before  # nothing read back
     finally:
         feeds.close()
+
+
+def test_a_conversion_heard_through_cdc_moves_the_link_to_the_contact(
+    make: Make, salesforce: RunningSalesforce
+) -> None:
+    e, feeds = _pair(make, salesforce)
+    try:
+        lead = e.create_lead("conv@cdc.example", FirstName="Cy", Company="Hooli")
+        e.advance(1)
+        e.cycle()
+        e.cycle()
+        feeds.commit(feeds.collect(wait=0.5))
+        before = e.link_for("crm", lead)
+        assert before is not None
+        contact = salesforce.emulator.convert_lead(lead)["contactId"]
+        e.advance(1)
+
+        heard = _heard(feeds)
+        report = e.runner.run_cycle(hints=heard.hints)
+        feeds.commit(heard)
+
+        person = {(h.record_id, h.kind) for h in heard.hints["crm"] if h.object == "Person"}
+        assert {(lead, "upsert"), (contact, "upsert")} <= person
+        link = e.link_for("crm", contact)
+        assert link is not None and e.link_for("crm", lead) is None
+        assert report.counts["converted"] == 1 and e.dead_letters() == []
+        # the same HubSpot contact carries on (the new account and deal are created there)
+        assert link.map_id == before.map_id
+    finally:
+        feeds.close()
