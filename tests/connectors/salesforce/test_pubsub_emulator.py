@@ -335,3 +335,14 @@ def test_the_bus_drops_its_oldest_events_past_its_cap_as_if_purged(
         again.close()
     assert error_code(err.value) == REPLAY_CORRUPTED
     assert len(salesforce.emulator.bus.events) == 2
+
+
+def test_reset_forgets_events_faults_and_limits(salesforce: RunningSalesforce) -> None:
+    bus = salesforce.emulator.bus
+    _lead(salesforce.simple_salesforce(), "gone")
+    bus.max_events, bus.overflow_limit, bus.faults.gap = 2, 1, 3
+
+    salesforce.emulator.reset()
+
+    assert bus.events == [] and bus.faults.gap == 0
+    assert (bus.max_events, bus.overflow_limit) == (200_000, 100_000)

@@ -204,12 +204,13 @@ class EventBus:
 
     # ------------------------------------------------------------------ lifecycle
     def reset(self) -> None:
-        """Forget every event and fault; replay ids issued before are refused from now on."""
+        """Forget every event, fault and limit; replay ids issued before are refused from now on."""
         with self.cond:
             self.events.clear()
             self._held.clear()
             self.faults = BusFaults()
             self.overflow_limit = OVERFLOW_LIMIT
+            self.max_events = MAX_EVENTS
             self._step()
             self.floor = self._next
             self._floor_purged = False
