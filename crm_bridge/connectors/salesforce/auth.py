@@ -150,6 +150,9 @@ class SalesforceAuth:
         )
         self.session = requests.Session()
         self.session.trust_env = False
+        # Names crm-bridge as the caller on every request: a change event of our own write then
+        # carries it in changeOrigin, and the CDC feed drops that echo without reading it back.
+        self.session.headers["Sforce-Call-Options"] = f"client={settings.call_options_client}"
         self.session.verify = verify
         self.session.mount("https://", self.transport)
         self.session.mount("http://", self.transport)

@@ -20,6 +20,7 @@ from simple_salesforce.util import call_salesforce
 from crm_bridge.connector import (
     Activity,
     Capability,
+    ChangeFeed,
     Connector,
     ConnectorSettings,
     NewTask,
@@ -31,7 +32,14 @@ from crm_bridge.connector import (
     WriteOp,
     WriteResult,
 )
-from crm_bridge.errors import CrmBridgeError, RecordRejectedError, TransientError
+from crm_bridge.errors import (
+    AuthError,
+    ConfigError,
+    ConfigProblem,
+    CrmBridgeError,
+    RecordRejectedError,
+    TransientError,
+)
 from crm_bridge.http import Clock, DailyBudget, RetryPolicy, SystemClock, call_with_retries
 
 from . import activities as _activities
@@ -97,6 +105,8 @@ class SalesforceConnector(SalesforceAdminMixin, Connector[SalesforceSettings]):
             Capability.PICKLIST_ADMIN,
             Capability.VALIDATION_RULES,
             Capability.RELATIONS,
+            # push (.cdc): Change Data Capture over the Pub/Sub API, when settings.cdc is on
+            Capability.CHANGE_FEED,
         }
     )
     description: ClassVar[str] = (
@@ -715,6 +725,51 @@ class SalesforceConnector(SalesforceAdminMixin, Connector[SalesforceSettings]):
     def create_tasks(self, obj: str, tasks: Sequence[NewTask]) -> list[str | None]:
         """Batched :meth:`create_task`, 1,000 per Composite call instead of one call per task."""
         return _activities.create_tasks(self, obj, tasks)
+
+    def change_feed(self, objects: Sequence[str]) -> ChangeFeed:
+        """Change Data Capture on ``cdc_channel`` over the Pub/Sub API, as hints (:mod:`.cdc`).
+
+        Refused (a ConfigError the daemon logs, then polls this side) unless ``cdc = true`` and
+        the ``salesforce-cdc`` extra is installed.  Opening it costs nothing; the first
+        ``poll`` subscribes.
+        """
+        if not self.settings.cdc:
+            raise ConfigError(
+                [
+                    ConfigProblem(
+                        key=f"connectors.{self.name}.cdc",
+                        problem="Change Data Capture is off for this Salesforce connector",
+                        fix="set cdc = true (and select the objects for CDC in Setup)",
+                    )
+                ],
+                heading=f"{self.name}: Change Data Capture is off (cdc = false)",
+            )
+        from .cdc import PubSubCredentials, SalesforceCdcFeed
+
+        def credentials() -> PubSubCredentials:
+            auth = self.auth
+            auth.client  # noqa: B018 - a valid token (and the identity URL naming the org)
+            current = auth.tokens.current
+            org_id = auth.org_id
+            if current is None or org_id is None:
+                raise AuthError(f"{self.name}: the token response named no org for Pub/Sub")
+            return PubSubCredentials(
+                access_token=current.access_token.get_secret_value(),
+                instance_url=current.instance_url or self.settings.instance_url,
+                tenant_id=org_id,
+            )
+
+        return SalesforceCdcFeed(
+            endpoint=self.settings.pubsub_endpoint,
+            channel=self.settings.cdc_channel,
+            objects=objects,
+            client_id=self.settings.call_options_client,
+            credentials=credentials,
+            refresh=lambda: self.auth.refresh(),
+            calls=self.calls,
+            ca_bundle=self.settings.ca_bundle,
+            batch_size=self.settings.cdc_batch_size,
+        )
 
     def close(self) -> None:
         """Close the HTTP session and the token client, and drop any Bulk read snapshot."""

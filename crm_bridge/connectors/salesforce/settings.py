@@ -173,6 +173,37 @@ class SalesforceSettings(ConnectorSettings):
         "by default: deletes and merges done by the integration user would vanish too.",
     )
 
+    call_options_client: str = Field(
+        "crm-bridge",
+        pattern=r"^[A-Za-z0-9_.\-/]{1,64}$",
+        description="The client id sent as Sforce-Call-Options: client=<id> on every request; "
+        "change events of our writes carry it in changeOrigin, so the feed drops their echoes "
+        "unread.  Give each crm-bridge instance writing to one org its own id.",
+    )
+    cdc: bool = Field(
+        False,
+        description="Open a Change Data Capture feed over the Pub/Sub API when the daemon runs "
+        "with push (needs the salesforce-cdc extra and the objects selected for CDC in Setup).",
+    )
+    cdc_channel: str = Field(
+        "/data/ChangeEvents",
+        pattern=r"^/data/\w+$",
+        description="The CDC channel to subscribe to: /data/ChangeEvents (every entity selected "
+        "for CDC, one stream) or a custom channel (/data/Name__chn) narrowed to the served "
+        "objects; events of objects not served are skipped.",
+    )
+    pubsub_endpoint: str = Field(
+        "api.pubsub.salesforce.com:7443",
+        pattern=r"^[\w.\-]+:\d+$",
+        description="host:port of the Pub/Sub API (gRPC over TLS; ca_bundle is trusted when set).",
+    )
+    cdc_batch_size: int = Field(
+        100,
+        ge=1,
+        le=1000,
+        description="Events asked for per FetchRequest (Pub/Sub flow control).",
+    )
+
     @model_validator(mode="after")
     def _fields_only_for_served(self) -> SalesforceSettings:
         if self.fields:

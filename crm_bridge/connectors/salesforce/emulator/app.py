@@ -43,7 +43,7 @@ from crm_bridge.emulators.runtime import Fault, FaultMiddleware
 if TYPE_CHECKING:
     from crm_bridge.connectors.salesforce.emulator.emulator import SalesforceEmulator
 
-__all__ = ["build_app", "build_router", "render_fault"]
+__all__ = ["build_app", "build_router", "change_origin", "render_fault"]
 
 _log = logging.getLogger(__name__)
 _ALL_METHODS = ["GET", "POST", "PATCH", "PUT", "DELETE", "HEAD"]
@@ -99,6 +99,21 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Resp
     )
 
 
+def change_origin(version: str, headers: dict[str, str]) -> str:
+    """The ``changeOrigin`` of a change event for a REST call with these (lower-cased) headers.
+
+    A caller names itself with ``Sforce-Call-Options: client=<id>``; the event then says
+    ``com/salesforce/api/rest/<version>;client=<id>``, which is how a subscriber tells its own
+    writes from others'.
+    """
+    origin = f"com/salesforce/api/rest/{version}"
+    for option in headers.get("sforce-call-options", "").split(","):
+        key, _, value = option.strip().partition("=")
+        if key.strip() == "client" and value.strip():
+            return f"{origin};client={value.strip()}"
+    return origin
+
+
 def _token_of(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -145,7 +160,8 @@ def build_app(emu: SalesforceEmulator) -> FaultMiddleware:
                 base_url=f"{request.url.scheme}://{request.url.netloc}",
             )
             try:
-                resp = router.dispatch(ctx, sub)
+                with emu.bus.transaction(change_origin(version, ctx.headers)):
+                    resp = router.dispatch(ctx, sub)
             except Exception:  # an emulator bug must still look like a Salesforce 500
                 _log.exception("unhandled error in %s %s", request.method, request.url.path)
                 resp = Resp(

@@ -8,6 +8,14 @@ Salesforce-specific control routes (next to the shared ones in ``crm_bridge.emul
   "asUser"?}``: ``convertLead()`` (SOAP only in a real org); answers the LeadConvertResult, or 400
   with the Salesforce error array.
 * ``POST /__emulator__/token``, ``duplicate-rules``, ``limits``, ``seed``.
+* ``POST /__emulator__/pubsub/faults`` -- ``{"gap"?,"duplicate"?,"reorder"?}``: event faults
+  (:class:`~.cdc.BusFaults`); ``POST /__emulator__/pubsub/gap`` -- ``{"entity","recordIds",
+  "changeType"?}`` and ``POST /__emulator__/pubsub/overflow`` -- ``{"entity"}``: publish a gap
+  or GAP_OVERFLOW event; ``GET /__emulator__/pubsub/events``: the retained events' headers.
+
+Change Data Capture: every write publishes change events on :attr:`SalesforceEmulator.bus`
+(:mod:`.cdc`), served over gRPC by the Pub/Sub API server :meth:`SalesforceEmulator.start` starts
+next to the HTTP one (:attr:`RunningSalesforce.pubsub_address`, same TLS CA).
 
 Why ``RunningSalesforce.simple_salesforce()``: tests and benches must talk to the emulator with
 the *real* client over a real TLS socket; this builds that client the one correct way
@@ -18,11 +26,14 @@ from __future__ import annotations
 
 import gc
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from crm_bridge.connectors.salesforce.emulator.cdc import EventBus
 from crm_bridge.connectors.salesforce.emulator.errors import ApiError, RecordError
 from crm_bridge.connectors.salesforce.emulator.seed import seed_org
 from crm_bridge.connectors.salesforce.emulator.settings import SalesforceEmulatorSettings
@@ -37,6 +48,9 @@ from crm_bridge.emulators.runtime import (
     TlsMaterial,
     serve,
 )
+
+if TYPE_CHECKING:
+    from crm_bridge.connectors.salesforce.emulator.pubsub import PubSubServer
 
 __all__ = ["RunningSalesforce", "SalesforceEmulator"]
 
@@ -59,6 +73,7 @@ class SalesforceEmulator:
         self.faults = FaultPlane()
         self.calls = CallCounter()
         self.org = Org(self.settings, self.clock)
+        self.bus = EventBus(self.org, self.clock)
         self.app: FaultMiddleware = build_app(self)
 
     # ------------------------------------------------------------------ running
@@ -66,8 +81,13 @@ class SalesforceEmulator:
         self, *, host: str = "127.0.0.1", port: int = 0, tls: TlsMaterial | None = None
     ) -> RunningSalesforce:
         """Serve over TLS on ``host:port`` (0 = any free port); a throwaway CA if ``tls`` is None."""
+        from crm_bridge.connectors.salesforce.emulator.pubsub import PubSubServer
+
         material = tls or TlsMaterial.create()
-        return RunningSalesforce(self, serve(self.app, host=host, port=port, tls=material))
+        server = serve(self.app, host=host, port=port, tls=material)
+        self.bus.closed = False
+        pubsub = PubSubServer(self, tls=material, instance_url=server.base_url, host=host)
+        return RunningSalesforce(self, server, pubsub)
 
     # ------------------------------------------------------------------ state
     def seed(self, *, leads: int, seed: int = 0) -> None:
@@ -79,6 +99,7 @@ class SalesforceEmulator:
         """Empty the org (only the integration user remains); tokens are forgotten."""
         with self.org.lock:
             self.org.reset()
+            self.bus.reset()
 
     def reset(self) -> None:
         """Empty org, no faults, zero call counts, real clock."""
@@ -126,7 +147,7 @@ class SalesforceEmulator:
         from crm_bridge.connectors.salesforce.emulator.dml import Writer
 
         user_id = self.user_id(as_user or self.settings.integration_username)
-        with self.org.lock, self.org.atomic():
+        with self.org.lock, self.bus.transaction(""), self.org.atomic():
             Writer(self.org, user_id).merge(object_name, master, losers)
 
     def convert_lead(
@@ -159,7 +180,7 @@ class SalesforceEmulator:
             overwrite_lead_source=overwrite_lead_source,
         )
         user_id = self.user_id(as_user or self.settings.integration_username)
-        with self.org.lock, self.org.atomic():
+        with self.org.lock, self.bus.transaction(""), self.org.atomic():
             return Writer(self.org, user_id).convert_lead(request)
 
     def snapshot(self) -> dict[str, Any]:
@@ -246,8 +267,44 @@ class SalesforceEmulator:
             with self.org.lock:
                 return {name: len(s.records) for name, s in self.org.stores.items()}
 
+        def pubsub_faults(body: dict[str, Any]) -> Any:
+            with self.bus.cond:
+                faults = self.bus.faults
+                for name in ("gap", "duplicate", "reorder"):
+                    if name in body:
+                        setattr(faults, name, int(body[name]))
+                return asdict(faults)
+
+        def pubsub_gap(body: dict[str, Any]) -> Any:
+            self.bus.inject_gap(
+                body["entity"], list(body["recordIds"]), body.get("changeType", "UPDATE")
+            )
+            return {"ok": True}
+
+        def pubsub_overflow(body: dict[str, Any]) -> Any:
+            self.bus.inject_overflow(body["entity"])
+            return {"ok": True}
+
+        async def pubsub_events(request: Request) -> Response:
+            with self.bus.cond:
+                listed = [
+                    {
+                        "replayId": e.replay_id.hex(),
+                        "eventId": e.event_id,
+                        "entity": e.entity,
+                        "changeType": e.change_type,
+                        "recordIds": list(e.record_ids),
+                    }
+                    for e in self.bus.events
+                ]
+            return JSONResponse(listed)
+
         p = CONTROL_PREFIX
         return [
+            Route(f"{p}/pubsub/faults", control_json(pubsub_faults), methods=["POST"]),
+            Route(f"{p}/pubsub/gap", control_json(pubsub_gap), methods=["POST"]),
+            Route(f"{p}/pubsub/overflow", control_json(pubsub_overflow), methods=["POST"]),
+            Route(f"{p}/pubsub/events", pubsub_events, methods=["GET"]),
             Route(f"{p}/merge", control_json(merge), methods=["POST"]),
             Route(f"{p}/convert-lead", control_json(convert_lead), methods=["POST"]),
             Route(f"{p}/token", control_json(token), methods=["POST"]),
@@ -260,9 +317,14 @@ class SalesforceEmulator:
 class RunningSalesforce:
     """A started emulator: its URLs, credentials, and a ready simple-salesforce client."""
 
-    def __init__(self, emulator: SalesforceEmulator, server: RunningServer) -> None:
+    def __init__(
+        self, emulator: SalesforceEmulator, server: RunningServer, pubsub: PubSubServer
+    ) -> None:
         self.emulator = emulator
         self.server = server
+        self.pubsub = pubsub
+        self.pubsub_address = pubsub.address
+        """``127.0.0.1:PORT`` of the Pub/Sub API (gRPC over TLS, trusting :attr:`ca_path`)."""
         assert server.tls is not None
         self.base_url = server.base_url
         self.instance_url = server.base_url
@@ -303,6 +365,7 @@ class RunningSalesforce:
             "integration_username": self.integration_username,
             "ca_path": self.ca_path,
             "api_version": self.api_version,
+            "pubsub_address": self.pubsub_address,
         }
 
     def stop(self) -> None:
@@ -314,6 +377,7 @@ class RunningSalesforce:
         collected, and the stop would hang until the runtime's 10 s join timeout.
         """
         gc.collect()
+        self.pubsub.stop()
         self.server.stop()
 
     def __enter__(self) -> RunningSalesforce:

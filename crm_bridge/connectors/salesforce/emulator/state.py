@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 __all__ = ["ObjectStore", "Org", "Savepoint"]
 
 Record = dict[str, Any]
+WriteHook = Callable[["ObjectStore", "Record | None", "Record"], None]
+"""Called with ``(store, old, new)`` after every :meth:`Org.put` (change data capture)."""
 
 
 class ObjectStore:
@@ -143,6 +145,7 @@ class Org:
         self._stamp_ms = -1
         self._stamp = ""
         self.tokens = TokenStore(settings.org_id)
+        self.write_hooks: list[WriteHook] = []
         self.reset()
 
     # ----------------------------------------------------------------- lifecycle
@@ -280,6 +283,8 @@ class Org:
         store.log_write(rec)
         if self._journal is not None:
             self._journal.entries.append((store, rid, old))
+        for hook in self.write_hooks:
+            hook(store, old, rec)
 
     @contextmanager
     def atomic(self) -> Iterator[Savepoint]:
