@@ -542,6 +542,7 @@ def run(n: int, args: argparse.Namespace) -> dict[str, Any]:
                 journal_client_secret=hs.client_secret,
                 journal_poll_seconds=args.journal_poll,
             )
+            connectors["salesforce"].update(cdc=True, pubsub_endpoint=sb.salesforce.pubsub_address)
         if args.connector_overrides:
             for name, table in json.loads(args.connector_overrides.read_text()).items():
                 connectors[name].update(table)

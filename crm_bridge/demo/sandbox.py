@@ -94,6 +94,7 @@ class Sandbox:
                 "client_secret": sf.client_secret,
                 "grant_type": "client_credentials",
                 "ca_bundle": sf.ca_path,
+                "pubsub_endpoint": sf.pubsub_address,  # used once cdc = true
                 "objects": [
                     "Person",
                     "Lead",
