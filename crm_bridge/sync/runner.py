@@ -270,6 +270,8 @@ class SyncRunner:
         twin there was deleted before any cycle paired them -- a create from a read by id would
         bring such a person back -- so that object takes the cursor read instead.  A version
         already applied is skipped, so a hint for a change the poll brought first costs one read.
+        A read that finds a hinted record deleted or merged, whatever the hint said, also hands
+        the object to the cursor read.
         """
         if ids is None:
             return False
@@ -284,6 +286,11 @@ class SyncRunner:
             if ids[side]:
                 changes[side] = list(self.connectors[side].fetch(objects[side], ids[side]))
                 report.counts[f"read_hinted_{side}"] += len(changes[side])
+                if any(r.deleted or r.merged_into or r.merged_from for r in changes[side]):
+                    # The channel said "changed" but the record is gone or merged: its
+                    # survivor and twins are only in the streams (the hunt found a merge loser
+                    # hinted as an upsert re-keyed onto an unread survivor, duplicating it).
+                    return False
         links = self._links(obj_name, changes)
         none: dict[Side, bool] = {"crm": False, "map": False}
         if self._read_counterparts(objects, changes, links, none):

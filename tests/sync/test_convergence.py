@@ -1278,3 +1278,27 @@ def test_regression_a_hint_for_one_of_two_unlinked_twins_links_them_and_keeps_ev
         assert crm.get("score") == "3"
     finally:
         m.teardown()
+
+
+def test_regression_a_merge_loser_hinted_as_an_upsert_does_not_duplicate_the_survivor() -> None:
+    """A platform merge the poll has not seen yet; the channel names the loser as "changed".
+
+    Found by the fresh-seed hunt (seed 1073011408): the hinted read brought the merged loser
+    and the plan re-keyed its link onto a survivor it had not read, whose unlinked twin on the
+    CRM then got a duplicate.  A hinted read that finds a delete or merge takes the cursor read.
+    """
+    m = SyncMachine()
+    m.setup()
+    try:
+        m.sync()
+        m.same_person_created_on_both_sides(name1="Ann", name2="Ann", score="")
+        m.sync()
+        m.sync()
+        m.sync()
+        m.same_person_created_on_both_sides(name1="Ann", name2="Ann", score="")
+        m.merge(data=_Draws(["m2", "m1"]), side="map")
+        m.hinted_sync(data=_Draws([], ["m1"], "upsert", "crm"), crash=False)
+        m.no_engine_made_duplicates()
+        m.converges()
+    finally:
+        m.teardown()
