@@ -22,7 +22,7 @@ and a settled cursor reads from the newest instant on.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -51,10 +51,31 @@ class ReadWindow:
 
 @dataclass(frozen=True, slots=True)
 class Read:
-    """What one cycle took from a stream, in keyset order; ``capped`` when more was left."""
+    """What one cycle took from a stream, in keyset order; ``capped`` when more was left.
+
+    ``skipped`` records were passed over as already applied (our own writes read back); they
+    are not in ``records`` but the cursor moves over them: ``last`` is where the read ended.
+    """
 
     records: list[Record]
     capped: bool
+    skipped: int = 0
+    last: Keyset | None = None
+
+    @property
+    def end(self) -> Keyset | None:
+        """The keyset the cursor moves to: the last record taken or passed over."""
+        if self.last is not None:
+            return self.last
+        return keyset(self.records[-1]) if self.records else None
+
+
+Applied = Callable[[Sequence[Record]], set[str]]
+"""Which of these records (by id) are already applied: the planner would do nothing with them."""
+
+_CHUNK = 200
+"""Records classified per call of an :data:`Applied` check (one store query): a HubSpot search
+page, so the check never reads a page ahead of what the cap needs."""
 
 
 def window(cursor: ChangeCursor | None, overlap: timedelta) -> ReadWindow:
@@ -72,37 +93,77 @@ def window(cursor: ChangeCursor | None, overlap: timedelta) -> ReadWindow:
     return ReadWindow(cursor.newest[0])
 
 
-def take(stream: Iterable[Record], where: ReadWindow, cap: int, ordering: Ordering) -> Read:
-    """The ``cap`` smallest records of ``stream`` after ``where.after``, in keyset order."""
+def take(
+    stream: Iterable[Record],
+    where: ReadWindow,
+    cap: int,
+    ordering: Ordering,
+    applied: Applied | None = None,
+) -> Read:
+    """The ``cap`` smallest records of ``stream`` after ``where.after``, in keyset order.
+
+    With ``applied``, records it names do not count against the cap and are left out: after a
+    large load the other side's next read is mostly our own writes coming back, and counting
+    them would cap that read -- and a capped side defers every create into it -- cycle after
+    cycle.  The cursor still moves over them (:attr:`Read.last`).
+    """
     if cap < 1:
         raise ValueError("cap must be at least 1")
     heap: list[tuple[_Desc, Record]] = []  # a max-heap on keyset: heap[0] is the greatest kept
     capped = False
+    skipped: list[Keyset] = []
+    for chunk in _chunked(stream, _CHUNK if applied is not None else 1):
+        done = applied(chunk) if applied is not None else set()
+        stop = False
+        for record in chunk:
+            key = keyset(record)
+            if where.after is not None and key <= where.after:
+                continue
+            if record.id in done:
+                skipped.append(key)
+                continue
+            if len(heap) < cap:
+                heapq.heappush(heap, (_Desc(key), record))
+                continue
+            capped = True
+            greatest = heap[0][0].key
+            if key < greatest:
+                heapq.heapreplace(heap, (_Desc(key), record))
+            elif ordering is Ordering.ASCENDING and record.modified_at > greatest[0]:
+                stop = True  # everything from here on is later still
+                break
+        if stop:
+            break
+    records = sorted((record for _, record in heap), key=keyset)
+    if not skipped:
+        return Read(records, capped)
+    # Capped: the read ends at the last record kept, and only what it passed over is skipped
+    # (the rest is read again next cycle).  Otherwise it ends at the greatest key it saw.
+    end = keyset(records[-1]) if capped else max([*skipped, *(keyset(r) for r in records[-1:])])
+    passed = sum(1 for key in skipped if key <= end)
+    return Read(records, capped, skipped=passed, last=end)
+
+
+def _chunked(stream: Iterable[Record], size: int) -> Iterator[list[Record]]:
+    chunk: list[Record] = []
     for record in stream:
-        key = keyset(record)
-        if where.after is not None and key <= where.after:
-            continue
-        if len(heap) < cap:
-            heapq.heappush(heap, (_Desc(key), record))
-            continue
-        capped = True
-        greatest = heap[0][0].key
-        if key < greatest:
-            heapq.heapreplace(heap, (_Desc(key), record))
-        elif ordering is Ordering.ASCENDING and record.modified_at > greatest[0]:
-            break  # everything from here on is later still
-    return Read(sorted((record for _, record in heap), key=keyset), capped)
+        chunk.append(record)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def advance(cursor: ChangeCursor | None, read: Read) -> ChangeCursor | None:
     """The cursor after ``read`` was applied (``None`` while nothing was ever read)."""
-    if not read.records:
+    last = read.end
+    if last is None:
         if cursor is None:
             return None
         if cursor.phase == "scanning":  # the scan ran out exactly at the cap: it is over
             return ChangeCursor(cursor.newest, "overlap" if cursor.found_newer else "settled")
         return ChangeCursor(cursor.newest, "settled")
-    last = keyset(read.records[-1])
     newer = cursor is None or last > cursor.newest
     newest = last if cursor is None else max(cursor.newest, last)
     found = newer or (cursor is not None and cursor.phase == "scanning" and cursor.found_newer)

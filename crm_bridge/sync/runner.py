@@ -450,13 +450,41 @@ class SyncRunner:
             self._owners_at = now
         return self._owners
 
-    def _read(self, side: Side, obj: str, cursor: ChangeCursor | None) -> Read:
+    def _read(self, side: Side, obj: str, cursor: ChangeCursor | None, obj_name: str) -> Read:
         conn = self.connectors[side]
         where = window(cursor, timedelta(seconds=self.settings.overlap_seconds))
         with _closing(conn.changes(obj, where.since)) as stream:
             return take(
-                stream, where, self.settings.max_records_per_cycle, conn.object_spec(obj).ordering
+                stream,
+                where,
+                self.settings.max_records_per_cycle,
+                conn.object_spec(obj).ordering,
+                applied=lambda records: self._applied(side, obj_name, records),
             )
+
+    def _applied(self, side: Side, obj_name: str, records: Sequence[Record]) -> set[str]:
+        """The records the planner would pass over: versions a confirmed link already holds.
+
+        Exactly its "already applied" test (:meth:`LinkState.news` false on a live, paired
+        link), so leaving them out of the plan changes nothing but the memory and the cap: a
+        linked pair whose other side changed is planned from this side's baseline either way.
+        Deletes and merges always go to the planner.
+        """
+        candidates = [r.id for r in records if not (r.deleted or r.merged_into or r.merged_from)]
+        if not candidates:
+            return set()
+        versions = {r.id: r.version for r in records}
+        with self.store.transaction(readonly=True) as tx:
+            links = tx.links_by_ids(self.name, obj_name, side, candidates)
+        return {
+            rid
+            for rid, link in links.items()
+            if link.active
+            and link.crm_id is not None
+            and link.map_id is not None
+            and link.state_on(side) == "synced"
+            and link.version_on(side) == versions[rid]
+        }
 
     def _links(
         self, obj_name: str, changes: dict[Side, list[Record]]
@@ -613,7 +641,7 @@ class SyncRunner:
         objects = self._objects(objmap)
         with self.store.transaction(readonly=True) as tx:
             cursors = {s: tx.get_change_cursor(self.name, s, obj_name) for s in SIDES}
-        reads = {s: self._read(s, objects[s], cursors[s]) for s in SIDES}
+        reads = {s: self._read(s, objects[s], cursors[s], obj_name) for s in SIDES}
         changes = {s: list(reads[s].records) for s in SIDES}
         links = self._links(obj_name, changes)
         capped = {s: reads[s].capped for s in SIDES}
@@ -631,6 +659,10 @@ class SyncRunner:
         report.note_plan(plan, keep=plan_only)
         for side in SIDES:
             report.counts[f"read_{side}"] += len(reads[side].records)
+            if reads[side].skipped:
+                # Versions already applied (mostly our own writes read back), passed over
+                # while reading and left out of the plan (see _applied).
+                report.counts[f"passed_over_{side}"] += reads[side].skipped
             if reads[side].capped:
                 report.counts["capped_reads"] += 1  # a backlog: the daemon polls again soon
             if extra := len(changes[side]) - len(reads[side].records):
