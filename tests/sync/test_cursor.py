@@ -169,3 +169,63 @@ def test_an_idle_cycle_rereads_at_most_its_newest_instant(world: World) -> None:
     with world.store.transaction(readonly=True) as tx:
         cursor = tx.get_change_cursor("p", "crm", "people")
     assert cursor is not None and cursor.phase == "settled"
+
+
+def test_records_already_applied_do_not_count_against_the_cap_and_the_cursor_passes_them() -> None:
+    """After a large load the other side's read is mostly our own writes coming back."""
+    stream = [_rec(f"e{i}", i) for i in range(6)] + [_rec("n1", 7), _rec("n2", 8), _rec("n3", 9)]
+    echoes = {f"e{i}" for i in range(6)}
+    asked: list[int] = []
+
+    def applied(records: object) -> set[str]:
+        chunk = list(records)  # type: ignore[call-overload]
+        asked.append(len(chunk))
+        return {r.id for r in chunk if r.id in echoes}
+
+    read = take(stream, ReadWindow(None), 2, Ordering.ASCENDING, applied=applied)
+    assert [r.id for r in read.records] == ["n1", "n2"] and read.capped
+    assert read.skipped == 6 and read.end == (T0 + timedelta(seconds=8), "n2")
+    assert asked == [9]  # one check for the whole chunk
+    cursor = advance(None, read)
+    assert cursor is not None and cursor.position == read.end
+
+    rest = take(stream, window(cursor, timedelta(0)), 2, Ordering.ASCENDING, applied=applied)
+    assert [r.id for r in rest.records] == ["n3"] and not rest.capped
+
+
+def test_a_read_of_nothing_but_applied_records_still_moves_the_cursor_past_them() -> None:
+    stream = [_rec("e1", 1), _rec("e2", 2)]
+    read = take(stream, ReadWindow(None), 5, Ordering.ASCENDING, applied=lambda rs: {"e1", "e2"})
+    assert read.records == [] and read.skipped == 2 and not read.capped
+    cursor = advance(None, read)
+    assert cursor is not None and cursor.newest == (T0 + timedelta(seconds=2), "e2")
+    assert cursor.phase == "overlap"  # new to the cursor: re-read the overlap once, as ever
+
+
+def test_our_own_writes_read_back_do_not_cap_the_side_and_defer_its_creates(
+    tmp_path: Path,
+) -> None:
+    """The 100k load's stall: a cycle's creates came back as more than a cap of echoes, which
+    capped that side's read, and creates into a capped side wait -- cycle after cycle."""
+    from crm_bridge.sync.runner import SyncRunner
+
+    world = World(tmp_path, max_records_per_cycle=5)
+    try:
+        for i in range(5):
+            world.crm.create("contacts", {"email": f"a{i}@x.io", "name": f"A{i}"})
+        assert world.sync().counts["created"] == 5
+        for i in range(2):
+            world.crm.create("contacts", {"email": f"b{i}@x.io", "name": f"B{i}"})
+        small = SyncRunner(
+            name="p",
+            settings=world.settings.model_copy(update={"max_records_per_cycle": 2}),
+            crm=world.crm_conn,
+            map_=world.map_conn,
+            store=world.store,
+        )
+        report = small.run_cycle()
+        assert report.counts["passed_over_map"] == 5  # the five echoes, over a cap of two
+        assert report.counts["capped_reads"] == 0 and report.counts["create_deferred"] == 0
+        assert report.counts["created"] == 2 and len(world.people("map")) == 7
+    finally:
+        world.store.close()
