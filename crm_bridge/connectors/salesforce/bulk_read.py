@@ -28,11 +28,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from .reading import ObjectDescription, parse_sf_datetime
+from .reading import NUMBER_TYPES, ObjectDescription, parse_sf_datetime
 
 __all__ = ["BulkSnapshot", "csv_rows", "rest_datetime"]
-
-_NUMBER_TYPES = frozenset({"double", "currency", "percent"})
 
 
 def rest_datetime(text: str) -> str:
@@ -53,7 +51,7 @@ def _typed(value: str, sf_type: str | None) -> Any:
         return value.lower() == "true"
     if sf_type == "int":
         return int(float(value))
-    if sf_type in _NUMBER_TYPES:
+    if sf_type in NUMBER_TYPES:
         return float(value)
     if sf_type == "datetime":
         return rest_datetime(value)

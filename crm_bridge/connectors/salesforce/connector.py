@@ -70,7 +70,7 @@ from .reading import (
     valid_id,
 )
 from .settings import COLLECTION_SIZE, COLLECTIONS_PER_COMPOSITE, SalesforceSettings
-from .writing import BatchWriter, query_rows, query_subrequest
+from .writing import BatchWriter, query_rows, query_subrequest, wait_for_job
 
 __all__ = ["SalesforceConnector"]
 
@@ -83,7 +83,6 @@ _IDENTITY: Mapping[str, tuple[str, ...]] = {
 }
 _MAX_LOCATOR_RESTARTS = 3
 _CSV = "text/csv; charset=UTF-8"
-_TERMINAL_QUERY = ("Failed", "Aborted")
 
 
 class SalesforceConnector(SalesforceAdminMixin, Connector[SalesforceSettings]):
@@ -326,12 +325,11 @@ class SalesforceConnector(SalesforceAdminMixin, Connector[SalesforceSettings]):
         self, streams: Sequence[tuple[str, list[str]]], since: datetime | None
     ) -> list[Mapping[str, Any]]:
         """The first change page of several sObjects in one Composite call (``queryAll``)."""
-        exclude = self.auth.user_id if self.settings.exclude_own_changes else None
         prefix = f"/services/data/v{self.settings.api_version}"
         subs = [
             query_subrequest(
                 prefix,
-                changes_soql(obj, fields, since=since, exclude_user=exclude),
+                self._changes_soql(obj, fields, since),
                 ref=f"c{n}",
                 all_rows=True,
                 batch_size=self.settings.query_batch_size,
@@ -871,25 +869,21 @@ class _WriteApi:
         return result
 
     def query_job_wait(self, job_id: str, timeout: float) -> Mapping[str, Any]:
-        """Poll the job until ``JobComplete`` (first poll at once, then doubling waits)."""
+        """Poll the job until ``JobComplete``; a failed or aborted job is an error."""
         c = self.connector
-        deadline = self.clock.monotonic() + timeout
-        delay = c.settings.bulk_poll_seconds
-        while True:
-            info: Mapping[str, Any] = c._call(
-                lambda: c.auth.client.restful(f"jobs/query/{job_id}"), idempotent=True
+        info = wait_for_job(
+            lambda: c._call(lambda: c.auth.client.restful(f"jobs/query/{job_id}"), idempotent=True),
+            self.clock,
+            first_delay=c.settings.bulk_poll_seconds,
+            timeout=timeout,
+            late=f"Bulk query job {job_id}",
+        )
+        state = str(info.get("state"))
+        if state != "JobComplete":
+            raise CrmBridgeError(
+                f"Bulk query job {job_id} ended {state}: {info.get('errorMessage') or ''}"
             )
-            state = str(info.get("state"))
-            if state == "JobComplete":
-                return info
-            if state in _TERMINAL_QUERY:
-                raise CrmBridgeError(
-                    f"Bulk query job {job_id} ended {state}: {info.get('errorMessage') or ''}"
-                )
-            if self.clock.monotonic() + delay > deadline:
-                raise TransientError(f"Bulk query job {job_id} still {state} after {timeout:g}s")
-            self.clock.sleep(delay)
-            delay = min(30.0, max(0.5, delay * 2))
+        return info
 
     def query_job_pages(self, job_id: str, page_rows: int) -> Iterator[str]:
         """The job's CSV results, one ``maxRecords`` page per call, following ``Sforce-Locator``."""

@@ -19,6 +19,7 @@ from typing import Any
 from crm_bridge.connector import Record
 
 __all__ = [
+    "NUMBER_TYPES",
     "ObjectDescription",
     "chunked",
     "format_soql_datetime",
@@ -30,6 +31,8 @@ __all__ = [
 ]
 
 SYSTEM_FIELDS = ("Id", "SystemModstamp", "LastModifiedById", "IsDeleted")
+NUMBER_TYPES = frozenset({"double", "currency", "percent"})
+"""Describe types whose values are JSON numbers with a fraction (``int`` is apart)."""
 MERGE_FIELD = "MasterRecordId"
 _COMPOUND_TYPES = frozenset({"address", "location", "base64", "references"})
 """Types a query cannot select as one plain value (``references``: a connector-made field)."""

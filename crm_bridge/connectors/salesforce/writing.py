@@ -34,10 +34,17 @@ from crm_bridge.connector import Delete, Upsert, WriteOp, WriteResult
 from crm_bridge.errors import CrmBridgeError, TransientError
 from crm_bridge.http import Action, Clock, RetryPolicy
 
-from .reading import ObjectDescription, quote, valid_id
+from .reading import NUMBER_TYPES, ObjectDescription, quote, valid_id
 from .settings import COLLECTION_SIZE, COLLECTIONS_PER_COMPOSITE
 
-__all__ = ["BatchWriter", "WriteApi", "coerce", "query_rows", "query_subrequest"]
+__all__ = [
+    "BatchWriter",
+    "WriteApi",
+    "coerce",
+    "query_rows",
+    "query_subrequest",
+    "wait_for_job",
+]
 
 _QUERY_CHARS = 6000
 """Keep each pre-read query's IN list under this many characters (URL length limits)."""
@@ -80,7 +87,6 @@ class WriteApi(Protocol):
 
 # -- value coercion ----------------------------------------------------------------------------
 
-_NUMBER_TYPES = frozenset({"double", "currency", "percent"})
 _TRUE = frozenset({"true", "1", "yes", "y", "t"})
 _FALSE = frozenset({"false", "0", "no", "n", "f", ""})
 
@@ -102,7 +108,7 @@ def coerce(value: Any, sf_type: str | None) -> Any:
         if text in _FALSE:
             return False
         raise ValueError(f"{value!r} is not a boolean")
-    if sf_type in _NUMBER_TYPES or sf_type == "int":
+    if sf_type in NUMBER_TYPES or sf_type == "int":
         if isinstance(value, bool):
             raise ValueError(f"{value!r} is not a number")
         if isinstance(value, str) and not value.strip():
@@ -464,20 +470,41 @@ class BatchWriter:
                 )
 
     def _wait(self, job_id: str) -> Mapping[str, Any]:
-        clock = self.api.clock
-        deadline = clock.monotonic() + self.bulk_timeout
-        delay = self.poll_seconds
-        while True:
-            info = self.api.bulk_get(job_id)
-            if str(info.get("state")) in _TERMINAL:
-                return info
-            if clock.monotonic() + delay > deadline:
-                raise TransientError(
-                    f"Bulk job {job_id} still {info.get('state')} after {self.bulk_timeout:g}s; "
-                    "its records may yet be applied, check the job in Salesforce"
-                )
-            clock.sleep(delay)
-            delay = min(30.0, max(0.5, delay * 2))
+        return wait_for_job(
+            lambda: self.api.bulk_get(job_id),
+            self.api.clock,
+            first_delay=self.poll_seconds,
+            timeout=self.bulk_timeout,
+            late=f"Bulk job {job_id}",
+            advice="; its records may yet be applied, check the job in Salesforce",
+        )
+
+
+def wait_for_job(
+    get: Callable[[], Mapping[str, Any]],
+    clock: Clock,
+    *,
+    first_delay: float,
+    timeout: float,
+    late: str,
+    advice: str = "",
+) -> Mapping[str, Any]:
+    """Poll a Bulk 2.0 job (ingest or query) until it ends; its last ``GET`` answer.
+
+    The first poll goes at once, then waits double from ``first_delay`` up to 30 s on
+    ``clock`` (so tests pass no time).  A job still running after ``timeout`` is a
+    :class:`TransientError` naming ``late`` (the job) and ``advice``.
+    """
+    deadline = clock.monotonic() + timeout
+    delay = first_delay
+    while True:
+        info = get()
+        if str(info.get("state")) in _TERMINAL:
+            return info
+        if clock.monotonic() + delay > deadline:
+            raise TransientError(f"{late} still {info.get('state')} after {timeout:g}s{advice}")
+        clock.sleep(delay)
+        delay = min(30.0, max(0.5, delay * 2))
 
 
 # -- queries inside Composite ---------------------------------------------------------------
