@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import sqlalchemy as sa
+from more_itertools import chunked
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import URL, Connection, Engine, make_url
@@ -223,11 +224,6 @@ def _link_changes(changes: Mapping[str, LinkChange]) -> dict[str, Any]:
         if values.get(key) is not None:
             values[key] = values[key].to_json()
     return values
-
-
-def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _check(value: str, allowed: object, what: str) -> None:
@@ -495,7 +491,7 @@ class StoreTx:
         """
         wanted = sorted(set(values))
         base = sa.select(*(columns or links.c)).where(links.c.pair == pair, links.c.object == obj)
-        for chunk in _chunks(wanted, IN_CHUNK):
+        for chunk in chunked(wanted, IN_CHUNK):
             yield from self._conn.execute(base.where(column.in_(chunk)))
 
     def link_for(self, pair: str, obj: str, side: Side, record_id: str) -> Link | None:
@@ -956,7 +952,7 @@ class StoreTx:
         d = dead_letters.c
         base = sa.select(d.id, d.status).where(d.pair == pair, d.side == side, d.object == obj)
         open_ids: list[int] = []
-        for chunk in _chunks(wanted, IN_CHUNK):
+        for chunk in chunked(wanted, IN_CHUNK):
             for dl_id, status in self._conn.execute(base.where(d.record_key.in_(chunk))):
                 if status == "open":
                     open_ids.append(int(dl_id))

@@ -22,9 +22,11 @@ and a settled cursor reads from the newest instant on.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+from more_itertools import chunked
 
 from crm_bridge.connector import Ordering, Record
 from crm_bridge.store import ChangeCursor, Keyset
@@ -112,7 +114,7 @@ def take(
     heap: list[tuple[_Desc, Record]] = []  # a max-heap on keyset: heap[0] is the greatest kept
     capped = False
     skipped: list[Keyset] = []
-    for chunk in _chunked(stream, _CHUNK if applied is not None else 1):
+    for chunk in chunked(stream, _CHUNK if applied is not None else 1):
         done = applied(chunk) if applied is not None else set()
         stop = False
         for record in chunk:
@@ -142,17 +144,6 @@ def take(
     end = keyset(records[-1]) if capped else max([*skipped, *(keyset(r) for r in records[-1:])])
     passed = sum(1 for key in skipped if key <= end)
     return Read(records, capped, skipped=passed, last=end)
-
-
-def _chunked(stream: Iterable[Record], size: int) -> Iterator[list[Record]]:
-    chunk: list[Record] = []
-    for record in stream:
-        chunk.append(record)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def advance(cursor: ChangeCursor | None, read: Read) -> ChangeCursor | None:

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
+
+from more_itertools import chunked
 
 from crm_bridge.connector import (
     ALREADY_GONE_CODES,
@@ -86,11 +88,6 @@ def _first_error(done: Iterable[Future[None]]) -> BaseException | None:
     return next((f.exception() for f in done if f.exception() is not None), None)
 
 
-def _chunks(items: Sequence[RemoteAction], size: int) -> Iterator[Sequence[RemoteAction]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 class Executor:
     """Runs plans for one pair against its two connectors and its store."""
 
@@ -130,7 +127,7 @@ class Executor:
             spec = self.connectors[side].object_spec(self.objects[side])
             for kind in (Remove, Create, Update):
                 batch = [a for a in remote if a.target == side and isinstance(a, kind)]
-                chunks = list(_chunks(batch, max(1, spec.max_batch)))
+                chunks = list(chunked(batch, max(1, spec.max_batch)))
                 if not self._write_chunks(plan, side, chunks, spec.max_concurrent_writes, report):
                     report.stopped = True
                     return report

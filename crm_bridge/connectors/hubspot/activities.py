@@ -19,6 +19,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from more_itertools import chunked
+
 from crm_bridge.connector import Activity, NewTask
 from crm_bridge.connectors.hubspot.client import require_dict
 from crm_bridge.connectors.hubspot.reading import parse_time
@@ -40,11 +42,6 @@ BATCH_READ_MAX = 100
 _TASK_TO = {"contacts": 204, "companies": 192, "deals": 216}
 
 
-def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def activities(
     connector: HubSpotConnector, obj: str, record_ids: Sequence[str], since: datetime | None
 ) -> Iterator[Activity]:
@@ -55,7 +52,7 @@ def activities(
         since = since.replace(tzinfo=UTC)
     for etype, kind in ENGAGEMENT_KINDS.items():
         on: dict[str, list[str]] = {}  # engagement id -> record ids
-        for chunk in _chunks(wanted, ASSOCIATION_READ_MAX):
+        for chunk in chunked(wanted, ASSOCIATION_READ_MAX):
             body = {"inputs": [{"id": i} for i in chunk]}
             page = require_dict(
                 client.send(
@@ -76,7 +73,7 @@ def activities(
         if not on:
             continue
         props = ["hs_createdate", "hs_timestamp", "hubspot_owner_id", _SUBJECT[etype]]
-        for chunk in _chunks(sorted(on, key=_numeric), BATCH_READ_MAX):
+        for chunk in chunked(sorted(on, key=_numeric), BATCH_READ_MAX):
             body2: dict[str, Any] = {"inputs": [{"id": i} for i in chunk], "properties": props}
             answer = require_dict(
                 client.send(

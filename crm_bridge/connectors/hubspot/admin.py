@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
+from more_itertools import chunked
+
 from crm_bridge.connector import FieldChange, FieldDefinition, PicklistValue
 from crm_bridge.connectors.hubspot.client import require_dict
 from crm_bridge.errors import CrmBridgeError
@@ -41,11 +43,6 @@ MEMBERS_PAGE = 250
 def _host(mixin: object) -> HubSpotConnector:
     """The connector this mixin is part of (it only ever lives in HubSpotConnector)."""
     return cast("HubSpotConnector", mixin)
-
-
-def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _definition_from(obj: str, raw: Mapping[str, Any]) -> FieldDefinition:
@@ -194,7 +191,7 @@ class HubSpotAdminMixin:
     def add_to_list(self, list_id: str, ids: Sequence[str]) -> None:
         """Add records (250 per call); records already in the list are fine."""
         c = _host(self)
-        for chunk in _chunks(list(dict.fromkeys(ids)), LIST_CHANGE_MAX):
+        for chunk in chunked(list(dict.fromkeys(ids)), LIST_CHANGE_MAX):
             c.client.send(
                 "lists", "crm.lists.memberships_api", "add", list_id, list(chunk), idempotent=True
             )
@@ -202,7 +199,7 @@ class HubSpotAdminMixin:
     def remove_from_list(self, list_id: str, ids: Sequence[str]) -> None:
         """Remove records (250 per call); records not in the list are fine."""
         c = _host(self)
-        for chunk in _chunks(list(dict.fromkeys(ids)), LIST_CHANGE_MAX):
+        for chunk in chunked(list(dict.fromkeys(ids)), LIST_CHANGE_MAX):
             c.client.send(
                 "lists",
                 "crm.lists.memberships_api",
@@ -243,7 +240,7 @@ class HubSpotAdminMixin:
         """Associated ``to_obj`` ids per id (associations v4 batch read, 1,000 ids per call)."""
         c = _host(self)
         out: dict[str, list[str]] = {str(i): [] for i in ids}
-        for chunk in _chunks(list(out), ASSOCIATION_READ_MAX):
+        for chunk in chunked(list(out), ASSOCIATION_READ_MAX):
             body = {"inputs": [{"id": i} for i in chunk]}
             page = require_dict(
                 c.client.send(

@@ -19,10 +19,12 @@ everything here:
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from more_itertools import chunked
 
 from crm_bridge.connector import Record
 from crm_bridge.connectors.hubspot.client import HubSpotClient, require_dict
@@ -274,7 +276,7 @@ class Reader:
         """Batch reads of at most 100 ids; unknown ids are skipped, merged ids read the survivor."""
         props = self.properties(obj)
         seen: set[str] = set()
-        for chunk in _chunks(list(dict.fromkeys(str(i) for i in ids)), BATCH_READ_MAX):
+        for chunk in chunked(list(dict.fromkeys(str(i) for i in ids)), BATCH_READ_MAX):
             body = {"inputs": [{"id": i} for i in chunk], "properties": props}
             response = self.client.send(
                 "batch", "crm.objects.batch_api", "read", obj, body, idempotent=True
@@ -288,8 +290,3 @@ class Reader:
 
 def _aware(when: datetime) -> datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
-
-
-def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

@@ -20,9 +20,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from more_itertools import chunked
+
 from crm_bridge.connector import Activity, NewTask
 
-from .reading import chunked, format_soql_datetime, parse_sf_datetime, quote, valid_id
+from .reading import format_soql_datetime, parse_sf_datetime, quote, valid_id
 from .settings import COLLECTION_SIZE, COLLECTIONS_PER_COMPOSITE
 from .writing import query_rows, query_subrequest
 

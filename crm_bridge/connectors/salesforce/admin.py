@@ -20,10 +20,12 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import quote_plus
 
+from more_itertools import chunked
+
 from crm_bridge.connector import FieldChange, FieldDefinition, PicklistValue
 from crm_bridge.errors import CrmBridgeError
 
-from .reading import chunked, quote, valid_id
+from .reading import quote, valid_id
 
 if TYPE_CHECKING:
     from .connector import SalesforceConnector

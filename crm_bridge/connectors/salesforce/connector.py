@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
+from more_itertools import chunked
 from simple_salesforce.util import call_salesforce
 
 from crm_bridge.connector import (
@@ -62,7 +63,6 @@ from .reading import (
     ObjectDescription,
     by_ids_soql,
     changes_soql,
-    chunked,
     parse_sf_datetime,
     quote,
     select_list,

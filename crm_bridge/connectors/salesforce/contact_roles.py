@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from more_itertools import chunked
+
 from crm_bridge.connector import (
     ALREADY_GONE_CODES,
     Delete,
@@ -33,7 +35,7 @@ from crm_bridge.connector import (
     WriteResult,
 )
 
-from .reading import chunked, parse_sf_datetime, quote
+from .reading import parse_sf_datetime, quote
 
 __all__ = [
     "OPPORTUNITY",

@@ -11,7 +11,7 @@ it stopped.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +21,6 @@ from crm_bridge.connector import Record
 __all__ = [
     "NUMBER_TYPES",
     "ObjectDescription",
-    "chunked",
     "format_soql_datetime",
     "normalize_value",
     "parse_sf_datetime",
@@ -206,15 +205,3 @@ def changes_soql(
 def by_ids_soql(obj: str, fields: Sequence[str], ids: Sequence[str]) -> str:
     """``SELECT ... FROM obj WHERE Id IN (...)``."""
     return f"SELECT {', '.join(fields)} FROM {obj} WHERE Id IN ({', '.join(map(quote, ids))})"
-
-
-def chunked(values: Iterable[str], size: int) -> Iterator[list[str]]:
-    """Lists of at most ``size`` values, in order."""
-    chunk: list[str] = []
-    for value in values:
-        chunk.append(value)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk

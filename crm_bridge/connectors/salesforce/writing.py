@@ -30,6 +30,8 @@ from decimal import Decimal
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
+from more_itertools import chunked, constrained_batches
+
 from crm_bridge.connector import Delete, Upsert, WriteOp, WriteResult
 from crm_bridge.errors import CrmBridgeError, TransientError
 from crm_bridge.http import Action, Clock, RetryPolicy
@@ -327,7 +329,7 @@ class BatchWriter:
             if self.bulk_threshold and len(group.items) >= self.bulk_threshold:
                 self._bulk(obj, ops, group, results, created)
                 continue
-            for chunk in _chunks(group.items, COLLECTION_SIZE):
+            for chunk in chunked(group.items, COLLECTION_SIZE):
                 collections.append((group, chunk))
         for start in range(0, len(collections), COLLECTIONS_PER_COMPOSITE):
             batch = collections[start : start + COLLECTIONS_PER_COMPOSITE]
@@ -587,25 +589,11 @@ def _body(op: Upsert, description: ObjectDescription) -> dict[str, Any]:
     return body
 
 
-def _soql_chunks(values: Sequence[str]) -> Iterable[list[str]]:
-    chunk: list[str] = []
-    size = 0
-    for value in values:
-        cost = len(value) + 4
-        if chunk and (len(chunk) >= COLLECTION_SIZE or size + cost > _QUERY_CHARS):
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(value)
-        size += cost
-    if chunk:
-        yield chunk
-
-
-def _chunks(
-    items: list[tuple[int, dict[str, Any]]], size: int
-) -> Iterable[list[tuple[int, dict[str, Any]]]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def _soql_chunks(values: Sequence[str]) -> Iterable[tuple[str, ...]]:
+    """Values for ``IN (...)`` lists: at most a collection's worth, and a query URL that fits."""
+    return constrained_batches(
+        values, _QUERY_CHARS, COLLECTION_SIZE, get_len=lambda v: len(v) + 4, strict=False
+    )
 
 
 def _first_error(body: Any) -> tuple[str | None, str]:
