@@ -450,25 +450,48 @@ class SyncRunner:
             self._owners_at = now
         return self._owners
 
-    def _read(self, side: Side, obj: str, cursor: ChangeCursor | None, obj_name: str) -> Read:
+    def _read(
+        self,
+        side: Side,
+        obj: str,
+        cursor: ChangeCursor | None,
+        obj_name: str,
+        known: dict[str, Link | None],
+    ) -> Read:
+        """The side's next read; ``known`` receives the links of the records it kept.
+
+        The applied check has already looked those links up, so :meth:`_links` takes them
+        from ``known`` instead of asking the store a second time for the same ids.
+        """
         conn = self.connectors[side]
         where = window(cursor, timedelta(seconds=self.settings.overlap_seconds))
         with _closing(conn.changes(obj, where.since)) as stream:
-            return take(
+            read = take(
                 stream,
                 where,
                 self.settings.max_records_per_cycle,
                 conn.object_spec(obj).ordering,
-                applied=lambda records: self._applied(side, obj_name, records),
+                applied=lambda records: self._applied(side, obj_name, records, known),
             )
+        kept = {record.id for record in read.records}
+        for rid in [rid for rid in known if rid not in kept]:
+            del known[rid]  # beyond the cap: read again next cycle, not planned now
+        return read
 
-    def _applied(self, side: Side, obj_name: str, records: Sequence[Record]) -> set[str]:
+    def _applied(
+        self,
+        side: Side,
+        obj_name: str,
+        records: Sequence[Record],
+        known: dict[str, Link | None],
+    ) -> set[str]:
         """The records the planner would pass over: versions a confirmed link already holds.
 
         Exactly its "already applied" test (:meth:`LinkState.news` false on a live, paired
         link), so leaving them out of the plan changes nothing but the memory and the cap: a
         linked pair whose other side changed is planned from this side's baseline either way.
-        Deletes and merges always go to the planner.
+        Deletes and merges always go to the planner.  The links of the others (``None``: not
+        linked) go to ``known``.
         """
         candidates = [r.id for r in records if not (r.deleted or r.merged_into or r.merged_from)]
         if not candidates:
@@ -476,7 +499,7 @@ class SyncRunner:
         versions = {r.id: r.version for r in records}
         with self.store.transaction(readonly=True) as tx:
             links = tx.links_by_ids(self.name, obj_name, side, candidates)
-        return {
+        done = {
             rid
             for rid, link in links.items()
             if link.active
@@ -485,10 +508,22 @@ class SyncRunner:
             and link.state_on(side) == "synced"
             and link.version_on(side) == versions[rid]
         }
+        for rid in candidates:
+            if rid not in done:
+                known[rid] = links.get(rid)
+        return done
 
     def _links(
-        self, obj_name: str, changes: dict[Side, list[Record]]
+        self,
+        obj_name: str,
+        changes: dict[Side, list[Record]],
+        known: Mapping[Side, Mapping[str, Link | None]] | None = None,
     ) -> dict[Side, dict[str, LinkState]]:
+        """The link of every record in ``changes`` (and of merge partners), by side and id.
+
+        ``known`` holds links already read this cycle (by the applied check); only the other
+        ids are looked up.  Nothing writes links between the read and the plan, so they hold.
+        """
         wanted: dict[Side, set[str]] = {"crm": set(), "map": set()}
         for side in SIDES:
             for record in changes[side]:
@@ -496,16 +531,20 @@ class SyncRunner:
                 if record.merged_into:
                     wanted[side].add(record.merged_into)
                 wanted[side].update(record.merged_from)
+        found: dict[Side, dict[str, LinkState]] = {"crm": {}, "map": {}}
+        for side in SIDES:
+            cached = known.get(side, {}) if known is not None else {}
+            for rid in wanted[side] & cached.keys():
+                if (link := cached[rid]) is not None:
+                    found[side][rid] = _link_state(link)
+            wanted[side] -= cached.keys()
         with self.store.transaction(readonly=True) as tx:
-            return {
-                side: {
-                    rid: _link_state(link)
-                    for rid, link in tx.links_by_ids(
-                        self.name, obj_name, side, wanted[side]
-                    ).items()
-                }
-                for side in SIDES
-            }
+            for side in SIDES:
+                if not wanted[side]:
+                    continue
+                for rid, link in tx.links_by_ids(self.name, obj_name, side, wanted[side]).items():
+                    found[side][rid] = _link_state(link)
+        return found
 
     def _read_counterparts(
         self,
@@ -641,14 +680,15 @@ class SyncRunner:
         objects = self._objects(objmap)
         with self.store.transaction(readonly=True) as tx:
             cursors = {s: tx.get_change_cursor(self.name, s, obj_name) for s in SIDES}
-        reads = {s: self._read(s, objects[s], cursors[s], obj_name) for s in SIDES}
+        known: dict[Side, dict[str, Link | None]] = {s: {} for s in SIDES}
+        reads = {s: self._read(s, objects[s], cursors[s], obj_name, known[s]) for s in SIDES}
         changes = {s: list(reads[s].records) for s in SIDES}
-        links = self._links(obj_name, changes)
+        links = self._links(obj_name, changes, known)
         capped = {s: reads[s].capped for s in SIDES}
         if self._read_counterparts(objects, changes, links, capped) | self._read_merge_twins(
             objmap, objects, cursors, changes, links, capped
         ):
-            links = self._links(obj_name, changes)
+            links = self._links(obj_name, changes, known)
         context = replace(
             self._context(
                 obj_name, objmap, changes, links, {s: not reads[s].capped for s in SIDES}
