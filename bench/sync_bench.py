@@ -23,6 +23,7 @@ client's alone.
     python bench/sync_bench.py --big              # adds N = 1,000,000 (about 2.5 GB of emulators)
     python bench/sync_bench.py --trace-memory     # tracemalloc in the client (slow; diagnosis)
     python bench/sync_bench.py --profile F.prof   # cProfile of the client's cycles (diagnosis)
+    python bench/sync_bench.py --memray F.bin     # memray of the client, native allocations too
     python bench/sync_bench.py --connector-overrides F.json   # e.g. read only the mapped fields
 """
 
@@ -78,8 +79,11 @@ class ClientProcess:
         spec_path.write_text(json.dumps(spec))
         self.log_path = workdir / "client.log"
         self._log = self.log_path.open("w")
+        command = [sys.executable, str(CLIENT), str(spec_path)]
+        if spec.get("memray"):  # every allocation, native ones (SQLite, SSL) included
+            command[1:1] = ["-m", "memray", "run", "-q", "--native", "-o", str(spec["memray"])]
         self.proc = subprocess.Popen(
-            [sys.executable, str(CLIENT), str(spec_path)],
+            command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,
@@ -551,6 +555,7 @@ def run(n: int, args: argparse.Namespace) -> dict[str, Any]:
             "pair": {**DEFAULT_PAIR, "default_map_owner": "71000001"},
             "store_url": sb.store_url,
             "trace_memory": args.trace_memory,
+            "memray": str(args.memray) if args.memray else None,
             "profile": str(args.profile) if args.profile else None,
         }
         meter = Meter(sb)
@@ -865,6 +870,11 @@ def main() -> None:
     parser.add_argument("--max-cycles", type=int, default=200)
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--trace-memory", action="store_true", help="tracemalloc in the client")
+    parser.add_argument(
+        "--memray",
+        type=Path,
+        help="record the client under memray (pip install memray) into this file (diagnosis)",
+    )
     parser.add_argument(
         "--profile", type=Path, help="cProfile the client's cycle-by-cycle phases into this file"
     )

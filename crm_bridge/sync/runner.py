@@ -21,6 +21,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from more_itertools import chunked
+
 from crm_bridge.connector import Capability, ChangeHint, Connector, Record
 from crm_bridge.errors import CrmBridgeError, SyncAbortedError
 from crm_bridge.ops.events import NO_OBSERVER, CycleObserver
@@ -753,7 +755,12 @@ class SyncRunner:
         This cycle read those records moments ago; nothing they wait for has happened since.
         """
         with self.store.transaction(readonly=True) as tx:
-            due = tx.due_dead_letters(self.name, self.now(), self.settings.dead_letter_max_attempts)
+            due = tx.due_dead_letters(
+                self.name,
+                self.now(),
+                self.settings.dead_letter_max_attempts,
+                limit=self.settings.max_records_per_cycle,
+            )
         due = [dl for dl in due if dl.last_seen < started]
         if due:
             self._replay(due, report, run_id)
@@ -761,57 +768,73 @@ class SyncRunner:
     def _replay(
         self, dead_letters: list[DeadLetter], report: CycleReport, run_id: int | None
     ) -> None:
+        """Replay by object, in batches of at most ``max_records_per_cycle`` dead letters.
+
+        Why batches: a long outage can leave tens of thousands of dead letters, and a replay
+        holds its records, links and plan in memory like a cycle does; the same bound keeps a
+        replay's memory that of an ordinary cycle.
+        """
         by_object: dict[str, list[DeadLetter]] = {}
         for dl in dead_letters:
             by_object.setdefault(dl.obj, []).append(dl)
-        for obj_name, items in by_object.items():
+        for obj_name, all_items in by_object.items():
             objmap = self.settings.objects.get(obj_name)
             if objmap is None:
                 continue
-            objects = self._objects(objmap)
-            wanted: dict[Side, set[str]] = {"crm": set(), "map": set()}
+            for items in chunked(all_items, self.settings.max_records_per_cycle):
+                self._replay_batch(obj_name, objmap, items, report, run_id)
+
+    def _replay_batch(
+        self,
+        obj_name: str,
+        objmap: ObjectMap,
+        items: list[DeadLetter],
+        report: CycleReport,
+        run_id: int | None,
+    ) -> None:
+        """Re-read one batch's source records (and their counterparts), plan and write them."""
+        objects = self._objects(objmap)
+        wanted: dict[Side, set[str]] = {"crm": set(), "map": set()}
+        for dl in items:
+            wanted[other(dl.side)].add(dl.record_key)
+        # Fetch the linked counterparts too: a write that failed left them unconfirmed.
+        with self.store.transaction(readonly=True) as tx:
+            for source in SIDES:
+                for link in tx.links_by_ids(self.name, obj_name, source, wanted[source]).values():
+                    counterpart = link.id_on(other(source))
+                    if link.active and counterpart:
+                        wanted[other(source)].add(counterpart)
+        changes: dict[Side, list[Record]] = {"crm": [], "map": []}
+        for side in SIDES:
+            if wanted[side]:
+                changes[side] = list(
+                    self.connectors[side].fetch(objects[side], sorted(wanted[side]))
+                )
+        links = self._links(obj_name, changes)
+        context = self._context(obj_name, objmap, changes, links, {"crm": False, "map": False})
+        plan = plan_object(
+            replace(context, replay=True),
+            changes["crm"],
+            changes["map"],
+            links,
+        )
+        executor = Executor(
+            pair=self.name,
+            connectors=self.connectors,
+            objects=objects,
+            store=self.store,
+            now=self.now,
+            run_id=run_id,
+        )
+        outcome = executor.execute(plan)
+        report.counts.update({f"replay_{k}": v for k, v in outcome.counts.items()})
+        found = {(s, r.id) for s in SIDES for r in changes[s]}
+        with self.store.transaction() as tx:
             for dl in items:
-                wanted[other(dl.side)].add(dl.record_key)
-            # Fetch the linked counterparts too: a write that failed left them unconfirmed.
-            with self.store.transaction(readonly=True) as tx:
-                for source in SIDES:
-                    for link in tx.links_by_ids(
-                        self.name, obj_name, source, wanted[source]
-                    ).values():
-                        counterpart = link.id_on(other(source))
-                        if link.active and counterpart:
-                            wanted[other(source)].add(counterpart)
-            changes: dict[Side, list[Record]] = {"crm": [], "map": []}
-            for side in SIDES:
-                if wanted[side]:
-                    changes[side] = list(
-                        self.connectors[side].fetch(objects[side], sorted(wanted[side]))
-                    )
-            links = self._links(obj_name, changes)
-            context = self._context(obj_name, objmap, changes, links, {"crm": False, "map": False})
-            plan = plan_object(
-                replace(context, replay=True),
-                changes["crm"],
-                changes["map"],
-                links,
-            )
-            executor = Executor(
-                pair=self.name,
-                connectors=self.connectors,
-                objects=objects,
-                store=self.store,
-                now=self.now,
-                run_id=run_id,
-            )
-            outcome = executor.execute(plan)
-            report.counts.update({f"replay_{k}": v for k, v in outcome.counts.items()})
-            found = {(s, r.id) for s in SIDES for r in changes[s]}
-            with self.store.transaction() as tx:
-                for dl in items:
-                    key = (other(dl.side), dl.record_key)
-                    if key not in found:
-                        tx.set_dead_letter_status(dl.id, "dismissed", now=self.now())
-                        report.counts["replay_source_gone"] += 1
-                    elif key not in outcome.failed:
-                        tx.set_dead_letter_status(dl.id, "replayed", now=self.now())
-                        report.counts["replayed"] += 1
+                key = (other(dl.side), dl.record_key)
+                if key not in found:
+                    tx.set_dead_letter_status(dl.id, "dismissed", now=self.now())
+                    report.counts["replay_source_gone"] += 1
+                elif key not in outcome.failed:
+                    tx.set_dead_letter_status(dl.id, "replayed", now=self.now())
+                    report.counts["replayed"] += 1

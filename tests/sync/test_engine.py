@@ -89,6 +89,28 @@ def test_rejected_record_goes_to_dead_letters_and_replays_after_fix(world: World
         assert tx.dead_letters(pair="p") == []
 
 
+def test_a_large_replay_runs_in_batches_of_the_cycle_cap(tmp_path: Path) -> None:
+    """A replay holds its records and plan in memory like a cycle: the same cap bounds it."""
+    w = World(tmp_path, max_records_per_cycle=2)
+    w.map.reject_when(
+        lambda obj, f: "students not allowed" if f.get("title") == "student" else None
+    )
+    for i in range(5):
+        w.crm.create("contacts", {"email": f"st{i}@x.io", "name": f"St{i}", "title": "student"})
+    for _ in range(4):  # a capped read takes two per cycle
+        w.sync()
+    with w.store.transaction(readonly=True) as tx:
+        letters = tx.dead_letters(pair="p")
+    assert len(letters) == 5
+    w.map.reject_rules.clear()
+    fetches = w.crm_conn.calls["fetch"]
+    replay = w.runner.replay(letters)
+    assert replay.counts["replayed"] == 5
+    assert w.crm_conn.calls["fetch"] - fetches == 3  # ceil(5 / 2) batches, one read each
+    assert len(w.people("map")) == 5
+    w.store.close()
+
+
 def test_delete_guard_stops_and_names_the_override(tmp_path: Path) -> None:
     w = World(tmp_path, delete_guard_floor=1, max_delete_ratio=0.3)
     ids = [w.crm.create("contacts", {"email": f"d{i}@x.io"}) for i in range(6)]
