@@ -106,14 +106,15 @@ class BulkSnapshot:
         )
 
     def add(self, rows: Iterable[Mapping[str, Any]]) -> None:
-        """Spool one results page."""
-        batch = [
-            (_key(str(row["SystemModstamp"])), str(row["Id"]), json.dumps(row, default=str))
-            for row in rows
-        ]
+        """Spool one results page, row by row (a page's rows are never all in memory at once)."""
+
+        def spooled() -> Iterator[tuple[str, str, str]]:
+            for row in rows:
+                self.rows += 1
+                yield _key(str(row["SystemModstamp"])), str(row["Id"]), json.dumps(row, default=str)
+
         with self._db:
-            self._db.executemany("INSERT OR REPLACE INTO rows VALUES (?, ?, ?)", batch)
-        self.rows += len(batch)
+            self._db.executemany("INSERT OR REPLACE INTO rows VALUES (?, ?, ?)", spooled())
 
     def serves(self, fields: Sequence[str], since: datetime | None) -> bool:
         """Whether a read of ``fields`` from ``since`` can come from this snapshot.
