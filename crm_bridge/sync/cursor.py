@@ -101,6 +101,7 @@ def take(
     cap: int,
     ordering: Ordering,
     applied: Applied | None = None,
+    pass_limit: int | None = None,
 ) -> Read:
     """The ``cap`` smallest records of ``stream`` after ``where.after``, in keyset order.
 
@@ -108,12 +109,21 @@ def take(
     large load the other side's next read is mostly our own writes coming back, and counting
     them would cap that read -- and a capped side defers every create into it -- cycle after
     cycle.  The cursor still moves over them (:attr:`Read.last`).
+
+    ``pass_limit`` bounds how many such records one read passes over on an ascending stream:
+    their keys are kept to place the cursor, so a read-back of a million of our own writes
+    would hold a million keys.  At the limit the read ends at the next strictly later instant
+    -- every record up to the last one seen has then arrived, so the cursor can sit on it --
+    and reports itself capped (more is waiting).
     """
     if cap < 1:
         raise ValueError("cap must be at least 1")
     heap: list[tuple[_Desc, Record]] = []  # a max-heap on keyset: heap[0] is the greatest kept
     capped = False
     skipped: list[Keyset] = []
+    limited = False  # stopped by pass_limit: everything seen is at or before the end
+    seen: datetime | None = None  # the latest instant seen so far
+    bounded = ordering is Ordering.ASCENDING  # only there is "strictly later" a boundary
     for chunk in chunked(stream, _CHUNK if applied is not None else 1):
         done = applied(chunk) if applied is not None else set()
         stop = False
@@ -121,6 +131,16 @@ def take(
             key = keyset(record)
             if where.after is not None and key <= where.after:
                 continue
+            if (
+                bounded
+                and pass_limit is not None
+                and len(skipped) >= pass_limit
+                and seen is not None
+                and record.modified_at > seen
+            ):
+                limited = stop = True
+                break
+            seen = record.modified_at if seen is None else max(seen, record.modified_at)
             if record.id in done:
                 skipped.append(key)
                 continue
@@ -137,6 +157,9 @@ def take(
         if stop:
             break
     records = sorted((record for _, record in heap), key=keyset)
+    if limited and not capped:
+        end = max([*skipped, *(keyset(r) for r in records[-1:])])
+        return Read(records, True, skipped=len(skipped), last=end)
     if not skipped:
         return Read(records, capped)
     # Capped: the read ends at the last record kept, and only what it passed over is skipped

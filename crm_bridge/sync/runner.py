@@ -48,6 +48,10 @@ HINTED_READ_LIMIT = 200
 """Hinted ids per side and object above which a cursor read is cheaper than reads by id (a
 HubSpot batch read holds 100 ids, a search page 200; a Salesforce query page 2,000)."""
 
+_PASS_LIMIT_PER_CAP = 10
+"""Applied records one read may pass over, per ``max_records_per_cycle``: the keys it keeps to
+place the cursor stay a few MB (at the default cap, 100,000 keys) however large a read-back."""
+
 _MAX_SURVIVOR_HOPS = 8
 """How far a chain of merges (A into B, then B into C) is followed by id in one cycle."""
 
@@ -474,6 +478,7 @@ class SyncRunner:
                 self.settings.max_records_per_cycle,
                 conn.object_spec(obj).ordering,
                 applied=lambda records: self._applied(side, obj_name, records, known),
+                pass_limit=_PASS_LIMIT_PER_CAP * self.settings.max_records_per_cycle,
             )
         kept = {record.id for record in read.records}
         for rid in [rid for rid in known if rid not in kept]:

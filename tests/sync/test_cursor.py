@@ -193,6 +193,36 @@ def test_records_already_applied_do_not_count_against_the_cap_and_the_cursor_pas
     assert [r.id for r in rest.records] == ["n3"] and not rest.capped
 
 
+def test_a_long_read_back_ends_at_the_pass_limit_on_an_instant_boundary() -> None:
+    """A read-back of a million echoes must not hold a million keys: the read stops and goes on.
+
+    The stop waits for a strictly later instant (e3 and e4 share one), so no record at or
+    before the cursor is left unread.
+    """
+    stream = [_rec("e1", 1), _rec("e2", 2), _rec("e3", 3), _rec("e4", 3), _rec("n1", 4)]
+    stream += [_rec(f"e{i}", i) for i in range(5, 9)]
+    echoes = {r.id for r in stream if r.id.startswith("e")}
+
+    def applied(records: object) -> set[str]:
+        return {r.id for r in records if r.id in echoes}  # type: ignore[attr-defined]
+
+    read = take(stream, ReadWindow(None), 5, Ordering.ASCENDING, applied=applied, pass_limit=3)
+    assert read.records == [] and read.capped  # more is waiting: poll again soon
+    assert read.skipped == 4 and read.end == (T0 + timedelta(seconds=3), "e4")
+    cursor = advance(None, read)
+    assert cursor is not None and cursor.phase == "scanning"
+    seen = []
+    while cursor is not None and cursor.phase == "scanning":
+        more = take(
+            stream, window(cursor, timedelta(0)), 5, Ordering.ASCENDING, applied, pass_limit=3
+        )
+        seen += [r.id for r in more.records]
+        cursor = advance(cursor, more)
+    assert seen == ["n1"]  # the one real change is read exactly once, nothing skipped past it
+    unsorted = take(stream, ReadWindow(None), 5, Ordering.UNSORTED, applied, pass_limit=3)
+    assert [r.id for r in unsorted.records] == ["n1"] and not unsorted.capped  # no boundary
+
+
 def test_a_read_of_nothing_but_applied_records_still_moves_the_cursor_past_them() -> None:
     stream = [_rec("e1", 1), _rec("e2", 2)]
     read = take(stream, ReadWindow(None), 5, Ordering.ASCENDING, applied=lambda rs: {"e1", "e2"})
