@@ -150,7 +150,8 @@ def worker(
             # Before any connector exists: their limiters then draw on the shared budgets.
             budgets = SharedBudgets(session.store.engine, holder=label)
             previous = use_budgets(budgets)
-            interval = loaded.settings.daemon.interval_seconds
+            daemon = loaded.settings.daemon
+            interval = daemon.interval_seconds
             tally: WorkerMetrics | None = None
 
             def on_job(
@@ -206,8 +207,10 @@ def worker(
                 )
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     signal.signal(sig, lambda *_: runner.stop())
+                # A fully fed pair is polled only every safety_poll: it may be quiet that long.
+                slowest = max(interval, daemon.safety_poll_seconds if daemon.push else interval)
                 ops = serve_ops(
-                    session, pairs, interval=interval, port=metrics_port, host=metrics_host
+                    session, pairs, interval=slowest, port=metrics_port, host=metrics_host
                 )
                 with ops as served:
                     tally = WorkerMetrics(served.metrics.registry, label)

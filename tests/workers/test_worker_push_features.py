@@ -180,7 +180,14 @@ def features(pg_schema: Callable[[], str], tmp_path: Path) -> Iterator[dict[str,
         client.session.close()  # no keep-alive connection left to the emulator
         _poll("three more captures", lambda: len(runs.history("reasons")) >= 5, fleet.logs)
         fleet.stop()
-        yield {"history": runs.history("reasons"), "fleet": fleet}
+        status = subprocess.run(
+            [sys.executable, "-m", "crm_bridge", "status", "--config", str(fleet.config)],
+            env={**fleet.env, "COLUMNS": "200"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        yield {"history": runs.history("reasons"), "fleet": fleet, "status": status.stdout}
         runs.engine.dispose()
     finally:
         fleet.kill()
@@ -201,6 +208,9 @@ def test_the_reason_capture_runs_once_per_interval_across_the_fleet(
     assert "feature reasons" not in fleet.output("wp")
     assert "running feature jobs reasons" in fleet.output("w0")
     assert any("valid=1" in (r["summary"] or "") for r in history)
+    latest = history[-1]
+    assert "feature jobs (workers)" in features["status"], features["status"]
+    assert f"reasons │ {latest['worker']}" in features["status"], features["status"]
 
 
 # -- push ----------------------------------------------------------------------------------------
