@@ -26,7 +26,7 @@ from crm_bridge.cli._app import (
 from crm_bridge.config import DaemonSettings, SyncSettings, env_var_for
 from crm_bridge.dead_letter_fixes import fix_for
 from crm_bridge.errors import CrmBridgeError, RecordRejectedError
-from crm_bridge.ops.workers_status import workers_table
+from crm_bridge.ops.workers_status import feature_runs_table, workers_table
 from crm_bridge.session import Session
 from crm_bridge.store import DeadLetter, DeadLetterStatus, Store
 from crm_bridge.store.locking import pair_lock_name
@@ -492,6 +492,9 @@ def status(
             workers = workers_table(session.store)  # PostgreSQL with `crm-bridge worker` only
             if workers is not None:
                 out.print(workers)
+            features = feature_runs_table(session.store)
+            if features is not None:
+                out.print(features)
     if unsuccessful:
         err_console.print(
             f"error: the last run of pair {', '.join(unsuccessful)} did not succeed",

@@ -83,6 +83,14 @@ def worker(
     retries: Annotated[
         int, typer.Option("--retries", min=0, help="Retries of a failed cycle, with backoff.")
     ] = 3,
+    features: Annotated[
+        bool | None,
+        typer.Option(
+            "--features/--no-features",
+            help="Run the SLA and reason-capture jobs (default: only a worker serving every pair).",
+            show_default=False,
+        ),
+    ] = None,
     metrics_port: Annotated[
         int | None,
         typer.Option(
@@ -99,7 +107,9 @@ def worker(
     """Run pair cycles from the PostgreSQL job queue until SIGTERM; start as many as you need.
 
     Every worker schedules every pair each daemon.interval_seconds, runs one pair at a time
-    (never a pair another worker runs), and takes over the job of a worker that died.
+    (never a pair another worker runs), and takes over the job of a worker that died.  The SLA
+    and reason jobs run once per interval across the fleet; with daemon.push one worker listens
+    to each pair's push channels and hinted cycles run at once.
 
     Example: crm-bridge worker --config config.toml --metrics-port 9464
     """
@@ -131,10 +141,17 @@ def worker(
                 else session.pair_names()
             )
             label = name or default_worker_name()
+            from crm_bridge.cli.sync_cmd import _feature_jobs
+
+            # A --pair worker is one of a split fleet: the store-wide jobs belong to a worker
+            # of all pairs unless the operator says otherwise (docs/operations.md).
+            runs_features = features if features is not None else not pair
+            jobs = _feature_jobs(session) if runs_features else []
             # Before any connector exists: their limiters then draw on the shared budgets.
             budgets = SharedBudgets(session.store.engine, holder=label)
             previous = use_budgets(budgets)
-            interval = loaded.settings.daemon.interval_seconds
+            daemon = loaded.settings.daemon
+            interval = daemon.interval_seconds
             tally: WorkerMetrics | None = None
 
             def on_job(
@@ -151,6 +168,22 @@ def worker(
                 counts = " ".join(f"{k}={v}" for k, v in sorted(report.counts.items()) if v)
                 out.print(f"job pair={job_pair} worker={who} ok {counts}", markup=False)
 
+            def on_feature(
+                who: str, job: str, summary: str | None, exc: CrmBridgeError | None
+            ) -> None:
+                if tally is not None:
+                    tally.feature(job, exc is None)
+                if exc is not None:
+                    err_console.print(f"feature {job} worker={who} failed: {exc}", markup=False)
+                else:
+                    out.print(f"feature {job} worker={who} ok {summary}", markup=False)
+
+            def on_push(who: str, push_pair: str, kind: str, ok: bool) -> None:
+                if tally is not None:
+                    tally.push(push_pair, kind, ok)
+                state = "ok" if ok else "failed"
+                out.print(f"push pair={push_pair} worker={who} {kind} {state}", markup=False)
+
             try:
                 runner = PairWorker(
                     session,
@@ -164,19 +197,29 @@ def worker(
                         retry_attempts=retries,
                         tick=min(1.0, heartbeat),
                         poll=min(1.0, heartbeat),
+                        push=loaded.settings.daemon.push,
+                        safety_poll=loaded.settings.daemon.safety_poll_seconds,
                     ),
                     on_job=on_job,
+                    feature_jobs=jobs,
+                    on_feature=on_feature,
+                    on_push=on_push,
                 )
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     signal.signal(sig, lambda *_: runner.stop())
+                # A fully fed pair is polled only every safety_poll: it may be quiet that long.
+                slowest = max(interval, daemon.safety_poll_seconds if daemon.push else interval)
                 ops = serve_ops(
-                    session, pairs, interval=interval, port=metrics_port, host=metrics_host
+                    session, pairs, interval=slowest, port=metrics_port, host=metrics_host
                 )
                 with ops as served:
                     tally = WorkerMetrics(served.metrics.registry, label)
                     if served.server is not None:
                         out.print(f"serving {served.url}/metrics and /healthz", markup=False)
                     out.print(f"worker {label} serving pairs {', '.join(pairs)}", markup=False)
+                    if jobs:
+                        names = ", ".join(n for n, _ in jobs)
+                        out.print(f"worker {label} running feature jobs {names}", markup=False)
                     runner.run()
             finally:
                 budgets.close()

@@ -16,10 +16,24 @@ from rich.table import Table
 
 from crm_bridge.store import Store
 
-__all__ = ["STALE_AFTER_SECONDS", "workers_table"]
+__all__ = ["STALE_AFTER_SECONDS", "feature_runs_table", "workers_table"]
 
 STALE_AFTER_SECONDS = 60.0
 """A worker without a heartbeat for this long is shown as not alive (twice the default stall)."""
+
+
+def _listening(store: Store) -> dict[str, list[str]]:
+    """Per worker, the pairs its push listener holds (``*``: every side has a channel)."""
+    from crm_bridge.store.schema import push_listeners
+
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(push_listeners).order_by(push_listeners.c.pair)).mappings()
+        found: dict[str, list[str]] = {}
+        for row in rows:
+            found.setdefault(str(row["worker"]), []).append(
+                f"{row['pair']}{'*' if row['complete'] else ''}"
+            )
+    return found
 
 
 def _rows(store: Store) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
@@ -40,8 +54,9 @@ def workers_table(store: Store, now: datetime | None = None) -> Table | None:
     if not found and not jobs:
         return None
     when = now or datetime.now(UTC)
+    listening = _listening(store)
     table = Table(title="workers")
-    for col in ("worker", "alive", "running", "since", "cycles", "failures", "heartbeat"):
+    for col in ("worker", "alive", "running", "since", "cycles", "failures", "heartbeat", "push"):
         table.add_column(col, overflow="fold")
     for row in found:
         since = row["pair_since"]
@@ -53,6 +68,7 @@ def workers_table(store: Store, now: datetime | None = None) -> Table | None:
             str(row["cycles"]),
             str(row["failures"]),
             f"{(when - row['heartbeat_at']).total_seconds():.0f}s ago",
+            " ".join(listening.get(str(row["name"]), [])),
         )
     waiting = [
         f"{pair} at {entry['todo']['scheduled_at']:%H:%M:%S}"
@@ -63,4 +79,27 @@ def workers_table(store: Store, now: datetime | None = None) -> Table | None:
     ]
     if waiting:
         table.caption = "queued: " + ", ".join(waiting)
+    return table
+
+
+def feature_runs_table(store: Store) -> Table | None:
+    """The latest run of each feature job run by workers, or ``None`` where none ran."""
+    if store.backend != "postgresql":
+        return None
+    from crm_bridge.workers.features import FeatureRuns
+
+    latest = FeatureRuns(store.engine).latest()
+    if not latest:
+        return None
+    table = Table(title="feature jobs (workers)")
+    for col in ("job", "worker", "started", "status", "summary"):
+        table.add_column(col, overflow="fold")
+    for row in latest:
+        table.add_row(
+            str(row["name"]),
+            str(row["worker"]),
+            row["started_at"].isoformat(timespec="seconds"),
+            str(row["status"]),
+            str(row["error"] or row["summary"] or ""),
+        )
     return table

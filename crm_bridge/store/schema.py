@@ -31,9 +31,11 @@ __all__ = [
     "cursors",
     "dead_letters",
     "decisions",
+    "feature_runs",
     "links",
     "metadata",
     "person_events",
+    "push_listeners",
     "rate_daily",
     "rate_leases",
     "runs",
@@ -530,3 +532,29 @@ workers = sa.Table(
     sa.Column("failures", sa.Integer(), nullable=False, server_default="0"),
 )
 """One row per ``crm-bridge worker``: its heartbeat and the pair it runs now (``status``)."""
+
+feature_runs = sa.Table(
+    "feature_runs",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(50), nullable=False),
+    sa.Column("worker", sa.String(255), nullable=False),
+    sa.Column("started_at", UtcDateTime(), nullable=False),
+    sa.Column("finished_at", UtcDateTime()),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("summary", sa.Text()),
+    sa.Column("error", sa.Text()),
+    sa.Index(None, "name", "started_at"),
+    sqlite_autoincrement=True,
+)
+"""Runs of the store-wide feature jobs (SLA, reasons) by workers: their schedule and ``status``."""
+
+push_listeners = sa.Table(
+    "push_listeners",
+    metadata,
+    sa.Column("pair", sa.String(100), primary_key=True),
+    sa.Column("worker", sa.String(255), nullable=False),
+    sa.Column("complete", sa.Boolean(), nullable=False),
+    sa.Column("since", UtcDateTime(), nullable=False),
+)
+"""Which worker listens to each pair's push channels, and whether every side has one."""

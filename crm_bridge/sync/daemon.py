@@ -27,7 +27,7 @@ from crm_bridge.connector import ChangeHint
 from crm_bridge.errors import CrmBridgeError
 from crm_bridge.log import get_logger
 from crm_bridge.store import Side, Store
-from crm_bridge.sync.push import PairFeeds
+from crm_bridge.sync.push import PairFeeds, act_on, poll_every
 from crm_bridge.sync.runner import CycleReport, SyncRunner
 
 __all__ = ["Daemon", "DaemonStats"]
@@ -178,36 +178,36 @@ class Daemon:
                     break
                 wait = min([*due.values(), jobs_due]) - self.monotonic()
                 collected = feeds.collect(max(0.0, wait) / len(self.feeds))
-                if collected.lost:
+                acted, report = act_on(feeds, collected, self._hinted_cycle(feeds.runner))
+                if acted == "fallback":
                     self.stats.fallbacks += 1
-                    report = self._cycle(feeds.runner, self.monotonic())
                     if report is not None:
-                        feeds.commit(collected)
                         due[feeds.runner.name] = self.monotonic() + self._poll_every(feeds, report)
-                elif not collected.empty:
+                elif acted == "hinted":
                     self.stats.hinted_cycles += 1
-                    if (
-                        self._cycle(feeds.runner, self.monotonic(), hints=collected.hints)
-                        is not None
-                    ):
-                        feeds.commit(collected)
-                elif collected.positions:
-                    feeds.commit(collected)
             if not self.feeds:  # pragma: no cover - _run_pushed is only entered with feeds
                 break
         for feeds in self.feeds:
             feeds.close()
 
     def _poll_every(self, feeds: PairFeeds | None, report: CycleReport | None) -> float:
-        """When the pair's next full cycle is due.
+        """When the pair's next full cycle is due (:func:`~crm_bridge.sync.push.poll_every`)."""
+        return poll_every(
+            self.interval,
+            self.safety_poll,
+            complete=feeds is not None and feeds.complete,
+            capped=report is not None and bool(report.counts["capped_reads"]),
+        )
 
-        Every ``interval`` while a read was capped (an initial load, a backlog after an outage):
-        the channels only name records changed from now on, and the backlog is behind the
-        cursor.  Otherwise a fully fed pair waits ``safety_poll``.
-        """
-        if report is not None and report.counts["capped_reads"]:
-            return self.interval
-        return self.safety_poll if feeds is not None and feeds.complete else self.interval
+    def _hinted_cycle(
+        self, runner: SyncRunner
+    ) -> Callable[[Mapping[Side, Sequence[ChangeHint]] | None], CycleReport | None]:
+        """``runner``'s cycle as :func:`act_on` calls it: hinted, or full for ``None``."""
+
+        def cycle(hints: Mapping[Side, Sequence[ChangeHint]] | None) -> CycleReport | None:
+            return self._cycle(runner, self.monotonic(), hints=hints)
+
+        return cycle
 
     def _cycle(
         self,

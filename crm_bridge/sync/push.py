@@ -16,9 +16,9 @@ alone for ``retry_after`` seconds while the poll carries the pair.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 from crm_bridge.connector import Capability, ChangeFeed, ChangeHint, FeedBatch
 from crm_bridge.errors import CrmBridgeError
@@ -27,9 +27,13 @@ from crm_bridge.store import Side
 from crm_bridge.sync.actions import SIDES
 from crm_bridge.sync.runner import SyncRunner
 
-__all__ = ["Collected", "PairFeeds"]
+__all__ = ["Acted", "Collected", "PairFeeds", "act_on", "poll_every"]
 
 _log = get_logger("crm_bridge.push")
+
+R = TypeVar("R")
+Acted = Literal["fallback", "hinted", "moved", "idle"]
+"""What :func:`act_on` did: a full cycle for a lost channel, a hinted cycle, a position stored."""
 
 
 @dataclass
@@ -207,3 +211,44 @@ class PairFeeds:
             )
             self._resting[side] = self.monotonic() + self.retry_after
             return None
+
+
+def act_on(
+    feeds: PairFeeds,
+    collected: Collected,
+    cycle: Callable[[Mapping[Side, Sequence[ChangeHint]] | None], R | None],
+) -> tuple[Acted, R | None]:
+    """The one rule for what the channels said, shared by the daemon and the workers' listener.
+
+    A lost channel asks for a full cycle (``cycle(None)``), hints for a hinted one
+    (``cycle(hints)``); the positions are stored only when that cycle succeeded (``cycle``
+    returned something), so a crash or a failed cycle re-reads them.  Positions that moved with
+    nothing to act on are stored at once.  Returns what was done and the cycle's result.
+    """
+    if collected.lost:
+        result = cycle(None)
+        if result is not None:
+            feeds.commit(collected)
+        return "fallback", result
+    if not collected.empty:
+        result = cycle(collected.hints)
+        if result is not None:
+            feeds.commit(collected)
+        return "hinted", result
+    if collected.positions:
+        feeds.commit(collected)
+        return "moved", None
+    return "idle", None
+
+
+def poll_every(interval: float, safety_poll: float, *, complete: bool, capped: bool) -> float:
+    """Seconds from a pair's full cycle to its next one, with push channels.
+
+    Every ``interval`` while a read was capped (an initial load, a backlog after an outage):
+    the channels only name records changed from now on, and the backlog is behind the cursor.
+    Otherwise a pair whose every side has a channel waits ``safety_poll``; one with a side that
+    has none keeps ``interval`` (that side has nothing else to bring its changes).
+    """
+    if capped:
+        return interval
+    return safety_poll if complete else interval

@@ -14,7 +14,7 @@ __all__ = ["WorkerMetrics"]
 
 
 class WorkerMetrics:
-    """``crm_bridge_worker_info`` and ``crm_bridge_worker_jobs_total{worker,pair,outcome}``."""
+    """``crm_bridge_worker_info``, and the worker's pair jobs, feature jobs and push cycles."""
 
     def __init__(self, registry: CollectorRegistry, worker: str) -> None:
         self.worker = worker
@@ -28,6 +28,27 @@ class WorkerMetrics:
             ["worker", "pair", "outcome"],
             registry=registry,
         )
+
+        self.features = Counter(
+            "crm_bridge_worker_feature_jobs",
+            "Feature jobs (sla, reasons) this worker ran, by outcome (ok, failed).",
+            ["worker", "job", "outcome"],
+            registry=registry,
+        )
+        self.pushes = Counter(
+            "crm_bridge_worker_push_cycles",
+            "Cycles this worker's push listener asked for: hinted, or fallback (a lost channel).",
+            ["worker", "pair", "kind", "outcome"],
+            registry=registry,
+        )
+
+    def feature(self, job: str, ok: bool) -> None:
+        """Count one run of feature job ``job``."""
+        self.features.labels(self.worker, job, "ok" if ok else "failed").inc()
+
+    def push(self, pair: str, kind: str, ok: bool) -> None:
+        """Count one push job of ``pair`` (``kind``: hinted or fallback) and how it ended."""
+        self.pushes.labels(self.worker, pair, kind, "ok" if ok else "failed").inc()
 
     def job(self, pair: str, ok: bool) -> None:
         """Count one job of ``pair``."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 import procrastinate
 import sqlalchemy as sa
@@ -33,6 +33,7 @@ from crm_bridge.store.migrate import pg_lock_key, pg_scope
 __all__ = [
     "SYNC_TASK",
     "conninfo_for",
+    "defer_hinted",
     "defer_pair",
     "ensure_schema",
     "make_app",
@@ -44,6 +45,8 @@ __all__ = [
 SYNC_TASK = "crm_bridge.sync_pair"
 """The task name in ``procrastinate_jobs.task_name``."""
 QUEUE = "crm_bridge"
+HINT_PRIORITY = 10
+"""Push jobs run before the scheduled cycles waiting on a worker (higher runs first)."""
 
 
 def pair_queue(pair: str) -> str:
@@ -109,19 +112,29 @@ def retry_strategy(max_attempts: int, base_seconds: float) -> procrastinate.Retr
 
 
 def pair_jobs(engine: Engine) -> dict[str, dict[str, Any]]:
-    """Per pair: its waiting (``todo``) and running (``doing``) sync jobs, for scheduling."""
+    """Per pair: its waiting (``todo``) and running (``doing``) scheduled jobs, for scheduling.
+
+    Only the scheduled cycles (those with the pair's ``queueing_lock``); a push job
+    (:func:`defer_hinted`) waiting beside them does not stand in for the pair's next poll.
+    """
     with engine.connect() as conn:
         rows = conn.execute(
             sa.text(
-                "SELECT lock, status::text, scheduled_at, worker_id FROM procrastinate_jobs"
-                " WHERE task_name = :t AND status IN ('todo', 'doing')"
+                "SELECT id, lock, status::text, scheduled_at, worker_id, attempts"
+                " FROM procrastinate_jobs WHERE task_name = :t AND status IN ('todo', 'doing')"
+                " AND queueing_lock IS NOT NULL"
             ),
             {"t": SYNC_TASK},
         ).all()
     found: dict[str, dict[str, Any]] = {}
-    for lock, status, scheduled_at, worker_id in rows:
+    for job_id, lock, status, scheduled_at, worker_id, attempts in rows:
         entry = found.setdefault(str(lock), {})
-        entry[str(status)] = {"scheduled_at": scheduled_at, "worker_id": worker_id}
+        entry[str(status)] = {
+            "id": job_id,
+            "scheduled_at": scheduled_at,
+            "worker_id": worker_id,
+            "attempts": attempts,
+        }
     return found
 
 
@@ -144,3 +157,17 @@ async def defer_pair(
         ).defer_async(pair=pair)
     except pq_exceptions.AlreadyEnqueued:
         return None
+
+
+async def defer_hinted(
+    app: procrastinate.App, pair: str, hints: dict[str, list[dict[str, Any]]] | None
+) -> int:
+    """Queue a push job of ``pair``: a hinted cycle, or a full one for ``hints=None``.
+
+    The pair's ``lock`` keeps it apart from the pair's other jobs; no ``queueing_lock``, so it
+    is never dropped for the scheduled cycle waiting an interval ahead, and its priority puts
+    it first.  The one listener of the pair waits for each before deferring the next.
+    """
+    return await app.configure_task(
+        SYNC_TASK, lock=pair, queue=pair_queue(pair), priority=HINT_PRIORITY
+    ).defer_async(pair=pair, hints=cast(Any, hints))

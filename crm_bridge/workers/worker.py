@@ -20,6 +20,13 @@ than a delay:
 
 A worker also keeps a row in the store's ``workers`` table (heartbeat, the pair it runs now,
 cycles and failures) for ``crm-bridge status``.
+
+Two more duties, each in a module of its own: the store-wide **feature jobs** (SLA clock,
+reason capture; :mod:`crm_bridge.workers.features`), scheduled and run like pairs but once per
+interval for the whole fleet, and, with ``daemon.push``, the **push channels**
+(:mod:`crm_bridge.workers.listener`): one listener per pair across the fleet defers hinted
+cycles as high-priority pair jobs, and a fully fed pair is polled only every
+``daemon.safety_poll_seconds``.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ import contextlib
 import os
 import socket
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -42,11 +49,22 @@ from crm_bridge.errors import CrmBridgeError
 from crm_bridge.log import get_logger
 from crm_bridge.session import Session
 from crm_bridge.store.locking import pair_lock_name
+from crm_bridge.store.models import Run
 from crm_bridge.store.schema import workers as workers_table
+from crm_bridge.sync.push import poll_every
 from crm_bridge.sync.runner import CycleReport
+from crm_bridge.workers.features import (
+    FEATURE_TASK,
+    FEATURES_QUEUE,
+    FeatureCallback,
+    FeatureJobs,
+)
+from crm_bridge.workers.hints import decode_hints
+from crm_bridge.workers.listener import PushCallback, PushListener, fed_pairs
 from crm_bridge.workers.queue import (
     QUEUE,
     SYNC_TASK,
+    defer_hinted,
     defer_pair,
     ensure_schema,
     make_app,
@@ -79,6 +97,10 @@ class WorkerOptions:
     retry_attempts: int = 3
     retry_base: float = 1.0
     poll: float = 1.0
+    push: bool = False
+    """Listen to the pairs' push channels (``daemon.push``)."""
+    safety_poll: float = 600.0
+    """With push, seconds between full cycles of a fully fed pair."""
 
 
 def _utcnow() -> datetime:
@@ -151,7 +173,14 @@ class PairWorker:
     """Runs pair jobs, schedules cycles and recovers stalled jobs until :meth:`stop`."""
 
     def __init__(
-        self, session: Session, options: WorkerOptions, *, on_job: JobCallback | None = None
+        self,
+        session: Session,
+        options: WorkerOptions,
+        *,
+        on_job: JobCallback | None = None,
+        feature_jobs: Sequence[tuple[str, Callable[[], str]]] = (),
+        on_feature: FeatureCallback | None = None,
+        on_push: PushCallback | None = None,
     ) -> None:
         if session.store.backend != "postgresql":
             raise ValueError("PairWorker needs a PostgreSQL store")
@@ -166,24 +195,56 @@ class PairWorker:
             queue=QUEUE,
             retry=retry_strategy(options.retry_attempts, options.retry_base),
         )(self.sync_pair)
+        self.features = FeatureJobs(
+            session.store,
+            dict(feature_jobs),
+            worker=options.name,
+            interval=options.interval,
+            lock_wait=options.lock_wait,
+            on_feature=on_feature,
+        )
+        self.app.task(
+            name=FEATURE_TASK,
+            queue=FEATURES_QUEUE,
+            retry=retry_strategy(options.retry_attempts, options.retry_base),
+        )(self.features.run)
+        for pair in options.pairs:  # made here: the job and listener threads share them
+            session.runner(pair)
         self._stop = threading.Event()
+        self.listener: PushListener | None = None
+        if options.push:
+            self.listener = PushListener(
+                session,
+                options.pairs,
+                session.config.settings.daemon,
+                worker=options.name,
+                submit=self._submit_push,
+                stop=self._stop,
+                poll=options.poll,
+                claim_every=options.stalled_after,
+                on_push=on_push,
+            )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._worker_task: asyncio.Task[None] | None = None
 
     # -- the job ---------------------------------------------------------------------------------
 
-    def sync_pair(self, pair: str) -> str:
-        """One cycle of ``pair`` under its writer lock (the procrastinate task, run in a thread)."""
+    def sync_pair(self, pair: str, hints: dict[str, list[dict[str, Any]]] | None = None) -> str:
+        """One cycle of ``pair`` under its writer lock (the procrastinate task, run in a thread).
+
+        ``hints`` (a push job's, :mod:`crm_bridge.workers.hints`) make it a hinted cycle.
+        """
         if pair not in self.options.pairs:
             raise CrmBridgeError(f"worker {self.options.name} does not serve pair {pair!r}")
         runner = self.session.runner(pair)
+        hinted = decode_hints(hints) if hints is not None else None
         store = self.session.store
         try:
             with store.writer_lock(pair_lock_name(pair), wait=self.options.lock_wait):
                 self.registry.running(pair)
                 _log.info("worker.job.start", worker=self.options.name, pair=pair)
                 try:
-                    report = runner.run_cycle()
+                    report = runner.run_cycle(hints=hinted)
                 except CrmBridgeError:
                     self.registry.finished(ok=False)
                     raise
@@ -200,33 +261,77 @@ class PairWorker:
 
     # -- scheduling and recovery -----------------------------------------------------------------
 
-    def next_due(self, pair: str) -> datetime | None:
-        """When the next cycle of ``pair`` should start (``None``: now)."""
+    def next_due(self, pair: str, fed: bool = False) -> datetime | None:
+        """When the next full cycle of ``pair`` should start (``None``: now).
+
+        An interval after the last full cycle started -- hinted cycles do not count, they read
+        only what a channel named; with push, a ``fed`` pair (every side listened to) waits
+        ``safety_poll`` instead, unless its last full cycle was capped
+        (:func:`~crm_bridge.sync.push.poll_every`, the daemon's rule).
+        """
         with self.session.store.transaction(readonly=True) as tx:
-            runs = tx.last_runs(pair, limit=1)
-        if not runs:
+            runs = tx.last_runs(pair, limit=50)
+        full = next((r for r in runs if not _hinted(r)), runs[-1] if runs else None)
+        if full is None:
             return None
-        due = runs[0].started_at + timedelta(seconds=self.options.interval)
+        every = self.options.interval
+        if self.options.push:
+            capped = bool(full.counts.get("capped_reads"))
+            every = poll_every(every, self.options.safety_poll, complete=fed, capped=capped)
+        due = full.started_at + timedelta(seconds=every)
         return due if due > _utcnow() else None
 
     async def schedule_once(self) -> list[str]:
-        """Queue a cycle for each pair with no job waiting or running; the pairs queued."""
+        """Queue a cycle for each pair with no job waiting or running; the pairs queued.
+
+        A waiting first attempt due later than the pair is now due (its listener died, so it
+        is no longer fed) is cancelled and queued again at the earlier time.
+        """
         jobs = await asyncio.to_thread(pair_jobs, self.engine)
+        fed: set[str] = set()
+        if self.options.push:
+            fed = await asyncio.to_thread(
+                fed_pairs, self.engine, stale_after=self.options.stalled_after
+            )
         queued = []
         for pair in self.options.pairs:
-            if jobs.get(pair):
+            entry = jobs.get(pair, {})
+            if "doing" in entry:
                 continue
-            due = await asyncio.to_thread(self.next_due, pair)
+            due = await asyncio.to_thread(self.next_due, pair, pair in fed)
+            waiting = entry.get("todo")
+            if waiting is not None:
+                if not self._too_late(waiting, due):
+                    continue
+                if not await self.app.job_manager.cancel_job_by_id_async(waiting["id"]):
+                    continue  # it started meanwhile
+                _log.info("worker.reschedule", worker=self.options.name, pair=pair, due=due)
             if await defer_pair(self.app, pair, at=due) is not None:
                 queued.append(pair)
         return queued
+
+    def _too_late(self, waiting: dict[str, Any], due: datetime | None) -> bool:
+        """Whether a waiting first attempt is due more than a tick after ``due``."""
+        if not self.options.push or waiting["attempts"]:
+            return False  # without push the due time only moves forward; retries keep theirs
+        at: datetime | None = waiting["scheduled_at"]
+        limit = (due or _utcnow()) + timedelta(seconds=max(1.0, self.options.tick))
+        return at is not None and at > limit
+
+    def _submit_push(self, pair: str, hints: dict[str, list[dict[str, Any]]] | None) -> int:
+        """Defer a push job from the listener thread on the worker's event loop; its id."""
+        loop = self._loop
+        if loop is None:
+            raise CrmBridgeError("the worker is not running")
+        future = asyncio.run_coroutine_threadsafe(defer_hinted(self.app, pair, hints), loop)
+        return future.result(timeout=60)
 
     async def recover_stalled(self) -> list[int]:
         """Put the jobs of workers without a heartbeat back in the queue; their ids."""
         manager = self.app.job_manager
         stalled = await manager.get_stalled_jobs(
-            task_name=SYNC_TASK, seconds_since_heartbeat=self.options.stalled_after
-        )
+            seconds_since_heartbeat=self.options.stalled_after
+        )  # pair and feature jobs alike
         recovered = []
         for job in stalled:
             assert job.id is not None
@@ -255,6 +360,7 @@ class PairWorker:
                     beat_due = loop.time() + self.options.heartbeat
                 await self.recover_stalled()
                 await self.schedule_once()
+                await self.features.schedule_once(self.app)
             except Exception as exc:  # the database may be briefly away: keep trying
                 _log.error("worker.housekeeping.failed", worker=self.options.name, error=str(exc))
             await asyncio.to_thread(self._stop.wait, self.options.tick)
@@ -271,7 +377,7 @@ class PairWorker:
             self._worker_task = asyncio.create_task(
                 self.app.run_worker_async(
                     name=self.options.name,
-                    queues=[pair_queue(p) for p in self.options.pairs],
+                    queues=self.queues(),
                     concurrency=1,
                     wait=True,
                     install_signal_handlers=False,
@@ -284,14 +390,26 @@ class PairWorker:
                 )
             )
             housekeeping = asyncio.create_task(self._housekeeping())
+            listening = (
+                asyncio.create_task(asyncio.to_thread(self.listener.run))
+                if self.listener is not None
+                else None
+            )
             try:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._worker_task
             finally:
                 self._stop.set()
                 await housekeeping
+                if listening is not None:
+                    await listening
         await asyncio.to_thread(self.registry.stopped)
         _log.info("worker.stop", worker=self.options.name)
+
+    def queues(self) -> list[str]:
+        """The served pairs' queues, and the feature jobs' when this worker runs them."""
+        queues = [pair_queue(p) for p in self.options.pairs]
+        return [*queues, FEATURES_QUEUE] if self.features.jobs else queues
 
     def run(self) -> None:
         """:meth:`run_async` on a fresh event loop."""
@@ -305,6 +423,11 @@ class PairWorker:
         loop, task = self._loop, self._worker_task
         if loop is not None and task is not None:
             loop.call_soon_threadsafe(task.cancel)
+
+
+def _hinted(run: Run) -> bool:
+    """Whether ``run`` was a hinted cycle (it counted hints), not a full poll."""
+    return bool(run.counts.get("hints") or run.counts.get("hints_ours"))
 
 
 def pq_job_status(name: str) -> Any:
