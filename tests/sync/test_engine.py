@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -109,6 +110,28 @@ def test_a_large_replay_runs_in_batches_of_the_cycle_cap(tmp_path: Path) -> None
     assert w.crm_conn.calls["fetch"] - fetches == 3  # ceil(5 / 2) batches, one read each
     assert len(w.people("map")) == 5
     w.store.close()
+
+
+def test_the_two_sides_are_read_at_the_same_time(world: World) -> None:
+    """Each side's read waits for the other at a barrier: serial reads would break it."""
+    import threading
+
+    world.crm.create("contacts", {"email": "a@x.io", "name": "A"})
+    world.map.create("contacts", {"email": "b@x.io", "name": "B"})
+    barrier = threading.Barrier(2, timeout=10)
+    threads: set[str] = set()
+    for conn in (world.crm_conn, world.map_conn):
+        read = conn.changes
+
+        def meeting(obj: str, since: Any, read: Any = read) -> Any:
+            threads.add(threading.current_thread().name)
+            barrier.wait()  # raises BrokenBarrierError if the other side is not reading too
+            return read(obj, since)
+
+        conn.changes = meeting  # type: ignore[method-assign]
+    report = world.sync()
+    assert report.counts["created"] == 2
+    assert len(threads) == 2 and all(t.startswith("crm-bridge-read-p") for t in threads)
 
 
 def test_delete_guard_stops_and_names_the_override(tmp_path: Path) -> None:
