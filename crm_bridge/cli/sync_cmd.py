@@ -7,6 +7,7 @@ import json
 import signal
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any, cast
 
@@ -182,6 +183,10 @@ def _print_plan(report: CycleReport) -> None:
         )
 
 
+MAX_CATCH_UP_CYCLES = 100_000
+"""A bound on ``sync --until-caught-up`` (10^9 records at the default cap): never an endless loop."""
+
+
 @app.command("sync")
 def sync(
     config: ConfigOption = None,
@@ -213,8 +218,21 @@ def sync(
             "worker running that pair) instead of exiting 9 at once.",
         ),
     ] = 0.0,
+    until_caught_up: Annotated[
+        bool,
+        typer.Option(
+            "--until-caught-up",
+            help="Run cycles until no read is capped by max_records_per_cycle (an initial load "
+            "or a backfill in one command), printing one line per cycle.",
+        ),
+    ] = False,
 ) -> None:
     """Run one sync cycle for each pair (or --pair NAME) and exit.
+
+    With --until-caught-up, each pair runs cycle after cycle until it has read everything: why
+    not a loop of `crm-bridge sync` in a script -- each process would start its own Salesforce
+    Bulk query job for the rest of a large read, while one process reuses the first job's
+    snapshot for every cycle of the load.
 
     A run that dead-letters more than sync.max_dead_letter_ratio of what it handled (and more
     than sync.dead_letter_floor records) prints its top codes with their fixes and exits 5.
@@ -235,7 +253,14 @@ def sync(
                     continue
                 with session.store.writer_lock(pair_lock_name(name), wait=lock_wait):
                     report = runner.run_cycle(allow_deletes=allow_deletes)
-                share = dead_letter_share(report, limits)
+                    whole = report  # what the dead-letter check judges: every cycle of the run
+                    for _ in range(MAX_CATCH_UP_CYCLES if until_caught_up else 0):
+                        if not report.counts["capped_reads"]:
+                            break
+                        out.print(_summary(report), markup=False)
+                        report = runner.run_cycle(allow_deletes=allow_deletes)
+                        whole = replace(whole, counts=whole.counts + report.counts)
+                share = dead_letter_share(whole, limits)
                 line = _summary(report)
                 if share.dead:
                     line += f" dead_letter_share={share.ratio:.1%}"
@@ -243,7 +268,7 @@ def sync(
                 if share.over:
                     over.append(name)
                     for text in _dead_letter_warning(
-                        share, _run_dead_letters(session.store, report), name
+                        share, _run_dead_letters(session.store, whole), name
                     ):
                         err_console.print(text, markup=False)
     if over:

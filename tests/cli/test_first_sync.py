@@ -136,3 +136,25 @@ def test_a_run_over_the_dead_letter_threshold_names_the_codes_and_exits_5(cli: C
     summary = cli("dlq", "list", "--summary")
     assert summary.exit_code == 0, summary.output
     assert "DUPLICATE_IDENTITY" in summary.output and "merge the two records" in summary.output
+
+
+def test_sync_until_caught_up_runs_an_initial_load_to_its_end_in_one_command(cli: Cli) -> None:
+    capped = {"CRM_BRIDGE_PAIRS__MAIN__MAX_RECORDS_PER_CYCLE": "40"}
+
+    def summaries(output: str) -> list[str]:
+        return [line for line in output.splitlines() if line.strip().startswith("pair=main")]
+
+    def crm_phase() -> str:
+        with Store.open(cli.store_url) as store, store.transaction(readonly=True) as tx:
+            cursor = tx.get_change_cursor("main", "crm", "leads")
+        assert cursor is not None
+        return cursor.phase
+
+    once = cli("sync", "--max-dead-letter-ratio", "1", **capped)
+    assert once.exit_code == 0, once.output
+    assert len(summaries(once.output)) == 1
+    assert crm_phase() == "scanning"  # 120 seeded leads, 40 a cycle: more is waiting
+    result = cli("sync", "--until-caught-up", "--max-dead-letter-ratio", "1", **capped)
+    assert result.exit_code == 0, result.output
+    assert len(summaries(result.output)) >= 2, result.output  # one line per cycle
+    assert crm_phase() != "scanning"  # read to the end in one command
