@@ -552,7 +552,11 @@ def run(n: int, args: argparse.Namespace) -> dict[str, Any]:
                 connectors[name].update(table)
         spec = {
             "connectors": connectors,
-            "pair": {**DEFAULT_PAIR, "default_map_owner": "71000001"},
+            "pair": {
+                **DEFAULT_PAIR,
+                "default_map_owner": "71000001",
+                **({"max_records_per_cycle": args.cap} if args.cap else {}),
+            },
             "store_url": sb.store_url,
             "trace_memory": args.trace_memory,
             "memray": str(args.memray) if args.memray else None,
@@ -868,6 +872,9 @@ def main() -> None:
         "--idle-seconds", type=float, default=60.0, help="push: each idle window's length"
     )
     parser.add_argument("--max-cycles", type=int, default=200)
+    parser.add_argument(
+        "--cap", type=int, help="the pair's max_records_per_cycle (default: the engine's)"
+    )
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--trace-memory", action="store_true", help="tracemalloc in the client")
     parser.add_argument(
