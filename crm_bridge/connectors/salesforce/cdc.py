@@ -44,7 +44,7 @@ import queue
 import threading
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,6 +65,8 @@ __all__ = [
 EXTRA = "salesforce-cdc"
 REPLAY_CORRUPTED = "sfdc.platform.eventbus.grpc.subscription.fetch.replayid.corrupted"
 _CONTAINED_IN = {"Lead": ("Person",), "Contact": ("Person",)}
+ROLE_ENTITY = "OpportunityContactRole"
+"""Its events hint the Opportunity: the connector serves an opportunity's roles as its field."""
 _KINDS: dict[str, HintKind] = {
     "CREATE": "upsert",
     "UPDATE": "upsert",
@@ -348,17 +350,19 @@ class SalesforceCdcFeed(ChangeFeed):
         assert isinstance(body, dict)
         header = body["ChangeEventHeader"]
         entity = str(header["entityName"])
+        change = str(header["changeType"])
+        at = datetime.fromtimestamp(int(header["commitTimestamp"]) / 1000, tz=UTC)
+        ours = self._is_ours(str(header.get("changeOrigin") or ""))
+        if entity == ROLE_ENTITY:
+            return self._role_hints(event.id, body, change, at, ours, hints)
         targets = [o for o in (entity, *_CONTAINED_IN.get(entity, ())) if o in self.objects]
         if not targets:
             return False
-        change = str(header["changeType"])
         if change == "GAP_OVERFLOW":
             return True
         kind = _KINDS.get(change)
         if kind is None:
             return False
-        at = datetime.fromtimestamp(int(header["commitTimestamp"]) / 1000, tz=UTC)
-        ours = self._is_ours(str(header.get("changeOrigin") or ""))
         for record_id in header.get("recordIds") or ():
             for obj in targets:
                 hints.append(
@@ -371,6 +375,50 @@ class SalesforceCdcFeed(ChangeFeed):
                         event_id=f"{event.id}:{obj}:{record_id}",
                     )
                 )
+        return False
+
+    def _role_hints(
+        self,
+        event_id: str,
+        body: Mapping[str, Any],
+        change: str,
+        at: datetime,
+        ours: bool,
+        hints: list[ChangeHint],
+    ) -> bool:
+        """A contact role's change is a change of its opportunity (its contacts are a field).
+
+        A created role names its ``OpportunityId``, so the opportunity is hinted by id.  A
+        deleted role carries no field values, and an update only the fields it changed: the
+        opportunity is unknown, so the hint asks for the opportunity stream's cursor read
+        (kind ``delete``, as for any change a read by id cannot see), which brings the role
+        change as the polling cycle would.  An overflow of role events is a lost channel.
+        """
+        if "Opportunity" not in self.objects:
+            return False
+        if change == "GAP_OVERFLOW":
+            return True
+        kind = _KINDS.get(change)
+        if kind is None:
+            return False
+        opportunity = body.get("OpportunityId")
+        targets: list[tuple[str, HintKind]]
+        if kind == "upsert" and opportunity:
+            targets = [(str(opportunity), kind)]
+        else:  # which opportunity is not in the event: read the stream
+            ids = body["ChangeEventHeader"].get("recordIds") or ()
+            targets = [(str(rid), "delete") for rid in ids]
+        for record_id, hinted in targets:
+            hints.append(
+                ChangeHint(
+                    object="Opportunity",
+                    record_id=record_id,
+                    occurred_at=at,
+                    kind=hinted,
+                    ours=ours,
+                    event_id=f"{event_id}:Opportunity:{record_id}",
+                )
+            )
         return False
 
     def _is_ours(self, origin: str) -> bool:

@@ -290,3 +290,26 @@ def test_one_event_naming_several_records_gives_a_hint_per_record(
 
     assert sorted(h.record_id for h in hints) == sorted(ids)
     assert len({h.event_id for h in hints}) == 2 and len({h.occurred_at for h in hints}) == 1
+
+
+def test_a_contact_role_event_hints_its_opportunity(
+    salesforce: RunningSalesforce, open_feed: OpenFeed
+) -> None:
+    """Roles are a field of the opportunity: their events must wake the deal, not be dropped."""
+    _, feed = open_feed(objects=["Opportunity"])
+    rep = salesforce.simple_salesforce()
+    opp = rep.Opportunity.create(
+        {"Name": "Big deal", "StageName": "Prospecting", "CloseDate": "2026-12-31"}
+    )["id"]
+    contact = rep.Contact.create({"LastName": "Buyer"})["id"]
+    position = _start(feed)
+    role = rep.OpportunityContactRole.create({"OpportunityId": opp, "ContactId": contact})["id"]
+    rep.OpportunityContactRole.delete(role)
+
+    hints, _ = _until(feed, position, 2)
+
+    assert [(h.object, h.record_id, h.kind) for h in hints] == [
+        ("Opportunity", opp, "upsert"),  # a new role names its opportunity: read it by id
+        ("Opportunity", role, "delete"),  # a removed one does not: the cursor read finds it
+    ]
+    assert not any(h.ours for h in hints)
