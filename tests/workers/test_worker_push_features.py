@@ -10,7 +10,9 @@ the Salesforce and HubSpot emulators, configured as an admin would (TOML + secre
 * **push**: two workers with ``daemon.push`` and HubSpot's webhooks journal, ``interval_seconds
   = 3600``.  Exactly one worker listens; a marketer's edit in HubSpot reaches Salesforce through
   a hinted cycle within seconds, the journal position is stored after it, and the pair's next
-  full cycle stays an interval after the last full one (hinted cycles do not move it).
+  full cycle stays an interval after the last full one (hinted cycles do not move it);
+* **failover**: the listening worker is killed with SIGKILL; the other takes the channel over
+  (the listener lock went with the dead session) and a marketer's edit still arrives by push.
 
 Polls have deadlines; nothing sleeps for a fixed time to let something happen.
 """
@@ -221,8 +223,8 @@ PUSH_DAEMON = (
 )
 
 
-@pytest.fixture
-def pushed(pg_schema: Callable[[], str], tmp_path: Path) -> Iterator[dict[str, Any]]:
+def _push_world(pg_schema: Callable[[], str], tmp_path: Path) -> tuple[Sandbox, Fleet]:
+    """A world whose workers listen to HubSpot's webhooks journal."""
     sb, fleet = _world(pg_schema, tmp_path, PUSH_DAEMON)
     hs = sb.hubspot
     text = fleet.config.read_text().replace(
@@ -234,15 +236,55 @@ def pushed(pg_schema: Callable[[], str], tmp_path: Path) -> Iterator[dict[str, A
     )
     fleet.config.write_text(text)
     fleet.env["CRM_BRIDGE_CONNECTORS__HUBSPOT__JOURNAL_CLIENT_SECRET"] = hs.client_secret
+    return sb, fleet
+
+
+def _listeners(store: Store) -> list[dict[str, Any]]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT * FROM push_listeners")).mappings()
+        return [dict(r) for r in rows]
+
+
+def _edit_a_linked_contact(sb: Sandbox, title: str) -> Callable[[], bool]:
+    """A marketer edits a contact linked to a lead; returns: whether the lead shows it."""
+    org, hs = sb.salesforce.emulator.org, sb.hubspot
+    with org.lock:
+        lead = next(
+            r
+            for r in org.records_of("Lead").values()
+            if r.get("Email") and not r.get("IsConverted")
+        )
+    email = str(lead["Email"]).casefold()
+    portal = hs.emulator.portal
+    with portal.lock:
+        contact = next(
+            c.id
+            for c in portal.store("contacts").live.values()
+            if str(c.props.get("email", "")).casefold() == email
+        )
+    marketer = hs.client(access_token=hs.emulator.as_user(MANAGER))
+    marketer.crm.contacts.basic_api.update(
+        contact, SimplePublicObjectInput(properties={"jobtitle": title})
+    )
+
+    def arrived() -> bool:
+        with org.lock:
+            return org.records_of("Lead")[lead["Id"]].get("Title") == title
+
+    return arrived
+
+
+@pytest.fixture
+def pushed(pg_schema: Callable[[], str], tmp_path: Path) -> Iterator[dict[str, Any]]:
+    sb, fleet = _push_world(pg_schema, tmp_path)
+    hs = sb.hubspot
     store = Store.open(sb.store_url)
     try:
         fleet.start("a")
         fleet.start("b")
 
         def listener() -> list[dict[str, Any]]:
-            with store.engine.connect() as conn:
-                rows = conn.execute(sa.text("SELECT * FROM push_listeners")).mappings()
-                return [dict(r) for r in rows]
+            return _listeners(store)
 
         def position() -> str | None:
             with store.transaction(readonly=True) as tx:
@@ -333,3 +375,47 @@ def test_hinted_cycles_do_not_move_the_next_full_cycle(pushed: dict[str, Any]) -
 
     # an hour after a full cycle (the first scheduled one or the listener's first), none later
     assert an_hour_after(full) and not an_hour_after(hinted), (pushed["waiting"], pushed["runs"])
+
+
+def test_a_listener_killed_mid_run_is_replaced_and_push_goes_on(
+    pg_schema: Callable[[], str], tmp_path: Path
+) -> None:
+    """kill -9 of the listening worker: another takes the pair's channel over and uses it."""
+    sb, fleet = _push_world(pg_schema, tmp_path)
+    store = Store.open(sb.store_url)
+    try:
+        fleet.start("a")
+        fleet.start("b")
+        (held,) = _poll("a listener", lambda: _listeners(store), fleet.logs)
+
+        def position() -> str | None:
+            with store.transaction(readonly=True) as tx:
+                return tx.get_feed_position("main", "map")
+
+        _poll("the first full cycle and the journal's place", position, fleet.logs)
+        dead = str(held["worker"])
+        fleet.procs[dead].kill()  # SIGKILL: no clean release, the lock goes with its session
+        fleet.procs[dead].wait(10)
+        survivor = "b" if dead == "a" else "a"
+        _poll(
+            "the other worker listening",
+            lambda: [r["worker"] for r in _listeners(store)] == [survivor],
+            fleet.logs,
+        )
+        arrived = _edit_a_linked_contact(sb, "Chief Failover Officer")
+        _poll("the edit in Salesforce through the new listener", arrived, fleet.logs)
+        _poll(
+            "the survivor's push line",
+            lambda: f"push pair=main worker={survivor}" in fleet.output(survivor),
+            fleet.logs,
+        )
+        pushes = [
+            line for line in fleet.output(survivor).splitlines() if line.startswith("push pair=")
+        ]
+        assert pushes and all(line.endswith(" ok") for line in pushes), pushes
+        del fleet.procs[dead]  # it exited by SIGKILL: not a clean stop to check
+        fleet.stop()
+    finally:
+        fleet.kill()
+        store.close()
+        sb.stop()
