@@ -15,7 +15,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     CRM_BRIDGE_CONFIG=/etc/crm-bridge/config.toml \
     CRM_BRIDGE_STORE__URL=sqlite:////var/lib/crm-bridge/state.sqlite3 \
-    CRM_BRIDGE_LOGGING__FORMAT=json
+    CRM_BRIDGE_LOGGING__FORMAT=json \
+    MALLOC_ARENA_MAX=2
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels \
  && groupadd --system --gid 10001 crm-bridge \
