@@ -674,6 +674,7 @@ class SalesforceConnector(SalesforceAdminMixin, Connector[SalesforceSettings]):
                 )
             else:
                 by_kind.setdefault(kind, []).append(i)
+        parts: list[tuple[str, Sequence[WriteOp], ObjectDescription]] = []
         for kind, indexes in by_kind.items():
             description = self.describe_object(kind)
             known = {name.lower() for name in description.field_types}
@@ -683,7 +684,10 @@ class SalesforceConnector(SalesforceAdminMixin, Connector[SalesforceSettings]):
                 else op
                 for i in indexes
             ]
-            for i, result in zip(indexes, writer.write(kind, sub, description), strict=True):
+            parts.append((kind, sub, description))
+        # one Composite call carries both kinds' Collections where they fit
+        for indexes, written in zip(by_kind.values(), writer.write_many(parts), strict=True):
+            for i, result in zip(indexes, written, strict=True):
                 results[i] = result
         return [r for r in results if r is not None]
 

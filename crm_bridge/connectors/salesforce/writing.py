@@ -171,6 +171,19 @@ class _Plan:
         group.items.append((index, body))
 
 
+@dataclass
+class _Part:
+    """One sObject's share of a write: its ops, their bodies, results and what still waits."""
+
+    obj: str
+    ops: Sequence[WriteOp]
+    description: ObjectDescription
+    results: list[WriteResult | None]
+    bodies: dict[int, dict[str, Any]] = field(default_factory=dict)
+    matches: dict[str, dict[str, str]] = field(default_factory=dict)
+    pending: list[int] = field(default_factory=list)
+
+
 class BatchWriter:
     """Turns one ``write(obj, ops)`` into the fewest API calls, results in input order."""
 
@@ -197,40 +210,59 @@ class BatchWriter:
         self, obj: str, ops: Sequence[WriteOp], description: ObjectDescription
     ) -> list[WriteResult]:
         """One result per op, in input order; record refusals are results, not exceptions."""
-        results: list[WriteResult | None] = [None] * len(ops)
-        bodies: dict[int, dict[str, Any]] = {}
+        return self.write_many([(obj, ops, description)])[0]
+
+    def write_many(
+        self, parts: Sequence[tuple[str, Sequence[WriteOp], ObjectDescription]]
+    ) -> list[list[WriteResult]]:
+        """:meth:`write` for several sObjects at once: their Collections share Composite calls.
+
+        Why: a person is a Lead or a Contact, and one cycle's person writes go to both; sent
+        object by object they cost a Composite call each even when both fit in one (25
+        subrequests of 200 records).  Results per part, each in its input order.
+        """
+        states = [self._prepare(obj, ops, description) for obj, ops, description in parts]
+        while any(state.pending for state in states):
+            plans = [(state, self._plan(state, state.pending)) for state in states if state.pending]
+            for (state, plan), created in zip(plans, self._execute(plans), strict=True):
+                for i, new_id in created.items():
+                    op = state.ops[i]
+                    value = _match_value(op) if isinstance(op, Upsert) else None
+                    if isinstance(op, Upsert) and op.match_on and value is not None:
+                        match_field = state.description.canonical(op.match_on)
+                        state.matches.setdefault(match_field, {}).setdefault(value, new_id)
+                state.pending = plan.deferred  # same-value creates: now updates of those made
+        return [
+            [r if r is not None else _lost(state.ops[i].key) for i, r in enumerate(state.results)]
+            for state in states
+        ]
+
+    def _prepare(self, obj: str, ops: Sequence[WriteOp], description: ObjectDescription) -> _Part:
+        """Bodies, refusals found before sending, and the ``match_on`` pre-read of one part."""
+        part = _Part(obj, ops, description, [None] * len(ops))
         for i, op in enumerate(ops):
             if isinstance(op, Delete):
                 if op.mode == "hard":
-                    results[i] = WriteResult.failure(
+                    part.results[i] = WriteResult.failure(
                         op.key,
                         "hard delete is not available through the Salesforce REST API; "
                         "use mode='archive' (recycle bin)",
                         code="HARD_DELETE_UNSUPPORTED",
                     )
                 elif not valid_id(op.id):
-                    results[i] = WriteResult.failure(
+                    part.results[i] = WriteResult.failure(
                         op.key, f"malformed id {op.id!r}", code="MALFORMED_ID"
                     )
                 continue
             try:
-                bodies[i] = _body(op, description)
+                part.bodies[i] = _body(op, description)
             except ValueError as exc:
-                results[i] = WriteResult.failure(
+                part.results[i] = WriteResult.failure(
                     op.key, str(exc), code="INVALID_TYPE_ON_FIELD_IN_RECORD"
                 )
-        matches = self._pre_read(obj, ops, results, description)
-        pending = [i for i in range(len(ops)) if results[i] is None]
-        while pending:
-            plan = self._plan(obj, ops, pending, bodies, description, matches, results)
-            for i, new_id in self._execute(obj, ops, plan, results).items():
-                op = ops[i]
-                value = _match_value(op) if isinstance(op, Upsert) else None
-                if isinstance(op, Upsert) and op.match_on and value is not None:
-                    match_field = description.canonical(op.match_on)
-                    matches.setdefault(match_field, {}).setdefault(value, new_id)
-            pending = plan.deferred  # same-value creates: now updates of the record just made
-        return [r if r is not None else _lost(ops[i].key) for i, r in enumerate(results)]
+        part.matches = self._pre_read(obj, ops, part.results, description)
+        part.pending = [i for i in range(len(ops)) if part.results[i] is None]
+        return part
 
     # -- pre-read (match_on) ------------------------------------------------------------------
 
@@ -279,16 +311,14 @@ class BatchWriter:
 
     # -- planning -----------------------------------------------------------------------------
 
-    def _plan(
-        self,
-        obj: str,
-        ops: Sequence[WriteOp],
-        indexes: Sequence[int],
-        bodies: Mapping[int, dict[str, Any]],
-        description: ObjectDescription,
-        matches: Mapping[str, Mapping[str, str]],
-        results: list[WriteResult | None],
-    ) -> _Plan:
+    def _plan(self, part: _Part, indexes: Sequence[int]) -> _Plan:
+        obj, ops, bodies, description, matches = (
+            part.obj,
+            part.ops,
+            part.bodies,
+            part.description,
+            part.matches,
+        )
         plan = _Plan()
         creating: set[tuple[str, str]] = set()
         for i in indexes:
@@ -319,25 +349,25 @@ class BatchWriter:
 
     # -- execution ----------------------------------------------------------------------------
 
-    def _execute(
-        self, obj: str, ops: Sequence[WriteOp], plan: _Plan, results: list[WriteResult | None]
-    ) -> dict[int, str]:
-        """Send the plan; fill ``results``; return the ids of records created, by op index."""
-        created: dict[int, str] = {}
-        collections: list[tuple[_Group, list[tuple[int, dict[str, Any]]]]] = []
-        for group in plan.groups.values():
-            if self.bulk_threshold and len(group.items) >= self.bulk_threshold:
-                self._bulk(obj, ops, group, results, created)
-                continue
-            for chunk in chunked(group.items, COLLECTION_SIZE):
-                collections.append((group, chunk))
+    def _execute(self, plans: Sequence[tuple[_Part, _Plan]]) -> list[dict[int, str]]:
+        """Send every part's plan; fill its results; per part, the ids created, by op index."""
+        created: list[dict[int, str]] = [{} for _ in plans]
+        collections: list[tuple[int, _Group, list[tuple[int, dict[str, Any]]]]] = []
+        for k, (part, plan) in enumerate(plans):
+            for group in plan.groups.values():
+                if self.bulk_threshold and len(group.items) >= self.bulk_threshold:
+                    self._bulk(part.obj, part.ops, group, part.results, created[k])
+                    continue
+                for chunk in chunked(group.items, COLLECTION_SIZE):
+                    collections.append((k, group, chunk))
         for start in range(0, len(collections), COLLECTIONS_PER_COMPOSITE):
             batch = collections[start : start + COLLECTIONS_PER_COMPOSITE]
-            subs = [self._subrequest(group, chunk, n) for n, (group, chunk) in enumerate(batch)]
-            idempotent = all(group.kind != "create" for group, _ in batch)
+            subs = [self._subrequest(group, chunk, n) for n, (_, group, chunk) in enumerate(batch)]
+            idempotent = all(group.kind != "create" for _, group, _ in batch)
             answers = self.api.composite(subs, idempotent=idempotent)
-            for (group, chunk), answer in zip(batch, answers, strict=True):
-                self._apply_answer(ops, group, chunk, answer, results, created)
+            for (k, group, chunk), answer in zip(batch, answers, strict=True):
+                part = plans[k][0]
+                self._apply_answer(part.ops, group, chunk, answer, part.results, created[k])
         return created
 
     def _subrequest(

@@ -54,3 +54,23 @@ def test_new_people_become_leads_or_contacts_as_configured(
     assert edit.ok and salesforce.simple_salesforce().Contact.get(made.id)["Title"] == "VP"
     (bad,) = as_contact.write("Person", [Upsert(key="d", id="001000000000001", fields={})])
     assert not bad.ok and bad.error_code == "MALFORMED_ID"
+
+
+def test_lead_and_contact_writes_of_one_batch_share_one_composite_call(
+    connector: SalesforceConnector, salesforce: RunningSalesforce
+) -> None:
+    sf = salesforce.simple_salesforce()
+    lead = sf.Lead.create({"LastName": "L", "Company": "Acme", "Email": "l2@people.example"})["id"]
+    contact = sf.Contact.create({"LastName": "C", "Email": "c2@people.example"})["id"]
+    connector.calls.clear()
+    results = connector.write(
+        "Person",
+        [
+            Upsert(key="c", id=contact, fields={"Title": "Buyer"}),
+            Upsert(key="l", id=lead, fields={"Title": "Champion"}),
+        ],
+    )
+    assert [(r.key, r.ok) for r in results] == [("c", True), ("l", True)]  # input order
+    assert connector.calls["composite"] == 1  # both kinds' Collections in one request
+    assert sf.Lead.get(lead)["Title"] == "Champion"
+    assert sf.Contact.get(contact)["Title"] == "Buyer"
