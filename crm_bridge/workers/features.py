@@ -12,7 +12,12 @@ Three things make "once per interval across the fleet" hold:
   reason capture both write store-wide state);
 * the job holds the store lock :data:`~crm_bridge.sync.daemon.WRITER_LOCK` while it runs, the
   one the daemon and ``crm-bridge sla run`` take, as defence in depth against everything that
-  does not go through the queue.
+  does not go through the queue;
+* under that lock the job looks at the last good run once more and skips itself when one started
+  less than an interval ago.  Scheduling is check-then-defer: a worker that saw no job waiting
+  can defer its copy just after another worker's copy left ``todo`` for ``doing`` (the
+  queueing lock holds only while a job waits), and that late copy, due at the same instant,
+  would run right after the first.  Only the job itself sees the truth, under the lock.
 
 The jobs go on a queue of their own, :data:`FEATURES_QUEUE`: only workers that run feature jobs
 listen to it (by default those serving every pair, see docs/operations.md), and only they
@@ -106,12 +111,16 @@ class FeatureRuns:
                 )
             )
 
-    def last_started(self, name: str) -> dt.datetime | None:
-        """When the latest run of ``name`` started (the anchor of the next), if any did."""
+    def last_started(self, name: str, *, ok_only: bool = False) -> dt.datetime | None:
+        """When the latest run of ``name`` started (the anchor of the next), if any did.
+
+        ``ok_only``: the latest run that succeeded (a failed one leaves its retry free to run).
+        """
+        query = sa.select(sa.func.max(feature_runs.c.started_at)).where(feature_runs.c.name == name)
+        if ok_only:
+            query = query.where(feature_runs.c.status == "ok")
         with self.engine.connect() as conn:
-            found = conn.execute(
-                sa.select(sa.func.max(feature_runs.c.started_at)).where(feature_runs.c.name == name)
-            ).scalar()
+            found = conn.execute(query).scalar()
         return found if isinstance(found, dt.datetime) else None
 
     def history(self, name: str) -> list[dict[str, Any]]:
@@ -197,6 +206,12 @@ class FeatureJobs:
             raise CrmBridgeError(f"worker {self.worker} has no feature job {name!r} configured")
         try:
             with self.store.writer_lock(WRITER_LOCK, wait=self.lock_wait):
+                last = self.runs.last_started(name, ok_only=True)
+                now = self.runs.now()
+                if last is not None and now - last < dt.timedelta(seconds=self.interval):
+                    ago = (now - last).total_seconds()
+                    _log.info("worker.feature.skip", worker=self.worker, job=name, ago=ago)
+                    return f"skipped: the last run started {ago:.1f} s ago"
                 run_id = self.runs.start(name, self.worker)
                 _log.info("worker.feature.start", worker=self.worker, job=name)
                 try:
