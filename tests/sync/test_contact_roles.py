@@ -252,7 +252,30 @@ def test_an_idle_cycle_reads_no_associations_again(make: Make) -> None:
     assert again >= 1
     assert e.map.calls["associations"] == before_map.get("associations", 0)
     assert e.map.calls["search"] - before_map.get("search", 0) == len(e.runner.settings.objects)
-    # Salesforce: one read per object, plus -- while a role change is the newest change at the
-    # cursor -- one Composite call reading its opportunity and roles by id (docs/sync.md).
+    # Salesforce: one read per object, even while a role change is the newest change at the
+    # cursor (its opportunity was read by id once; the same role rows reuse that read)
     crm = sum(e.crm.calls.values()) - sum(before_crm.values())
-    assert crm <= len(e.runner.settings.objects) + 1
+    assert crm == len(e.runner.settings.objects)
+
+
+def test_an_opportunity_edited_after_its_role_was_read_is_not_served_stale(make: Make) -> None:
+    """The reused by-id read of a role's opportunity gives way when the opportunity moves."""
+    e = make()
+    opp, deal, _, _ = _synced_deal(e)
+    for _ in range(2):
+        e.advance(1)
+        e.cycle()  # the role row is the newest change at the cursor; its read is reused
+    e.rep().Opportunity.update(opp, {"Amount": 1234})
+    e.advance(1)
+    e.cycle()
+    portal = e.hubspot.emulator.portal
+    with portal.lock:
+        amount = portal.store("deals").live[int(deal)].props.get("amount")
+    assert float(amount) == 1234.0
+    bob = _contact(e, "bob@roles.example")
+    e.advance(1)
+    e.cycle()
+    _role(e, opp, bob)  # a new role row: a new page, read afresh
+    e.advance(1)
+    e.cycle()
+    assert _map_id(e, "crm", bob) in _deal_contacts(e, deal)

@@ -130,6 +130,7 @@ class SalesforceConnector(SalesforceAdminMixin, Connector[SalesforceSettings]):
         self._auth: SalesforceAuth | None = None
         self._descriptions: dict[str, ObjectDescription] = {}
         self._role_cache = _roles.RoleCache()
+        self._touched_reads = _roles.TouchedReads()
         self._snapshots: dict[str, BulkSnapshot] = {}
 
     # -- plumbing -------------------------------------------------------------------------------
@@ -292,16 +293,16 @@ class SalesforceConnector(SalesforceAdminMixin, Connector[SalesforceSettings]):
         # with their roles at once (one call), for both streams.
         body = first_roles.get("body")
         complete = isinstance(body, Mapping) and bool(body.get("done", False))
-        named = sorted(
-            {
-                str(row.get("OpportunityId"))
-                for row in ((body.get("records") or []) if isinstance(body, Mapping) else [])
-                if row.get("OpportunityId")
-            }
-        )
+        rows = (body.get("records") or []) if isinstance(body, Mapping) else []
+        named = sorted({str(row.get("OpportunityId")) for row in rows if row.get("OpportunityId")})
         read: dict[str, tuple[Record, _roles.Roles]] = {}
         if complete and named:
-            read = self._fetch_with_roles(fields, named)
+            reused = self._touched_reads.get(rows, first_opps.get("body"))
+            if reused is None:
+                read = self._fetch_with_roles(fields, named)
+                self._touched_reads.put(rows, read)
+            else:
+                read = reused  # an idle cycle re-reading the same role rows: no call
 
         def fetch(ids: Sequence[str]) -> list[Record]:
             missing = [i for i in ids if i not in read]

@@ -131,6 +131,51 @@ roles cached -- and an idle cycle's re-read of the records at its cursor's insta
 roles query."""
 
 
+class TouchedReads:
+    """The last by-id read of the opportunities a complete role page named, for idle cycles.
+
+    Why: while a role change is the newest change at the Opportunity cursor, every idle cycle's
+    role page names it again, and reading its opportunity by id each time cost one call a cycle
+    above the minimum.  The read is reused only when it cannot be stale: the same role rows
+    (id and stamp -- any later role change is a new row or a new stamp), and a complete first
+    opportunity page showing none of those opportunities at another stamp than the one read (an
+    opportunity changed since has a stamp after the read, so it is in that page).
+    """
+
+    def __init__(self) -> None:
+        self._key: frozenset[tuple[str, str]] | None = None
+        self._read: dict[str, tuple[Record, Roles]] = {}
+
+    def get(
+        self, role_rows: Iterable[Mapping[str, Any]], opportunity_page: Mapping[str, Any] | None
+    ) -> dict[str, tuple[Record, Roles]] | None:
+        """The reusable read for this role page, or ``None`` (read them again)."""
+        if self._key is None or _rows_key(role_rows) != self._key:
+            return None
+        if not isinstance(opportunity_page, Mapping) or not opportunity_page.get("done", False):
+            return None
+        stamps = {
+            str(row.get("Id")): str(row.get("SystemModstamp"))
+            for row in opportunity_page.get("records") or []
+        }
+        for opp_id, (record, _) in self._read.items():
+            stamp = stamps.get(opp_id)
+            if stamp is not None and parse_sf_datetime(stamp) != record.modified_at:
+                return None
+        return dict(self._read)
+
+    def put(
+        self, role_rows: Iterable[Mapping[str, Any]], read: Mapping[str, tuple[Record, Roles]]
+    ) -> None:
+        """Remember ``read`` as what the opportunities of these role rows were read as."""
+        self._key = _rows_key(role_rows)
+        self._read = dict(read)
+
+
+def _rows_key(rows: Iterable[Mapping[str, Any]]) -> frozenset[tuple[str, str]]:
+    return frozenset((str(r.get("Id")), str(r.get("SystemModstamp"))) for r in rows)
+
+
 def attach_roles(
     records: Iterable[Record],
     run: RoleQueries,
