@@ -107,6 +107,10 @@ class ChangeCursor:
     phase: CursorPhase
     position: Keyset | None = None
     found_newer: bool = False
+    seen_through: datetime | None = None
+    """In the ``overlap`` phase: the read that set it saw every change up to this instant, so
+    the re-read starts here rather than ``overlap_seconds`` behind ``newest`` (never earlier
+    than that, never later than ``newest``; see :mod:`crm_bridge.sync.cursor`)."""
 
 
 DeadLetterStatus = Literal["open", "replayed", "dismissed"]

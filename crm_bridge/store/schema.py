@@ -207,6 +207,7 @@ change_cursors = sa.Table(
     sa.Column("position_at", UtcDateTime()),
     sa.Column("position_id", sa.String(255)),
     sa.Column("found_newer", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("seen_through_at", UtcDateTime()),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
     sa.CheckConstraint(_in("side", SIDES), name="side"),
     sa.CheckConstraint(_in("phase", CURSOR_PHASES), name="phase"),

@@ -331,6 +331,7 @@ def cursor_from_row(row: sa.Row[Any]) -> ChangeCursor:
         phase=row.phase,
         position=position,
         found_newer=bool(row.found_newer),
+        seen_through=row.seen_through_at,
     )
 
 
@@ -814,6 +815,7 @@ class StoreTx:
             "position_at": cursor.position[0] if cursor.position else None,
             "position_id": cursor.position[1] if cursor.position else None,
             "found_newer": cursor.found_newer,
+            "seen_through_at": cursor.seen_through,
             "updated_at": self._now(now),
         }
         stmt = self._insert(change_cursors).values(pair=pair, side=side, object=obj, **values)

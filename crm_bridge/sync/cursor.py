@@ -17,6 +17,15 @@ The phases (see :class:`~crm_bridge.store.ChangeCursor`) keep the overlap re-rea
 commits without paying for it on idle cycles: a scan that found new records is followed by one
 re-read of the ``overlap`` behind the newest; a scan that found nothing new settles the cursor,
 and a settled cursor reads from the newest instant on.
+
+The overlap is the time a change may take to become readable (HubSpot's search index lags its
+writes by seconds), so what a read may have missed is what changed less than ``overlap`` before
+the read *ran*, not before the newest record it found.  After a bulk write the two differ: the
+newest records are our own writes, and the ``overlap`` behind them is our whole write burst,
+read a second time.  When the read can tell how late it ran on the vendor's clock
+(:attr:`Read.ran_at`, bounded from below by our own writes it read back, see
+:mod:`crm_bridge.sync.write_clock`), :func:`seen_through` narrows the re-read to start at that
+instant minus the overlap -- never earlier than the old window, never later than the newest.
 """
 
 from __future__ import annotations
@@ -31,7 +40,7 @@ from more_itertools import chunked
 from crm_bridge.connector import Ordering, Record
 from crm_bridge.store import ChangeCursor, Keyset
 
-__all__ = ["Read", "ReadWindow", "advance", "keyset", "take", "window"]
+__all__ = ["Read", "ReadWindow", "advance", "keyset", "seen_through", "take", "window"]
 
 
 def keyset(record: Record) -> Keyset:
@@ -63,6 +72,8 @@ class Read:
     capped: bool
     skipped: int = 0
     last: Keyset | None = None
+    seen_through: datetime | None = None
+    """Every change up to this instant was readable when the read ran (see :func:`seen_through`)."""
 
     @property
     def end(self) -> Keyset | None:
@@ -88,7 +99,10 @@ def window(cursor: ChangeCursor | None, overlap: timedelta) -> ReadWindow:
         assert cursor.position is not None  # the store's check constraint
         return ReadWindow(cursor.position[0], cursor.position)
     if cursor.phase == "overlap":
-        return ReadWindow(cursor.newest[0] - overlap)
+        since = cursor.newest[0] - overlap
+        if cursor.seen_through is not None:
+            since = max(since, min(cursor.seen_through, cursor.newest[0]))
+        return ReadWindow(since)
     # Settled: from the newest instant itself, nothing skipped.  Ids are not commit order, so
     # a record committed later at that very instant may sort before the newest one; re-reading
     # the instant costs a record or two on an idle cycle (the planner skips them as applied).
@@ -183,7 +197,35 @@ def advance(cursor: ChangeCursor | None, read: Read) -> ChangeCursor | None:
     found = newer or (cursor is not None and cursor.phase == "scanning" and cursor.found_newer)
     if read.capped:
         return ChangeCursor(newest, "scanning", position=last, found_newer=found)
-    return ChangeCursor(newest, "overlap" if found else "settled")
+    if found:
+        return ChangeCursor(newest, "overlap", seen_through=read.seen_through)
+    return ChangeCursor(newest, "settled")
+
+
+def seen_through(
+    cursor: ChangeCursor | None,
+    where: ReadWindow,
+    read: Read,
+    ran_at: datetime | None,
+    overlap: timedelta,
+) -> datetime | None:
+    """Up to when ``read`` saw every change, if it can say: ``ran_at - overlap``.
+
+    ``ran_at`` is a lower bound of the vendor's clock when the read began; a change older than
+    ``overlap`` then was readable, and the read went over it -- provided the read started no
+    later than the overlap window it would shorten (``newest - overlap``).  A read that began
+    further on (a scan continuing after a capped read) took the records before its start in an
+    earlier read, which ran earlier; those keep the old window.  ``None``: no narrowing.
+    """
+    if ran_at is None or read.capped:
+        return None
+    last = read.end
+    if last is None:
+        return None
+    newest = last if cursor is None else max(cursor.newest, last)
+    if where.since is not None and where.since > newest[0] - overlap:
+        return None
+    return ran_at - overlap
 
 
 class _Desc:

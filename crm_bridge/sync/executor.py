@@ -102,8 +102,10 @@ class Executor:
         run_id: int | None = None,
         max_attempts: int = 5,
         should_stop: Callable[[], bool] = lambda: False,
+        on_written: Callable[[Side, str, Sequence[WriteResult]], None] | None = None,
     ) -> None:
         self.pair = pair
+        self.on_written = on_written
         self.connectors = connectors
         self.objects = objects
         self.store = store
@@ -359,6 +361,8 @@ class Executor:
             raise RuntimeError(
                 f"{connector.name}.write returned {len(results)} results for {len(ops)} inputs"
             )
+        if self.on_written is not None:
+            self.on_written(side, self.objects[side], results)
         now = self.now()
         with self._store_lock, self.store.transaction() as tx:
             outcomes = _BatchOutcomes(tx, self.pair, plan.obj, side)

@@ -31,7 +31,7 @@ from crm_bridge.errors import CrmBridgeError, SyncAbortedError
 from crm_bridge.ops.events import NO_OBSERVER, CycleObserver
 from crm_bridge.store import ChangeCursor, DeadLetter, Link, RunStatus, Side, Store
 from crm_bridge.sync.actions import SIDES, Plan, other
-from crm_bridge.sync.cursor import Read, advance, take, window
+from crm_bridge.sync.cursor import Read, advance, seen_through, take, window
 from crm_bridge.sync.executor import Executor
 from crm_bridge.sync.mapping import ObjectMap, PairSettings
 from crm_bridge.sync.owners import OwnerDirectory
@@ -44,6 +44,7 @@ from crm_bridge.sync.planner import (
 )
 from crm_bridge.sync.references import ReferenceDirectory, member_ids
 from crm_bridge.sync.values import canonical
+from crm_bridge.sync.write_clock import WriteClock
 
 __all__ = ["HINTED_READ_LIMIT", "CycleReport", "SyncRunner"]
 
@@ -143,6 +144,8 @@ class SyncRunner:
         self._owners_at: datetime | None = None
         self._stop_requested = False
         self._store_lock = threading.Lock()  # the two sides' reads share the store
+        # When our writes came back, to tell how late a read ran (crm_bridge.sync.write_clock).
+        self.write_clock = WriteClock()
         self.observer: CycleObserver = NO_OBSERVER  # log events, metrics, alerts (crm_bridge.ops)
 
     def request_stop(self) -> None:
@@ -312,16 +315,7 @@ class SyncRunner:
         self._guard_deletes(obj_name, plan, allow_deletes=False)
         if plan_only:
             return True
-        outcome = Executor(
-            pair=self.name,
-            connectors=self.connectors,
-            objects=objects,
-            store=self.store,
-            now=self.now,
-            run_id=run_id,
-            max_attempts=self.settings.dead_letter_max_attempts,
-            should_stop=lambda: self._stop_requested,
-        ).execute(plan)
+        outcome = self._executor(objects, run_id).execute(plan)
         report.counts.update(outcome.counts)
         return True
 
@@ -474,16 +468,32 @@ class SyncRunner:
         from ``known`` instead of asking the store a second time for the same ids.
         """
         conn = self.connectors[side]
-        where = window(cursor, timedelta(seconds=self.settings.overlap_seconds))
+        overlap = timedelta(seconds=self.settings.overlap_seconds)
+        where = window(cursor, overlap)
+        started = self.write_clock.monotonic()
+        ran_at: list[datetime] = []  # the vendor's clock at the start, at least (see applied)
+
+        def applied(records: Sequence[Record]) -> set[str]:
+            done = self._applied(side, obj_name, records, known)
+            if done:
+                ours = [r for r in records if r.id in done]
+                bound = self.write_clock.vendor_now_at_least(side, obj, ours, started)
+                if bound is not None and (not ran_at or bound > ran_at[0]):
+                    ran_at[:] = [bound]
+            return done
+
         with _closing(conn.changes(obj, where.since)) as stream:
             read = take(
                 stream,
                 where,
                 self.settings.max_records_per_cycle,
                 conn.object_spec(obj).ordering,
-                applied=lambda records: self._applied(side, obj_name, records, known),
+                applied=applied,
                 pass_limit=_PASS_LIMIT_PER_CAP * self.settings.max_records_per_cycle,
             )
+        through = seen_through(cursor, where, read, ran_at[0] if ran_at else None, overlap)
+        if through is not None:
+            read = replace(read, seen_through=through)
         kept = {record.id for record in read.records}
         for rid in [rid for rid in known if rid not in kept]:
             del known[rid]  # beyond the cap: read again next cycle, not planned now
@@ -754,17 +764,7 @@ class SyncRunner:
         self._guard_deletes(obj_name, plan, allow_deletes)
         if plan_only:
             return
-        executor = Executor(
-            pair=self.name,
-            connectors=self.connectors,
-            objects=objects,
-            store=self.store,
-            now=self.now,
-            run_id=run_id,
-            max_attempts=self.settings.dead_letter_max_attempts,
-            should_stop=lambda: self._stop_requested,
-        )
-        outcome = executor.execute(plan)
+        outcome = self._executor(objects, run_id).execute(plan)
         report.counts.update(outcome.counts)
         if outcome.stopped:
             return  # batches not sent yet are re-planned next cycle: the cursors stay
@@ -773,6 +773,32 @@ class SyncRunner:
                 moved = advance(cursors[side], reads[side])
                 if moved is not None and moved != cursors[side]:
                     tx.set_change_cursor(self.name, side, obj_name, moved, now=self.now())
+
+    def _executor(
+        self, objects: dict[Side, str], run_id: int | None, *, replay: bool = False
+    ) -> Executor:
+        """The executor of one plan; a replay runs to the end with the executor's own attempts."""
+        if replay:
+            return Executor(
+                pair=self.name,
+                connectors=self.connectors,
+                objects=objects,
+                store=self.store,
+                now=self.now,
+                run_id=run_id,
+                on_written=self.write_clock.note,
+            )
+        return Executor(
+            pair=self.name,
+            connectors=self.connectors,
+            objects=objects,
+            store=self.store,
+            now=self.now,
+            run_id=run_id,
+            max_attempts=self.settings.dead_letter_max_attempts,
+            should_stop=lambda: self._stop_requested,
+            on_written=self.write_clock.note,
+        )
 
     def _guard_deletes(self, obj_name: str, plan: Plan, allow_deletes: bool) -> None:
         deletes = plan.deletes()
@@ -859,15 +885,7 @@ class SyncRunner:
             changes["map"],
             links,
         )
-        executor = Executor(
-            pair=self.name,
-            connectors=self.connectors,
-            objects=objects,
-            store=self.store,
-            now=self.now,
-            run_id=run_id,
-        )
-        outcome = executor.execute(plan)
+        outcome = self._executor(objects, run_id, replay=True).execute(plan)
         report.counts.update({f"replay_{k}": v for k, v in outcome.counts.items()})
         found = {(s, r.id) for s in SIDES for r in changes[s]}
         with self.store.transaction() as tx:

@@ -8,13 +8,15 @@ over in-memory systems whose clocks stamp many records with one instant.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from crm_bridge.connector import Ordering, Record
+from crm_bridge.connector import Ordering, Record, WriteResult
 from crm_bridge.connectors.example_memory import MemoryBackend, MemoryConnector, MemorySettings
 from crm_bridge.store import ChangeCursor
-from crm_bridge.sync.cursor import ReadWindow, advance, take, window
+from crm_bridge.sync.cursor import ReadWindow, advance, seen_through, take, window
+from crm_bridge.sync.write_clock import WriteClock
 from tests.sync.conftest import World
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -259,3 +261,70 @@ def test_our_own_writes_read_back_do_not_cap_the_side_and_defer_its_creates(
         assert report.counts["created"] == 2 and len(world.people("map")) == 7
     finally:
         world.store.close()
+
+
+# -- the overlap narrowed to when the read ran ---------------------------------------------------
+
+OVERLAP = timedelta(seconds=5)
+
+
+def test_the_overlap_reread_starts_at_what_the_read_saw_through_never_outside_the_old_window() -> (
+    None
+):
+    """A burst written 0-4 s, read back at 7 s: only what changed after 2 s may be unseen."""
+    burst = [_rec(f"w{n}", n) for n in range(5)]  # our writes, the newest at 4 s
+    where = ReadWindow(T0 - timedelta(seconds=30))
+    read = take(burst, where, 100, Ordering.ASCENDING)
+    through = seen_through(None, where, read, T0 + timedelta(seconds=7), OVERLAP)
+    assert through == T0 + timedelta(seconds=2)
+    cursor = advance(None, replace(read, seen_through=through))
+    assert cursor is not None and cursor.phase == "overlap"
+    assert window(cursor, OVERLAP).since == T0 + timedelta(seconds=2)  # not -1 s: 2 records less
+    # the read ran long after the burst: the re-read is the newest instant only, as if settled
+    late = replace(cursor, seen_through=T0 + timedelta(seconds=60))
+    assert window(late, OVERLAP).since == T0 + timedelta(seconds=4)
+    # a bound before the old window (a read that ran at once) keeps the old window
+    early = replace(cursor, seen_through=T0 - timedelta(seconds=9))
+    assert window(early, OVERLAP).since == T0 - timedelta(seconds=1)
+    assert window(replace(cursor, seen_through=None), OVERLAP).since == T0 - timedelta(seconds=1)
+
+
+def test_no_narrowing_without_a_bound_for_a_capped_read_or_a_scan_begun_inside_the_window() -> None:
+    records = [_rec(f"r{n}", n) for n in range(5)]
+    ran = T0 + timedelta(seconds=30)
+    wide = ReadWindow(T0 - timedelta(seconds=30))
+    whole = take(records, wide, 100, Ordering.ASCENDING)
+    assert seen_through(None, wide, whole, None, OVERLAP) is None
+    capped = take(records, wide, 2, Ordering.ASCENDING)
+    assert capped.capped and seen_through(None, wide, capped, ran, OVERLAP) is None
+    # the end of a scan that began at 3 s: the records before it came from an earlier read
+    position = (T0 + timedelta(seconds=3), "r3")
+    scan = ChangeCursor(position, "scanning", position=position, found_newer=True)
+    rest = take(records, window(scan, OVERLAP), 100, Ordering.ASCENDING)
+    assert [r.id for r in rest.records] == ["r4"]
+    assert seen_through(scan, window(scan, OVERLAP), rest, ran, OVERLAP) is None
+
+
+def test_the_write_clock_bounds_the_vendor_clock_only_from_our_versions_written_before_the_read() -> (
+    None
+):
+    mono = [100.0]
+    clock = WriteClock(monotonic=lambda: mono[0])
+    clock.note("map", "contacts", [WriteResult.success("k1", "c1", version="v1")])
+    mono[0] = 103.0
+    clock.note("map", "contacts", [WriteResult.success("k2", "c2", version="v2")])
+    ours = _rec("c1", 10)
+    stamp = ours.modified_at
+    read_back = replace(ours, version="v1")
+    edited = replace(ours, version="v9", modified_at=stamp + timedelta(seconds=50))
+    assert clock.vendor_now_at_least("map", "contacts", [read_back], 106.0) == stamp + timedelta(
+        seconds=6
+    )
+    assert clock.vendor_now_at_least("map", "contacts", [edited], 106.0) is None  # not our version
+    assert clock.vendor_now_at_least("crm", "contacts", [read_back], 106.0) is None  # other side
+    later = replace(_rec("c2", 90), version="v2")  # its answer came after the read began
+    assert clock.vendor_now_at_least("map", "contacts", [later], 102.0) is None
+    small = WriteClock(keep=1, monotonic=lambda: mono[0])
+    small.note("map", "contacts", [WriteResult.success("a", "c1", version="v1")])
+    small.note("map", "contacts", [WriteResult.success("b", "c2", version="v2")])
+    assert small.vendor_now_at_least("map", "contacts", [read_back], 200.0) is None  # forgotten
