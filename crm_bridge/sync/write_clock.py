@@ -22,10 +22,13 @@ from datetime import datetime, timedelta
 from crm_bridge.connector import Record, WriteResult
 from crm_bridge.store import Side
 
-__all__ = ["WriteClock"]
+__all__ = ["KEEP_PER_CAP", "WriteClock"]
 
-KEEP = 200_000
-"""Writes remembered per pair: a few load cycles' worth; the oldest go first."""
+KEEP = 40_000
+"""Writes remembered by default; the oldest go first.  A bound needs only one record, read back
+in the next cycle or so: the runner keeps :data:`KEEP_PER_CAP` cycles' caps (about 12 MB at the
+default cap), which is most of the last cycle's writes."""
+KEEP_PER_CAP = 4
 
 
 class WriteClock:
