@@ -252,3 +252,28 @@ def test_search_response_has_no_burst_headers(hubspot: RunningHubSpot) -> None:
         timeout=10,
     )
     assert plain.headers["x-hubspot-ratelimit-max"] == "190"
+
+
+def test_a_lagging_index_leaves_fresh_writes_out_of_search_until_the_lag_has_passed(
+    hubspot: RunningHubSpot,
+) -> None:
+    hubspot.emulator.settings.search_index_lag_seconds = 3
+    api = hubspot.client().crm.contacts.basic_api
+    made = api.create(
+        SimplePublicObjectInputForCreate(
+            properties={"email": "fresh@example.com", "firstname": "F"}
+        )
+    )
+    assert api.get_by_id(made.id).id == made.id  # the record itself is there at once
+    query = {
+        "filter_groups": [
+            {"filters": [{"propertyName": "email", "operator": "EQ", "value": "fresh@example.com"}]}
+        ]
+    }
+    assert _search(hubspot, **query).total == 0
+    hubspot.emulator.clock.advance(3)
+    assert _names(_search(hubspot, **query)) == ["F"]
+    api.update(made.id, SimplePublicObjectInput(properties={"firstname": "G"}))
+    assert _search(hubspot, **query).total == 0  # an update is re-indexed too
+    hubspot.emulator.clock.advance(3)
+    assert _names(_search(hubspot, **query)) == ["G"]

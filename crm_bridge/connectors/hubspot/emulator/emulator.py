@@ -71,7 +71,11 @@ class HubSpotEmulator:
         self.faults = FaultPlane()
         self.calls = CallCounter()
         self.portal = Portal(self.clock, self.settings.portal_id)
-        self.search_engine = SearchEngine(self.portal, cache_size=self.settings.search_cache_size)
+        self.search_engine = SearchEngine(
+            self.portal,
+            cache_size=self.settings.search_cache_size,
+            lag=lambda: self.settings.search_index_lag_seconds,
+        )
         self.tokens = TokenRegistry(self.settings, self.clock)
         self.limiter = RateLimiter(self.settings, self.clock)
         self.journal = Journal(self.settings, self.clock)

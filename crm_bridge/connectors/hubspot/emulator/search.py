@@ -104,9 +104,12 @@ class SearchQuery:
 class SearchEngine:
     """Evaluates queries against a portal and caches ordered results."""
 
-    def __init__(self, portal: Portal, *, cache_size: int = 32) -> None:
+    def __init__(
+        self, portal: Portal, *, cache_size: int = 32, lag: Callable[[], float] = lambda: 0.0
+    ) -> None:
         self.portal = portal
         self.cache_size = cache_size
+        self.lag = lag  # seconds from a write to the index (HubSpotEmulatorSettings)
         self._cache: OrderedDict[str, tuple[int, list[int]]] = OrderedDict()
 
     def clear(self) -> None:
@@ -116,6 +119,9 @@ class SearchEngine:
     def run(self, obj: str, q: SearchQuery) -> list[int]:
         """The full ordered id list matching ``q`` (served from cache when still valid)."""
         store = self.portal.store(obj)
+        lag_ms = int(self.lag() * 1000)
+        if lag_ms > 0:  # what the index holds changes with time, not only with writes
+            return self._evaluate(store, q, indexed_by=self.portal.now_ms() - lag_ms)
         key = q.cache_key(obj)
         hit = self._cache.get(key)
         if hit is not None and hit[0] == store.version:
@@ -130,13 +136,16 @@ class SearchEngine:
 
     # -- evaluation -------------------------------------------------------------------------
 
-    def _evaluate(self, store: ObjectStore, q: SearchQuery) -> list[int]:
+    def _evaluate(
+        self, store: ObjectStore, q: SearchQuery, indexed_by: int | None = None
+    ) -> list[int]:
         groups = [[self._predicate(store, f) for f in g] for g in q.groups]
         text = self._text_predicate(store, q.query) if q.query else None
         matches = [
             rec
             for rec in self._candidates(store, q)
-            if (not groups or any(all(p(rec) for p in g) for g in groups))
+            if (indexed_by is None or rec.updated <= indexed_by)
+            and (not groups or any(all(p(rec) for p in g) for g in groups))
             and (text is None or text(rec))
         ]
         matches.sort(key=lambda r: r.id)

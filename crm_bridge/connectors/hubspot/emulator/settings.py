@@ -49,3 +49,9 @@ class HubSpotEmulatorSettings(BaseModel):
     search_max_limit: int = 200
     search_max_results: int = 10_000
     search_cache_size: int = 32
+    search_index_lag_seconds: float = Field(default=0.0, ge=0)
+    """How long a write takes to reach the search index (0: at once).  HubSpot's search is an
+    index fed after the write commits: a record written moments ago is missing from search
+    results (the docs warn of a short delay), which is what the sync's overlap re-read is for.
+    While lagging, a record is left out of search entirely (the real index would still hold its
+    previous version; for "modified since" reads the two look the same)."""
