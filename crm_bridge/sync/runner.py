@@ -44,7 +44,7 @@ from crm_bridge.sync.planner import (
 )
 from crm_bridge.sync.references import ReferenceDirectory, member_ids
 from crm_bridge.sync.values import canonical
-from crm_bridge.sync.write_clock import KEEP_PER_CAP, WriteClock
+from crm_bridge.sync.write_clock import WriteClock
 
 __all__ = ["HINTED_READ_LIMIT", "CycleReport", "SyncRunner"]
 
@@ -145,7 +145,7 @@ class SyncRunner:
         self._stop_requested = False
         self._store_lock = threading.Lock()  # the two sides' reads share the store
         # When our writes came back, to tell how late a read ran (crm_bridge.sync.write_clock).
-        self.write_clock = WriteClock(keep=KEEP_PER_CAP * settings.max_records_per_cycle)
+        self.write_clock = WriteClock()
         self.observer: CycleObserver = NO_OBSERVER  # log events, metrics, alerts (crm_bridge.ops)
 
     def request_stop(self) -> None:

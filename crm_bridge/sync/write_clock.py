@@ -22,35 +22,35 @@ from datetime import datetime, timedelta
 from crm_bridge.connector import Record, WriteResult
 from crm_bridge.store import Side
 
-__all__ = ["KEEP_PER_CAP", "WriteClock"]
+__all__ = ["KEEP", "WriteClock"]
 
-KEEP = 40_000
-"""Writes remembered by default; the oldest go first.  A bound needs only one record, read back
-in the next cycle or so: the runner keeps :data:`KEEP_PER_CAP` cycles' caps (about 12 MB at the
-default cap), which is most of the last cycle's writes."""
-KEEP_PER_CAP = 4
+KEEP = 2_000
+"""Writes remembered per side and object, the newest: one read back is enough for a bound
+(each gives the vendor's clock minus that write's round trip), and a read that passes over our
+writes goes through to the newest of them, so a short tail costs nothing in precision and
+holds the memory to a few megabytes whatever the load."""
 
 
 class WriteClock:
-    """The monotonic time each of our writes came back, by side, object, record id and version."""
+    """The monotonic time each of our latest writes came back, by side, object, id and version."""
 
     def __init__(self, keep: int = KEEP, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.keep = keep
         self.monotonic = monotonic
-        self._at: OrderedDict[tuple[Side, str, str], tuple[str, float]] = OrderedDict()
+        self._at: dict[tuple[Side, str], OrderedDict[str, tuple[str, float]]] = {}
         self._lock = threading.Lock()  # writer threads note, reader threads look up
 
     def note(self, side: Side, obj: str, results: Sequence[WriteResult]) -> None:
         """These results came back just now."""
         at = self.monotonic()
         with self._lock:
+            stream = self._at.setdefault((side, obj), OrderedDict())
             for result in results:
                 if result.ok and result.id is not None and result.version is not None:
-                    key = (side, obj, result.id)
-                    self._at.pop(key, None)
-                    self._at[key] = (result.version, at)
-            while len(self._at) > self.keep:
-                self._at.popitem(last=False)
+                    stream.pop(result.id, None)
+                    stream[result.id] = (result.version, at)
+            while len(stream) > self.keep:
+                stream.popitem(last=False)
 
     def vendor_now_at_least(
         self, side: Side, obj: str, records: Iterable[Record], started: float
@@ -61,8 +61,11 @@ class WriteClock:
         """
         best: datetime | None = None
         with self._lock:
+            stream = self._at.get((side, obj))
+            if stream is None:
+                return None
             for record in records:
-                found = self._at.get((side, obj, record.id))
+                found = stream.get(record.id)
                 if found is None or found[0] != record.version or found[1] > started:
                     continue  # not our version, or written after the read began
                 bound = record.modified_at + timedelta(seconds=started - found[1])
