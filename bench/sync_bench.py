@@ -82,8 +82,12 @@ class ClientProcess:
         command = [sys.executable, str(CLIENT), str(spec_path)]
         if spec.get("memray"):  # every allocation, native ones (SQLite, SSL) included
             command[1:1] = ["-m", "memray", "run", "-q", "--native", "-o", str(spec["memray"])]
+        # The allocator setting the shipped units and container run the daemon with
+        # (docs/operations.md, "Memory"), so peak RSS is what an admin's daemon would reach.
+        env = {**os.environ, "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2")}
         self.proc = subprocess.Popen(
             command,
+            env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,
