@@ -64,9 +64,12 @@ from crm_bridge.sync.actions import (
     other,
 )
 
-__all__ = ["ExecutionReport", "Executor"]
+__all__ = ["DEFAULT_MAX_ATTEMPTS", "ExecutionReport", "Executor"]
 
 RemoteAction = Create | Update | Remove
+
+DEFAULT_MAX_ATTEMPTS = 5
+"""Attempts of a record before its dead letter stops being retried, unless the pair says."""
 
 _AWAITS_A_LINK = frozenset({"REFERENCE_NOT_LINKED"})
 """Codes of records waiting for another record's link rather than for a person's fix."""
@@ -100,7 +103,7 @@ class Executor:
         store: Store,
         now: Callable[[], datetime],
         run_id: int | None = None,
-        max_attempts: int = 5,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         should_stop: Callable[[], bool] = lambda: False,
         on_written: Callable[[Side, str, Sequence[WriteResult]], None] | None = None,
     ) -> None:

@@ -32,7 +32,7 @@ from crm_bridge.ops.events import NO_OBSERVER, CycleObserver
 from crm_bridge.store import ChangeCursor, DeadLetter, Link, RunStatus, Side, Store
 from crm_bridge.sync.actions import SIDES, Plan, other
 from crm_bridge.sync.cursor import Read, advance, seen_through, take, window
-from crm_bridge.sync.executor import Executor
+from crm_bridge.sync.executor import DEFAULT_MAX_ATTEMPTS, Executor
 from crm_bridge.sync.mapping import ObjectMap, PairSettings
 from crm_bridge.sync.owners import OwnerDirectory
 from crm_bridge.sync.planner import (
@@ -778,16 +778,6 @@ class SyncRunner:
         self, objects: dict[Side, str], run_id: int | None, *, replay: bool = False
     ) -> Executor:
         """The executor of one plan; a replay runs to the end with the executor's own attempts."""
-        if replay:
-            return Executor(
-                pair=self.name,
-                connectors=self.connectors,
-                objects=objects,
-                store=self.store,
-                now=self.now,
-                run_id=run_id,
-                on_written=self.write_clock.note,
-            )
         return Executor(
             pair=self.name,
             connectors=self.connectors,
@@ -795,8 +785,10 @@ class SyncRunner:
             store=self.store,
             now=self.now,
             run_id=run_id,
-            max_attempts=self.settings.dead_letter_max_attempts,
-            should_stop=lambda: self._stop_requested,
+            max_attempts=(
+                DEFAULT_MAX_ATTEMPTS if replay else self.settings.dead_letter_max_attempts
+            ),
+            should_stop=(lambda: False) if replay else (lambda: self._stop_requested),
             on_written=self.write_clock.note,
         )
 
